@@ -1,0 +1,161 @@
+// The reconcile work queue with real timers: dedup, one pass per key at a time, backoff, terminal errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkQueue, type ReconcileResult } from '../../controller/kube/work-queue.ts';
+import { qbError } from '../../proto/errors.ts';
+
+async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
+
+test('a key added many times before a worker takes it runs once', async () => {
+  const runs: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const q = new WorkQueue(
+    async (key) => {
+      if (key === 'blocker') await gate;
+      runs.push(key);
+    },
+    { workers: 1 },
+  );
+  q.add('blocker');
+  for (let i = 0; i < 50; i++) q.add('ns/a.B');
+  q.add('ns/c.D');
+  q.add('ns/a.B');
+  assert.equal(q.depth, 2);
+  release();
+  await q.whenIdle();
+  assert.deepEqual(runs, ['blocker', 'ns/a.B', 'ns/c.D']);
+});
+
+test('a key never runs on two workers at once and runs again when added during its pass', async () => {
+  let concurrent = 0;
+  let maxConcurrent = 0;
+  let passes = 0;
+  const q = new WorkQueue(
+    async () => {
+      concurrent++;
+      maxConcurrent = Math.max(maxConcurrent, concurrent);
+      passes++;
+      await sleep(20);
+      concurrent--;
+    },
+    { workers: 8 },
+  );
+  q.add('ns/x.Y');
+  await until(() => passes === 1);
+  // Added many times while running: marked dirty once, one more pass after this one.
+  for (let i = 0; i < 20; i++) q.add('ns/x.Y');
+  await until(() => passes === 2 && concurrent === 0);
+  await q.whenIdle();
+  await sleep(50);
+  assert.equal(maxConcurrent, 1);
+  assert.equal(passes, 2);
+});
+
+test('distinct keys run in parallel up to the worker count', async () => {
+  let concurrent = 0;
+  let maxConcurrent = 0;
+  const q = new WorkQueue(
+    async () => {
+      concurrent++;
+      maxConcurrent = Math.max(maxConcurrent, concurrent);
+      await sleep(30);
+      concurrent--;
+    },
+    { workers: 3 },
+  );
+  for (let i = 0; i < 9; i++) q.add(`ns/k${i}.S`);
+  await q.whenIdle();
+  assert.equal(maxConcurrent, 3);
+});
+
+test('a failing key retries with exponential backoff and stops failing once it succeeds', async () => {
+  const times: number[] = [];
+  const results: ReconcileResult[] = [];
+  const q = new WorkQueue(
+    async () => {
+      times.push(performance.now());
+      if (times.length <= 4) throw new Error('api server said no');
+    },
+    { baseDelayMs: 40, maxDelayMs: 10_000, onResult: (_k, r) => results.push(r) },
+  );
+  q.add('ns/a.B');
+  await until(() => times.length === 5, 20_000);
+  assert.deepEqual(results, ['error', 'error', 'error', 'error', 'success']);
+  const gaps = times.slice(1).map((t, i) => t - times[i]!);
+  // 40, 80, 160, 320 ms (timers never fire early; allow slowness upward only).
+  const expected = [40, 80, 160, 320];
+  gaps.forEach((g, i) => assert.ok(g >= expected[i]! - 2, `gap ${i} was ${g.toFixed(1)} ms, expected ≥ ${expected[i]}`));
+  assert.ok(gaps[3]! > gaps[0]!, 'delays grow');
+  assert.equal(q.failures('ns/a.B'), 0, 'success forgets the failures');
+  assert.equal(q.nextDelayMs('ns/a.B'), 40);
+});
+
+test('backoff is capped at maxDelayMs', async () => {
+  let runs = 0;
+  const q = new WorkQueue(
+    async () => {
+      runs++;
+      throw new Error('always');
+    },
+    { baseDelayMs: 1, maxDelayMs: 8 },
+  );
+  q.add('ns/a.B');
+  await until(() => runs >= 8, 10_000);
+  assert.ok(q.nextDelayMs('ns/a.B') <= 8);
+  await q.stop();
+});
+
+test('a terminal error is reported and not retried', async () => {
+  let runs = 0;
+  const results: ReconcileResult[] = [];
+  const q = new WorkQueue(
+    async () => {
+      runs++;
+      throw qbError('QB_RECONCILE_TERMINAL', 'API id collides with another API; rename one');
+    },
+    { baseDelayMs: 5, onResult: (_k, r) => results.push(r) },
+  );
+  q.add('ns/a.B');
+  await q.whenIdle();
+  await sleep(200);
+  assert.equal(runs, 1);
+  assert.deepEqual(results, ['terminal']);
+  assert.equal(q.delayed, 0);
+});
+
+test('requeueAfterMs runs the key again after the delay', async () => {
+  const times: number[] = [];
+  const q = new WorkQueue(async () => {
+    times.push(performance.now());
+    return times.length < 2 ? { requeueAfterMs: 60 } : undefined;
+  });
+  q.add('ns/a.B');
+  await until(() => times.length === 2);
+  assert.ok(times[1]! - times[0]! >= 58);
+  await q.stop();
+});
+
+test('adding a key that waits on a backoff runs it at once', async () => {
+  let runs = 0;
+  const q = new WorkQueue(
+    async () => {
+      runs++;
+      if (runs === 1) throw new Error('first fails');
+    },
+    { baseDelayMs: 60_000 },
+  );
+  q.add('ns/a.B');
+  await until(() => runs === 1 && q.delayed === 1);
+  q.add('ns/a.B');
+  await until(() => runs === 2);
+  assert.equal(q.delayed, 0);
+  await q.stop();
+});
