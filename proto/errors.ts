@@ -1,0 +1,87 @@
+// The one error catalogue of qbasis: every refusal has a stable code and a gRPC status.
+// Codes never change meaning once published; add new ones at the end of their group.
+
+/** gRPC status codes (numeric, as on the wire). */
+export const Status = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+export type StatusCode = (typeof Status)[keyof typeof Status];
+
+/** Stable error codes and the gRPC status each maps to. */
+export const catalogue = {
+  // Frames (DESIGN.md: each bad-frame class has its own code).
+  QB_FRAME_TRUNCATED: Status.DATA_LOSS,
+  QB_FRAME_OVERLONG: Status.INVALID_ARGUMENT,
+  QB_FRAME_BAD_MAGIC: Status.INVALID_ARGUMENT,
+  QB_FRAME_UNKNOWN_CODEC: Status.UNIMPLEMENTED,
+  QB_FRAME_RESERVED_BITS: Status.INVALID_ARGUMENT,
+  QB_FRAME_VERSION_RANGE: Status.OUT_OF_RANGE,
+  QB_FRAME_TOO_LARGE: Status.RESOURCE_EXHAUSTED,
+  QB_FRAME_BAD_FIELD: Status.INVALID_ARGUMENT,
+  QB_FRAME_BAD_TEXT: Status.INVALID_ARGUMENT,
+  // Declarations (annotations, flags).
+  QB_INVALID_ANNOTATION: Status.INVALID_ARGUMENT,
+  QB_INVALID_FLAG: Status.INVALID_ARGUMENT,
+  QB_INVALID_VERSION: Status.INVALID_ARGUMENT,
+  QB_INVALID_RANGE: Status.INVALID_ARGUMENT,
+  // Routing.
+  QB_NO_COMPATIBLE_ENDPOINT: Status.UNAVAILABLE,
+  QB_API_NOT_PROVIDED: Status.FAILED_PRECONDITION,
+  QB_VERSION_INCOMPATIBLE: Status.FAILED_PRECONDITION,
+  QB_CODEC_INCOMPATIBLE: Status.FAILED_PRECONDITION,
+  QB_API_ID_COLLISION: Status.FAILED_PRECONDITION,
+  QB_SHUTTING_DOWN: Status.UNAVAILABLE,
+  QB_UPSTREAM_FAILED: Status.UNAVAILABLE,
+  QB_BAD_REQUEST: Status.INVALID_ARGUMENT,
+  QB_INTERNAL: Status.INTERNAL,
+  // Control plane.
+  QB_RECONCILE_TERMINAL: Status.FAILED_PRECONDITION,
+  QB_KUBE_API: Status.UNAVAILABLE,
+} as const satisfies Record<string, StatusCode>;
+
+export type ErrorCode = keyof typeof catalogue;
+
+export interface QbasisErrorOptions {
+  cause?: unknown;
+  /** Machine-readable context (what was found, what was expected). Never secrets. */
+  details?: Record<string, unknown>;
+}
+
+export class QbasisError extends Error {
+  readonly code: ErrorCode;
+  readonly grpcStatus: StatusCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: QbasisErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'QbasisError';
+    this.code = code;
+    this.grpcStatus = catalogue[code];
+    this.details = options.details;
+  }
+}
+
+export function isQbasisError(err: unknown, code?: ErrorCode): err is QbasisError {
+  return err instanceof QbasisError && (code === undefined || err.code === code);
+}
+
+/** Shorthand used across the code base: `fail('QB_X', 'what was wrong; expected …')`. */
+export function qbError(code: ErrorCode, message: string, options?: QbasisErrorOptions): QbasisError {
+  return new QbasisError(code, message, options);
+}
