@@ -1,0 +1,33 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { Diff as _qbasis_discovery_v1_Diff, Diff__Output as _qbasis_discovery_v1_Diff__Output } from './qbasis/discovery/v1/Diff.ts';
+import type { DiscoveryClient as _qbasis_discovery_v1_DiscoveryClient, DiscoveryDefinition as _qbasis_discovery_v1_DiscoveryDefinition } from './qbasis/discovery/v1/Discovery.ts';
+import type { Endpoint as _qbasis_discovery_v1_Endpoint, Endpoint__Output as _qbasis_discovery_v1_Endpoint__Output } from './qbasis/discovery/v1/Endpoint.ts';
+import type { EndpointRef as _qbasis_discovery_v1_EndpointRef, EndpointRef__Output as _qbasis_discovery_v1_EndpointRef__Output } from './qbasis/discovery/v1/EndpointRef.ts';
+import type { NoEndpoints as _qbasis_discovery_v1_NoEndpoints, NoEndpoints__Output as _qbasis_discovery_v1_NoEndpoints__Output } from './qbasis/discovery/v1/NoEndpoints.ts';
+import type { Snapshot as _qbasis_discovery_v1_Snapshot, Snapshot__Output as _qbasis_discovery_v1_Snapshot__Output } from './qbasis/discovery/v1/Snapshot.ts';
+import type { Update as _qbasis_discovery_v1_Update, Update__Output as _qbasis_discovery_v1_Update__Output } from './qbasis/discovery/v1/Update.ts';
+import type { WatchRequest as _qbasis_discovery_v1_WatchRequest, WatchRequest__Output as _qbasis_discovery_v1_WatchRequest__Output } from './qbasis/discovery/v1/WatchRequest.ts';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  qbasis: {
+    discovery: {
+      v1: {
+        Diff: MessageTypeDefinition<_qbasis_discovery_v1_Diff, _qbasis_discovery_v1_Diff__Output>
+        Discovery: SubtypeConstructor<typeof grpc.Client, _qbasis_discovery_v1_DiscoveryClient> & { service: _qbasis_discovery_v1_DiscoveryDefinition }
+        Endpoint: MessageTypeDefinition<_qbasis_discovery_v1_Endpoint, _qbasis_discovery_v1_Endpoint__Output>
+        EndpointRef: MessageTypeDefinition<_qbasis_discovery_v1_EndpointRef, _qbasis_discovery_v1_EndpointRef__Output>
+        NoEndpoints: MessageTypeDefinition<_qbasis_discovery_v1_NoEndpoints, _qbasis_discovery_v1_NoEndpoints__Output>
+        Snapshot: MessageTypeDefinition<_qbasis_discovery_v1_Snapshot, _qbasis_discovery_v1_Snapshot__Output>
+        Update: MessageTypeDefinition<_qbasis_discovery_v1_Update, _qbasis_discovery_v1_Update__Output>
+        WatchRequest: MessageTypeDefinition<_qbasis_discovery_v1_WatchRequest, _qbasis_discovery_v1_WatchRequest__Output>
+      }
+    }
+  }
+}
+

@@ -1,0 +1,10 @@
+// Original file: proto/discovery.proto
+
+
+export interface NoEndpoints {
+  'existsElsewhere'?: (boolean);
+}
+
+export interface NoEndpoints__Output {
+  'existsElsewhere': (boolean);
+}
