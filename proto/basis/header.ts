@@ -128,7 +128,7 @@ export function readHeader(buf: Uint8Array, offset = 0, opts: ReadOptions = {}):
   if (!codecs.includes(codec)) {
     throw new QbasisError(
       'QB_FRAME_UNKNOWN_CODEC',
-      `unknown codec version ${codec}; this side speaks ${codecs.join(', ')}`,
+      `unknown codec version ${codec}; expected one this side speaks: ${codecs.join(', ')}`,
       { details: { codec, supported: [...codecs] } },
     );
   }
