@@ -1,0 +1,197 @@
+// Serves qbasis.discovery.v1.Discovery/Watch from the registry. Each stream holds
+// what it last sent and a dirty flag; at most one message is in flight per stream,
+// and when it is written (HTTP/2 flow control permitting) the next message is a
+// diff from what the subscriber has to the registry's CURRENT state. A slow
+// subscriber therefore gets the latest state, never a backlog.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  DISCOVERY_KEEPALIVE,
+  discoveryServiceDefinition,
+  endpointChanged,
+  endpointKey,
+  endpointToWire,
+  type Endpoint,
+  type Update,
+  type WatchRequest__Output,
+} from '../proto/discovery.ts';
+import { isApiName } from '../proto/annotations.ts';
+import type { ApiChange, EndpointRegistry } from './endpoint-registry.ts';
+
+export interface DiscoveryServerOptions {
+  registry: EndpointRegistry;
+  logger: Logger;
+  host: string;
+  port: number;
+}
+
+interface Subscriber {
+  id: number;
+  api: string;
+  namespace: string;
+  who: string;
+  call: grpc.ServerWritableStream<WatchRequest__Output, Update>;
+  /** What the subscriber holds (undefined until the snapshot is written). */
+  sent: Map<string, Endpoint> | undefined;
+  sentVersion: number;
+  inFlight: boolean;
+  dirty: boolean;
+  closed: boolean;
+  messages: number;
+}
+
+export interface DiscoveryServerStats {
+  streams: number;
+  messagesSent: number;
+  /** Registry changes folded into a later message because the stream was still busy. */
+  coalesced: number;
+}
+
+export class DiscoveryServer {
+  readonly #opts: DiscoveryServerOptions;
+  readonly #log: Logger;
+  readonly #server: grpc.Server;
+  readonly #subs = new Map<string, Set<Subscriber>>();
+  #nextId = 1;
+  #stats: DiscoveryServerStats = { streams: 0, messagesSent: 0, coalesced: 0 };
+  #boundPort = 0;
+  readonly #onChange = (c: ApiChange): void => {
+    for (const s of this.#subs.get(c.api) ?? []) this.#markDirty(s);
+  };
+
+  constructor(opts: DiscoveryServerOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger.child({ component: 'discovery-server' });
+    this.#server = new grpc.Server({ ...DISCOVERY_KEEPALIVE.server });
+    this.#server.addService(discoveryServiceDefinition(), { Watch: (call: grpc.ServerWritableStream<WatchRequest__Output, Update>) => this.#watch(call) });
+  }
+
+  /** Binds and serves; resolves with the bound port (useful with port 0). */
+  async start(): Promise<number> {
+    const hostPort = this.#opts.host.includes(':') ? `[${this.#opts.host}]:${this.#opts.port}` : `${this.#opts.host}:${this.#opts.port}`;
+    this.#boundPort = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(hostPort, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    this.#opts.registry.on('change', this.#onChange);
+    this.#log.info({ address: hostPort, port: this.#boundPort }, 'discovery server listening');
+    return this.#boundPort;
+  }
+
+  port(): number {
+    return this.#boundPort;
+  }
+
+  stats(): DiscoveryServerStats {
+    return { ...this.#stats, streams: [...this.#subs.values()].reduce((n, s) => n + s.size, 0) };
+  }
+
+  /** Ends every stream (subscribers reconnect elsewhere) and stops listening. */
+  async stop(graceMs = 2000): Promise<void> {
+    this.#opts.registry.off('change', this.#onChange);
+    for (const set of this.#subs.values()) for (const s of set) s.call.end();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.#server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  #watch(call: grpc.ServerWritableStream<WatchRequest__Output, Update>): void {
+    const req = call.request;
+    const who = [req.subscriberNamespace, req.subscriberPod].filter((s) => s !== '').join('/') || call.getPeer();
+    if (!isApiName(req.api)) {
+      call.emit('error', {
+        code: grpc.status.INVALID_ARGUMENT,
+        details: `QB_BAD_REQUEST: api '${req.api}' is not a fully-qualified gRPC service name; expected e.g. shop.orders.v1.OrderService`,
+      });
+      return;
+    }
+    const s: Subscriber = {
+      id: this.#nextId++,
+      api: req.api,
+      namespace: req.namespace,
+      who,
+      call,
+      sent: undefined,
+      sentVersion: 0,
+      inFlight: false,
+      dirty: true,
+      closed: false,
+      messages: 0,
+    };
+    let set = this.#subs.get(s.api);
+    if (set === undefined) {
+      set = new Set();
+      this.#subs.set(s.api, set);
+    }
+    set.add(s);
+    const log = this.#log.child({ stream: s.id, api: s.api, subscriber: who, namespace: s.namespace || '*' });
+    log.info({ codecs: req.codecs }, 'subscriber connected');
+    const done = (why: string): void => {
+      if (s.closed) return;
+      s.closed = true;
+      this.#subs.get(s.api)?.delete(s);
+      if (this.#subs.get(s.api)?.size === 0) this.#subs.delete(s.api);
+      log.info({ why, messages: s.messages }, 'subscriber gone');
+    };
+    call.on('cancelled', () => done('cancelled'));
+    call.on('close', () => done('closed'));
+    call.on('error', (err: Error) => done(`error: ${err.message}`));
+    call.on('finish', () => done('finished'));
+    this.#flush(s);
+  }
+
+  #markDirty(s: Subscriber): void {
+    if (s.closed) return;
+    if (s.inFlight) {
+      if (s.dirty) this.#stats.coalesced++;
+      s.dirty = true;
+      return;
+    }
+    s.dirty = true;
+    this.#flush(s);
+  }
+
+  #flush(s: Subscriber): void {
+    if (s.closed || s.inFlight || !s.dirty) return;
+    s.dirty = false;
+    const reg = this.#opts.registry;
+    const version = reg.version(s.api);
+    const current = new Map(reg.list(s.api, s.namespace).map((e) => [endpointKey(e), e]));
+    let msg: Update;
+    if (s.sent === undefined) {
+      msg = { api: s.api, version, snapshot: { endpoints: [...current.values()].map(endpointToWire) } };
+    } else if (current.size === 0) {
+      if (s.sent.size === 0) return; // nothing the subscriber can see changed
+      msg = { api: s.api, version, noEndpoints: { existsElsewhere: reg.list(s.api).length > 0 } };
+    } else {
+      const added: Endpoint[] = [];
+      const changed: Endpoint[] = [];
+      const removed: { pod: string; namespace: string }[] = [];
+      for (const [k, e] of current) {
+        const old = s.sent.get(k);
+        if (old === undefined) added.push(e);
+        else if (endpointChanged(old, e)) changed.push(e);
+      }
+      for (const [k, e] of s.sent) if (!current.has(k)) removed.push({ pod: e.pod, namespace: e.namespace });
+      if (added.length + changed.length + removed.length === 0) return;
+      msg = { api: s.api, version, diff: { added: added.map(endpointToWire), changed: changed.map(endpointToWire), removed } };
+    }
+    // A stream's versions must strictly increase; the registry's already do, except a
+    // snapshot of a never-seen API (version 0), which is the first message anyway.
+    s.sent = current;
+    s.sentVersion = version;
+    s.inFlight = true;
+    s.messages++;
+    this.#stats.messagesSent++;
+    s.call.write(msg, () => {
+      s.inFlight = false;
+      this.#flush(s);
+    });
+  }
+}

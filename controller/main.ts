@@ -1,0 +1,140 @@
+// The controller's composition root: flags → pod source → endpoint registry →
+// discovery server → extra components → admin HTTP, then wait for SIGTERM/SIGINT and
+// take it all down in reverse. See controller/README.md for the extension points.
+import fs from 'node:fs';
+import process from 'node:process';
+import { pino, type Logger } from 'pino';
+import { DEFAULT_DISCOVERY_PORT, DEFAULT_INBOUND_PORT } from '../proto/discovery.ts';
+import { AdminServer, type ReadinessCheck } from './admin-server.ts';
+import type { ControllerComponent } from './component.ts';
+import { DiscoveryServer } from './discovery-server.ts';
+import { EndpointRegistry } from './endpoint-registry.ts';
+import { FlagError, flagUsage, parseFlags, type FlagSpec, type FlagValues } from './flags.ts';
+import { PodsFileSource } from './local/pods-file-source.ts';
+import { controllerMetrics } from './metrics.ts';
+import type { PodSource } from './pod-source.ts';
+
+export const CONTROLLER_FLAGS: FlagSpec[] = [
+  { name: 'pods-file', kind: 'string', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
+  { name: 'discovery-port', kind: 'port', default: String(DEFAULT_DISCOVERY_PORT), help: 'discovery gRPC port' },
+  { name: 'discovery-address', kind: 'string', help: 'discovery bind address (default 127.0.0.1 in local mode)' },
+  { name: 'admin-port', kind: 'port', default: '8080', help: 'admin HTTP port (/live /ready /metrics)' },
+  { name: 'admin-address', kind: 'string', help: 'admin bind address (default: the discovery address)' },
+  { name: 'inbound-port', kind: 'port', default: String(DEFAULT_INBOUND_PORT), help: "the sidecars' inbound port, advertised for every endpoint" },
+  { name: 'reload-debounce-ms', kind: 'int', default: '100', help: 'local mode: quiet time after a pods file change before re-reading' },
+  { name: 'log-level', kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
+];
+
+class StartupError extends Error {}
+
+/**
+ * Picks the pod source from the flags. Local mode: --pods-file. Kubernetes mode
+ * (--kubeconfig / in-cluster) plugs in here: return the informer-backed source.
+ */
+function selectPodSource(flags: FlagValues, logger: Logger): { source: PodSource; localMode: boolean } {
+  const podsFile = flags.get('pods-file');
+  if (podsFile !== undefined) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(podsFile);
+    } catch (err) {
+      throw new FlagError(`--pods-file '${podsFile}' is invalid: expected an existing file (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    }
+    if (!st.isFile()) throw new FlagError(`--pods-file '${podsFile}' is invalid: expected a file, got a directory or device`);
+    return { source: new PodsFileSource({ path: podsFile, logger, debounceMs: Number(flags.get('reload-debounce-ms')) }), localMode: true };
+  }
+  throw new FlagError('no pod source: expected --pods-file <path> (local mode)');
+}
+
+/** Components that run beside the core: leader election, reconciler, webhook (Kubernetes mode adds them here). */
+function extraComponents(_flags: FlagValues, _deps: { registry: EndpointRegistry; logger: Logger }): ControllerComponent[] {
+  return [];
+}
+
+function waitForSignal(logger: Logger): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals): void => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      logger.info({ signal: sig }, 'shutting down');
+      resolve(sig);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let flags: FlagValues | undefined;
+  let logger: Logger;
+  let picked: { source: PodSource; localMode: boolean };
+  try {
+    flags = parseFlags(CONTROLLER_FLAGS, argv, process.env);
+    if (flags === undefined) {
+      process.stdout.write(flagUsage('controller', CONTROLLER_FLAGS) + '\n');
+      return 0;
+    }
+    logger = pino({ level: flags.get('log-level') ?? 'info', base: { name: 'qbasis-controller', pid: process.pid } });
+    picked = selectPodSource(flags, logger);
+  } catch (err) {
+    if (err instanceof FlagError) {
+      process.stderr.write(`qbasis controller: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const { source, localMode } = picked;
+  // Local mode serves loopback only; in a cluster sidecars on other pods must reach us.
+  const discoveryAddress = flags.get('discovery-address') ?? (localMode ? '127.0.0.1' : '0.0.0.0');
+  const adminAddress = flags.get('admin-address') ?? discoveryAddress;
+
+  const registry = new EndpointRegistry({ logger, inboundPort: Number(flags.get('inbound-port')) });
+  const discovery = new DiscoveryServer({ registry, logger, host: discoveryAddress, port: Number(flags.get('discovery-port')) });
+  const components = extraComponents(flags, { registry, logger });
+  const metrics = controllerMetrics({ registry, discovery, source });
+  let discoveryUp = false;
+  const checks: ReadinessCheck[] = [
+    { name: `pod source ${source.kind} synced`, ok: () => source.synced() },
+    { name: 'discovery serving', ok: () => discoveryUp },
+    ...components.filter((c) => c.ready !== undefined).map((c) => ({ name: c.name, ok: () => c.ready!() })),
+  ];
+  const admin = new AdminServer({ host: adminAddress, port: Number(flags.get('admin-port')), logger, metrics, checks });
+
+  const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
+  const signal = waitForSignal(logger);
+  try {
+    await source.start(registry);
+    stops.push({ name: 'pod source', stop: () => source.stop() });
+    await discovery.start().catch((err: Error) => {
+      throw new StartupError(`cannot serve discovery on ${discoveryAddress}:${flags.get('discovery-port')}: ${err.message}`);
+    });
+    discoveryUp = true;
+    stops.push({ name: 'discovery', stop: () => discovery.stop() });
+    for (const c of components) {
+      await c.start();
+      stops.push(c);
+    }
+    await admin.start().catch((err: Error) => {
+      throw new StartupError(`cannot serve admin HTTP on ${adminAddress}:${flags.get('admin-port')}: ${err.message}`);
+    });
+    stops.push({ name: 'admin', stop: () => admin.stop() });
+    logger.info({ mode: localMode ? 'local' : 'kubernetes', discovery: `${discoveryAddress}:${discovery.port()}` }, 'controller ready');
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'controller failed to start');
+    await stopAll(stops, logger);
+    return 1;
+  }
+  await signal;
+  await stopAll(stops, logger);
+  return 0;
+}
+
+async function stopAll(stops: Array<{ name: string; stop: () => Promise<void> }>, logger: Logger): Promise<void> {
+  for (const s of stops.reverse()) {
+    try {
+      await s.stop();
+    } catch (err) {
+      logger.error({ component: s.name, err: (err as Error).message }, 'stop failed');
+    }
+  }
+}
