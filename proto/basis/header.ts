@@ -42,6 +42,7 @@ function kindBits(kind: Kind): number {
 }
 
 function encodingBits(encoding: Encoding): number {
+  if (encoding === 'protobuf') return 0;
   const i = ENCODINGS.indexOf(encoding);
   if (i < 0) {
     throw new QbasisError('QB_FRAME_BAD_FIELD', `encoding '${String(encoding)}' is not valid; expected protobuf, json or opaque`);
@@ -55,8 +56,7 @@ function checkUint(name: string, value: number, max: number, code: 'QB_FRAME_BAD
   }
 }
 
-/** Writes `h` into `target` at `offset`. Throws QbasisError on a field that cannot be encoded. */
-export function writeHeader(h: BasisHeader, target: Uint8Array, offset = 0): void {
+function checkFields(h: BasisHeader, target: Uint8Array, offset: number): void {
   checkUint('codec version', h.codec, 0xff, 'QB_FRAME_BAD_FIELD');
   checkUint('API id', h.apiId, 0xffffffff, 'QB_FRAME_BAD_FIELD');
   checkUint('method id', h.methodId, 0xffff, 'QB_FRAME_BAD_FIELD');
@@ -69,6 +69,23 @@ export function writeHeader(h: BasisHeader, target: Uint8Array, offset = 0): voi
   checkUint('payload length', h.length, MAX_LENGTH, 'QB_FRAME_BAD_FIELD');
   if (target.length - offset < HEADER_BYTES) {
     throw new QbasisError('QB_FRAME_BAD_FIELD', `target has ${target.length - offset} bytes at offset ${offset}; expected at least 16`);
+  }
+}
+
+/** Writes `h` into `target` at `offset`. Throws QbasisError on a field that cannot be encoded. */
+export function writeHeader(h: BasisHeader, target: Uint8Array, offset = 0): void {
+  // One cheap range test on the hot path (integers in range survive the bit ops unchanged);
+  // the precise message is worked out only when it fails.
+  if (
+    (h.codec & 0xff) !== h.codec ||
+    h.apiId >>> 0 !== h.apiId ||
+    (h.methodId & 0xffff) !== h.methodId ||
+    (h.major & 0xff) !== h.major ||
+    (h.minor & 0xff) !== h.minor ||
+    h.length >>> 0 !== h.length ||
+    target.length - offset < HEADER_BYTES
+  ) {
+    checkFields(h, target, offset);
   }
   const flags = kindBits(h.kind) | (h.gzip ? FLAG_GZIP : 0) | (encodingBits(h.encoding) << 3);
   const t = target;
