@@ -13,6 +13,7 @@ import { FlagError, flagUsage, parseFlags, type FlagSpec, type FlagValues } from
 import { PodsFileSource } from './local/pods-file-source.ts';
 import { controllerMetrics } from './metrics.ts';
 import type { PodSource } from './pod-source.ts';
+import { WEBHOOK_FLAG_SPECS, webhookComponent, webhookSettings } from './webhook/webhook.ts';
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'pods-file', kind: 'string', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
@@ -23,6 +24,7 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'inbound-port', kind: 'port', default: String(DEFAULT_INBOUND_PORT), help: "the sidecars' inbound port, advertised for every endpoint" },
   { name: 'reload-debounce-ms', kind: 'int', default: '100', help: 'local mode: quiet time after a pods file change before re-reading' },
   { name: 'log-level', kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
+  ...WEBHOOK_FLAG_SPECS,
 ];
 
 class StartupError extends Error {}
@@ -47,8 +49,20 @@ function selectPodSource(flags: FlagValues, logger: Logger): { source: PodSource
 }
 
 /** Components that run beside the core: leader election, reconciler, webhook (Kubernetes mode adds them here). */
-function extraComponents(_flags: FlagValues, _deps: { registry: EndpointRegistry; logger: Logger }): ControllerComponent[] {
-  return [];
+function extraComponents(flags: FlagValues, deps: { registry: EndpointRegistry; logger: Logger }): ControllerComponent[] {
+  const components: ControllerComponent[] = [];
+  // Sidecar injection (controller/webhook/): only with --webhook-port; needs a kubeconfig for its Secret.
+  const webhook = webhookSettings(flags, flags.get('discovery-address') ?? (flags.get('pods-file') !== undefined ? '127.0.0.1' : '0.0.0.0'));
+  if (webhook !== undefined) {
+    const log = deps.logger.child({ component: 'webhook' });
+    components.push(
+      webhookComponent(webhook, {
+        kubeconfigPath: flags.get('kubeconfig'),
+        log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      }),
+    );
+  }
+  return components;
 }
 
 function waitForSignal(logger: Logger): Promise<string> {
