@@ -136,8 +136,25 @@ export class PodsFileSource implements PodSource {
       }
       return;
     }
+    // Re-stat: if the size moved on since we read, a writer is still at it; read again later.
+    try {
+      if (fs.statSync(this.#file).size !== Buffer.byteLength(text)) {
+        this.#schedule();
+        return;
+      }
+    } catch {
+      this.#schedule();
+      return;
+    }
     const hash = createHash('sha256').update(text).digest('hex');
     if (hash === this.#lastHash || hash === this.#lastBadHash) return;
+    if (text.trim() === '' && this.#synced) {
+      // `cat > file` truncates before it writes: an empty file is far more often a save
+      // in progress than a wish to drop every pod (write `kind: List` + `items: []` for that).
+      this.#lastBadHash = hash;
+      this.#log.warn('pods file is empty; keeping the last good state (to remove all pods write a List with items: [])');
+      return;
+    }
     const skipped: string[] = [];
     let pods: PodInfo[];
     try {
