@@ -1,0 +1,149 @@
+// Local mode's pods file: edits in place and by rename reach the stream, an invalid
+// file keeps the last good state and says what was wrong, kubectl's multi-document
+// form works, invalid annotations are reported once and the pod is left out.
+// Addresses: this file uses 127.0.33.x (controller on 127.0.33.1).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import YAML from 'yaml';
+import {
+  podManifest,
+  replacePods,
+  startController,
+  tempDir,
+  waitFor,
+  WatchReader,
+  writePods,
+  type RunningController,
+  type TestPod,
+} from '../fixtures/local-controller.ts';
+
+const HOST = '127.0.33.1';
+const API = 'shop.orders.v1.OrderService';
+let dir: string;
+let file: string;
+let ctl: RunningController;
+
+const pod = (name: string, version: string, ip: string, extra: Partial<TestPod> = {}): TestPod => ({ name, namespace: 'shop', ip, provides: `${API}@${version}`, ...extra });
+const a = pod('orders-a', '1.4.0', '127.0.33.10');
+const bad: TestPod = { name: 'orders-bad', namespace: 'shop', ip: '127.0.33.11', provides: `${API}@1.x` };
+
+before(async () => {
+  dir = tempDir('podsfile');
+  file = path.join(dir, 'pods.yaml');
+  writePods(file, [a, bad]);
+  ctl = await startController({ podsFile: file, host: HOST });
+});
+
+after(async () => {
+  assert.equal(await ctl.stop(), 0);
+});
+
+/** Reads the stream until `pred` holds for the endpoint set. */
+async function until(w: WatchReader, state: Map<string, { version: string; ready: boolean }>, pred: () => boolean): Promise<void> {
+  while (!pred()) {
+    const u = await w.next();
+    if (u.kind === 'snapshot') {
+      state.clear();
+      for (const e of u.snapshot!.endpoints) state.set(e.pod, e);
+    } else if (u.kind === 'noEndpoints') state.clear();
+    else {
+      for (const r of u.diff!.removed) state.delete(r.pod);
+      for (const e of [...u.diff!.added, ...u.diff!.changed]) state.set(e.pod, e);
+    }
+  }
+}
+
+const badLines = () =>
+  ctl.logs.filter((l) => l.code === 'QB_INVALID_ANNOTATION' && l.pod === 'orders-bad' && l.annotation === 'qbasis.io/provides');
+
+test('an invalid annotation is logged once with pod, annotation, value and expectation, and the pod is left out', async () => {
+  await waitFor(() => badLines().length >= 1, 20_000, 'the invalid-annotation log line');
+  const line = badLines()[0]!;
+  assert.equal(line.value, `${API}@1.x`);
+  assert.match(String(line.expected), /semantic version|MAJOR\.MINOR\.PATCH/);
+  assert.equal(line.namespace, 'shop');
+  assert.match(line.msg, /orders-bad/);
+
+  const w = new WatchReader(ctl.target, API);
+  try {
+    const state = new Map<string, { version: string; ready: boolean }>();
+    await until(w, state, () => state.has('orders-a'));
+    assert.equal(state.has('orders-bad'), false, 'the invalid pod is not an endpoint');
+
+    // several reloads that keep the bad pod as it is: still exactly one report
+    for (const v of ['1.4.1', '1.4.2', '1.4.3']) {
+      writePods(file, [pod('orders-a', v, '127.0.33.10'), bad]);
+      await until(w, state, () => state.get('orders-a')?.version === v);
+    }
+    assert.equal(badLines().length, 1, 'reported once, not on every reload');
+
+    // fixed: it joins discovery
+    writePods(file, [a, { ...bad, provides: `${API}@1.6.0` }]);
+    await until(w, state, () => state.get('orders-bad')?.version === '1.6.0');
+    const metrics = await (await fetch(`http://${HOST}:8080/metrics`)).text();
+    assert.match(metrics, /qbasis_controller_rejected_pods 0/);
+  } finally {
+    w.close();
+  }
+});
+
+test('edits in place and by rename (as editors save) reach subscribers', async () => {
+  writePods(file, [a]);
+  const w = new WatchReader(ctl.target, API);
+  try {
+    const state = new Map<string, { version: string; ready: boolean }>();
+    await until(w, state, () => state.size === 1 && state.has('orders-a'));
+    replacePods(file, [a, pod('orders-b', '1.5.0', '127.0.33.12')]);
+    await until(w, state, () => state.get('orders-b')?.version === '1.5.0');
+    // a second rename: the watch must survive the inode change
+    replacePods(file, [pod('orders-b', '1.5.0', '127.0.33.12', { ready: false })]);
+    await until(w, state, () => !state.has('orders-a') && state.get('orders-b')?.ready === false);
+    writePods(file, [a]);
+    await until(w, state, () => state.size === 1 && state.has('orders-a'));
+  } finally {
+    w.close();
+  }
+});
+
+test('an invalid pods file keeps the last good state and logs what was wrong', async () => {
+  writePods(file, [a]);
+  const w = new WatchReader(ctl.target, API);
+  try {
+    const state = new Map<string, { version: string; ready: boolean }>();
+    await until(w, state, () => state.size === 1 && state.get('orders-a')?.version === '1.4.0');
+    const before = w.messages.length;
+    // half-written YAML: an unterminated flow mapping
+    fs.writeFileSync(file, 'apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: x\n');
+    const err = await ctl.waitForLog((l) => l.level >= 50 && /pods file is invalid/.test(l.msg), 20_000, 'the invalid-file error');
+    assert.match(String(err.err), /YAML|document 1/);
+    // wrong kind
+    fs.writeFileSync(file, 'apiVersion: v1\nkind: Service\nmetadata: {name: s}\n');
+    const kindErr = await ctl.waitForLog((l) => /kind Service; expected Pod, List or PodList/.test(String(l.err)), 20_000, 'the wrong-kind error');
+    assert.ok(kindErr);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(w.messages.length, before, 'subscribers see no change while the file is invalid');
+    const ready = await fetch(`http://${HOST}:8080/ready`);
+    assert.equal(ready.status, 200, 'still ready on the last good state');
+    // a valid file again
+    writePods(file, [a, pod('orders-c', '1.7.0', '127.0.33.13')]);
+    await until(w, state, () => state.get('orders-c')?.version === '1.7.0');
+  } finally {
+    w.close();
+  }
+});
+
+test('a multi-document file of Pods (and a PodList) is read like kubectl prints it', async () => {
+  const docs = [podManifest(a), podManifest(pod('orders-d', '1.8.0', '127.0.33.14'))].map((d) => YAML.stringify(d)).join('---\n');
+  fs.writeFileSync(file, docs + '---\n');
+  const w = new WatchReader(ctl.target, API);
+  try {
+    const state = new Map<string, { version: string; ready: boolean }>();
+    await until(w, state, () => state.size === 2 && state.get('orders-d')?.version === '1.8.0');
+    fs.writeFileSync(file, YAML.stringify({ apiVersion: 'v1', kind: 'PodList', items: [podManifest(pod('orders-e', '1.9.0', '127.0.33.15'))] }));
+    await until(w, state, () => state.size === 1 && state.get('orders-e')?.version === '1.9.0');
+  } finally {
+    w.close();
+  }
+});

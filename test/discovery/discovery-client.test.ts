@@ -1,0 +1,78 @@
+// The sidecar's DiscoveryClient against a real controller process: it follows edits,
+// keeps its last snapshot while the controller is down, and reconnects by itself.
+// Addresses: this file uses 127.0.34.x (controller on 127.0.34.1).
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { pino } from 'pino';
+import { DiscoveryClient, type ApiSnapshot } from '../../sidecar/discovery-client.ts';
+import { startController, tempDir, waitFor, writePods, type TestPod } from '../fixtures/local-controller.ts';
+
+const HOST = '127.0.34.1';
+const API = 'shop.orders.v1.OrderService';
+const pod = (name: string, version: string, ip: string): TestPod => ({ name, namespace: 'shop', ip, provides: `${API}@${version}` });
+
+test('the discovery client keeps its last snapshot while the controller is down and reconnects after it restarts', async () => {
+  const dir = tempDir('client');
+  const file = path.join(dir, 'pods.yaml');
+  writePods(file, [pod('orders-a', '1.4.0', '127.0.34.10')]);
+  let ctl = await startController({ podsFile: file, host: HOST });
+  const client = new DiscoveryClient({ target: ctl.target, logger: pino({ level: 'silent' }), backoffInitialMs: 100, backoffMaxMs: 500, pod: 'tester' });
+  const states: string[] = [];
+  client.on('state', (s: string) => states.push(s));
+  try {
+    client.watch(API);
+    client.watch(API); // idempotent
+    assert.deepEqual(client.apis(), [API]);
+    const first = await client.waitForSnapshot(API, 20_000);
+    assert.deepEqual(
+      first.endpoints.map((e) => [e.pod, e.version, e.address, e.port]),
+      [['orders-a', '1.4.0', '127.0.34.10', 15006]],
+    );
+    await waitFor(() => client.state() === 'connected', 10_000, 'connected');
+
+    writePods(file, [pod('orders-a', '1.4.0', '127.0.34.10'), pod('orders-b', '1.5.0', '127.0.34.11')]);
+    await waitFor(() => client.snapshot(API)?.endpoints.length === 2, 20_000, 'the added endpoint');
+
+    // controller goes away: state drops, the snapshot stays
+    const held = client.snapshot(API);
+    assert.equal(await ctl.stop(), 0);
+    await waitFor(() => client.state() === 'disconnected', 20_000, 'disconnected');
+    await new Promise((r) => setTimeout(r, 1000)); // several failed reconnects
+    assert.equal(client.snapshot(API), held, 'the last snapshot is kept while disconnected');
+
+    // edited while down; the restarted controller sends a fresh snapshot
+    writePods(file, [pod('orders-b', '1.5.0', '127.0.34.11'), pod('orders-c', '2.0.0', '127.0.34.12')]);
+    const snaps: ApiSnapshot[] = [];
+    client.on('snapshot', (s: ApiSnapshot) => snaps.push(s));
+    ctl = await startController({ podsFile: file, host: HOST });
+    await waitFor(() => client.snapshot(API)?.endpoints.some((e) => e.pod === 'orders-c') === true, 30_000, 'the snapshot after restart');
+    assert.deepEqual(client.snapshot(API)!.endpoints.map((e) => e.pod), ['orders-b', 'orders-c']);
+    await waitFor(() => client.state() === 'connected', 10_000, 'connected again');
+    assert.ok(states.includes('disconnected') && states.at(-1) === 'connected', `states: ${states.join(' → ')}`);
+  } finally {
+    client.close();
+    await ctl.stop();
+  }
+});
+
+test('the discovery client reconnects after the controller is killed with SIGKILL', async () => {
+  const dir = tempDir('client-kill');
+  const file = path.join(dir, 'pods.yaml');
+  writePods(file, [pod('orders-a', '1.4.0', '127.0.34.20')]);
+  let ctl = await startController({ podsFile: file, host: HOST, port: 15011, adminPort: 8081 });
+  const client = new DiscoveryClient({ target: ctl.target, logger: pino({ level: 'silent' }), backoffInitialMs: 100, backoffMaxMs: 500 });
+  try {
+    client.watch(API);
+    await client.waitForSnapshot(API, 20_000);
+    await ctl.stop('SIGKILL');
+    await waitFor(() => client.state() === 'disconnected', 20_000, 'disconnected');
+    assert.equal(client.snapshot(API)?.endpoints[0]?.pod, 'orders-a');
+    writePods(file, [pod('orders-z', '1.4.0', '127.0.34.21')]);
+    ctl = await startController({ podsFile: file, host: HOST, port: 15011, adminPort: 8081 });
+    await waitFor(() => client.snapshot(API)?.endpoints[0]?.pod === 'orders-z', 30_000, 'the new snapshot');
+  } finally {
+    client.close();
+    await ctl.stop();
+  }
+});
