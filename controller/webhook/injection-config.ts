@@ -108,8 +108,10 @@ export function mergeInjectionConfig(base: InjectionConfig, raw: unknown): Injec
     }
   }
   if (r.resources !== undefined) {
-    const res = r.resources as SidecarResources;
-    out.resources = { requests: { ...(res.requests ?? {}) }, limits: { ...(res.limits ?? {}) } };
+    const res = r.resources as { requests?: Record<string, unknown>; limits?: Record<string, unknown> };
+    // Helm values may hold `cpu: 1` as a number; quantities are strings to Kubernetes.
+    const str = (o: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v]));
+    out.resources = { requests: str(res.requests), limits: str(res.limits) } as SidecarResources;
     for (const [k, v] of [...Object.entries(out.resources.requests), ...Object.entries(out.resources.limits)]) {
       if (typeof v !== 'string' || !isQuantity(v)) throw bad(`resource '${k}' must be a Kubernetes quantity, not ${JSON.stringify(v)}`);
     }

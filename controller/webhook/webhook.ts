@@ -18,6 +18,8 @@ export const WEBHOOK_FLAG_SPECS: FlagSpec[] = [
   { name: 'webhook-service', kind: 'string', default: 'qbasis-webhook', help: 'Service in front of the webhook; its DNS names go into the certificate' },
   { name: 'webhook-san', kind: 'string', help: 'extra DNS names or IPs for the certificate, comma-separated' },
   { name: 'webhook-cert-mode', kind: 'enum', values: ['self', 'load'], default: 'self', help: 'self: generate, renew, patch caBundle; load: only read the Secret (cert-manager writes it)' },
+  { name: 'webhook-ca-days', kind: 'int', default: '3650', help: 'days a self-managed webhook CA is valid' },
+  { name: 'webhook-cert-days', kind: 'int', default: '365', help: 'days a self-managed serving certificate is valid (renewed at two thirds)' },
   { name: 'webhook-strict', kind: 'bool', default: 'false', help: 'refuse pods with invalid qbasis annotations instead of warning' },
   { name: 'injection-config', kind: 'string', help: 'JSON injection defaults (the chart mounts it from a ConfigMap)' },
   { name: 'sidecar-image', kind: 'string', help: 'sidecar image (overrides the injection config)' },
@@ -33,6 +35,8 @@ export interface WebhookSettings {
   webhookConfigName: string | undefined;
   hosts: string[];
   certMode: 'self' | 'load';
+  caDays: number;
+  certDays: number;
   injection: InjectionConfig;
 }
 
@@ -60,6 +64,8 @@ export function webhookSettings(flags: FlagValues, defaultHost: string): Webhook
     webhookConfigName: flags.get('webhook-config-name'),
     hosts: [...new Set(hosts)],
     certMode: flags.get('webhook-cert-mode') === 'load' ? 'load' : 'self',
+    caDays: Math.max(1, Number(flags.get('webhook-ca-days') ?? 3650)),
+    certDays: Math.max(1, Number(flags.get('webhook-cert-days') ?? 365)),
     injection,
   };
 }
@@ -103,6 +109,8 @@ export async function startWebhook(o: StartWebhookOptions): Promise<RunningWebho
     hosts: s.hosts,
     mode: s.certMode,
     isWriter: o.isLeader,
+    caDays: s.caDays,
+    certDays: s.certDays,
     onBundle: (b) => (server ? server.setCertificate(b.cert, b.key) : first(b)),
     log: o.log,
   });
