@@ -1,0 +1,84 @@
+// Admin port (default :15020): /live, /ready, /metrics, /routes, POST /shutdown. Plain node:http, off
+// the hot path.
+import http from 'node:http';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Metrics } from './metrics.ts';
+
+export interface AdminOptions {
+  host: string;
+  port: number;
+  log: Logger;
+  metrics: Metrics;
+  appHost: string;
+  appPort: number;
+  /** Required APIs that have no snapshot yet. */
+  missingSnapshots(): string[];
+  draining(): boolean;
+  routes(): unknown;
+  shutdown(reason: string): void;
+}
+
+const APP_PROBE_CACHE_MS = 1000;
+
+export function startAdmin(o: AdminOptions): Promise<http.Server> {
+  let probeAt = -Infinity;
+  let probeOk = false;
+  let probing: Promise<boolean> | undefined;
+  const appAccepts = (): Promise<boolean> => {
+    if (performance.now() - probeAt < APP_PROBE_CACHE_MS) return Promise.resolve(probeOk);
+    probing ??= new Promise<boolean>((resolve) => {
+      const sock = net.connect({ host: o.appHost, port: o.appPort });
+      const done = (ok: boolean): void => {
+        sock.destroy();
+        probeAt = performance.now();
+        probeOk = ok;
+        probing = undefined;
+        resolve(ok);
+      };
+      sock.setTimeout(1000, () => done(false));
+      sock.once('connect', () => done(true));
+      sock.once('error', () => done(false));
+    });
+    return probing;
+  };
+
+  const send = (res: http.ServerResponse, code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
+    res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+    res.end(body);
+  };
+
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    void (async () => {
+      if (url === '/live') return send(res, 200, 'live\n');
+      if (url === '/ready') {
+        if (o.draining()) return send(res, 503, 'not ready: shutting down\n');
+        const missing = o.missingSnapshots();
+        if (missing.length > 0) return send(res, 503, `not ready: no discovery snapshot yet for ${missing.join(', ')}\n`);
+        if (!(await appAccepts())) return send(res, 503, `not ready: the app at ${o.appHost}:${o.appPort} does not accept connections\n`);
+        return send(res, 200, 'ready\n');
+      }
+      if (url === '/metrics') return send(res, 200, await o.metrics.registry.metrics(), o.metrics.registry.contentType);
+      if (url === '/routes') return send(res, 200, JSON.stringify(o.routes(), null, 2) + '\n', 'application/json');
+      if (url === '/shutdown') {
+        if (req.method !== 'POST') return send(res, 405, 'use POST /shutdown\n');
+        send(res, 202, 'shutting down\n');
+        o.shutdown('POST /shutdown');
+        return;
+      }
+      send(res, 404, 'not found; try /live /ready /metrics /routes or POST /shutdown\n');
+    })().catch((err: unknown) => {
+      o.log.error({ err, url }, 'admin request failed');
+      if (!res.headersSent) send(res, 500, 'internal error\n');
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

@@ -1,0 +1,62 @@
+// The concrete balancer of one required API: the compatible endpoints of the latest discovery snapshot
+// (recomputed when a snapshot arrives, never per call) and P2C among them.
+import { CODEC_VERSION } from '../proto/basis/index.ts';
+import type { ApiSnapshot, Endpoint } from './discovery-client.ts';
+import { compatible } from '../proto/versions.ts';
+import { pickP2C } from './p2c.ts';
+import type { Peer } from './peer.ts';
+
+export const SIDECAR_CODECS: readonly number[] = [CODEC_VERSION];
+
+export interface EndpointView {
+  pod: string;
+  namespace: string;
+  address: string;
+  port: number;
+  version: string;
+  ready: boolean;
+  codecs: number[];
+  compatible: boolean;
+  reason?: string;
+}
+
+export class Balancer {
+  readonly api: string;
+  readonly range: string;
+  snapshot: ApiSnapshot | undefined;
+  peers: Peer[] = [];
+  views: EndpointView[] = [];
+
+  constructor(api: string, range: string) {
+    this.api = api;
+    this.range = range;
+  }
+
+  /** Applies a snapshot; `peerFor` returns the pooled peer of an address. */
+  update(snap: ApiSnapshot, peerFor: (ep: Endpoint) => Peer): void {
+    const peers: Peer[] = [];
+    const views: EndpointView[] = [];
+    for (const ep of snap.endpoints) {
+      const c = compatible({ version: ep.version, codecs: ep.codecs, ready: ep.ready }, { range: this.range, codecs: SIDECAR_CODECS });
+      views.push({ pod: ep.pod, namespace: ep.namespace, address: ep.address, port: ep.port, version: ep.version, ready: ep.ready, codecs: ep.codecs, compatible: c.ok, ...(c.ok ? {} : { reason: c.reason }) });
+      if (c.ok) {
+        const p = peerFor(ep);
+        if (!peers.includes(p)) peers.push(p);
+      }
+    }
+    this.snapshot = snap;
+    this.peers = peers;
+    this.views = views;
+  }
+
+  pick(now: number, exclude: readonly Peer[]): Peer | undefined {
+    return pickP2C(this.peers, now, exclude);
+  }
+
+  /** For the no-compatible-endpoint message: the versions that exist (ready or not). */
+  versionsPresent(): string {
+    if (this.snapshot === undefined) return 'none known yet (no discovery snapshot)';
+    const vs = [...new Set(this.views.map((v) => (v.ready ? v.version : `${v.version} (not ready)`)))];
+    return vs.length === 0 ? 'none (no endpoints)' : vs.join(', ');
+  }
+}

@@ -1,0 +1,154 @@
+// gRPC-over-HTTP/2 details the sidecar needs on the hot path, written against node:http2 directly:
+// the 5-byte message prefix, grpc-timeout, grpc-message encoding and ending a stream with a status.
+import http2 from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
+
+export const GRPC_PREFIX_BYTES = 5;
+const { NGHTTP2_CANCEL } = http2.constants;
+
+export type OnMessage = (compressed: boolean, payload: Buffer) => void;
+
+/** Splits gRPC's length-prefixed messages out of DATA chunks. Whole messages in one chunk are views (no copy). */
+export class GrpcMessageReader {
+  readonly #onMessage: OnMessage;
+  readonly #max: number;
+  readonly #prefix = Buffer.allocUnsafe(GRPC_PREFIX_BYTES);
+  #prefixFill = 0;
+  #compressed = false;
+  #payload: Buffer | undefined;
+  #fill = 0;
+
+  constructor(maxMessage: number, onMessage: OnMessage) {
+    this.#max = maxMessage;
+    this.#onMessage = onMessage;
+  }
+
+  get idle(): boolean {
+    return this.#prefixFill === 0 && this.#payload === undefined;
+  }
+
+  /** Throws a TooLarge error when a message exceeds the limit. */
+  push(chunk: Buffer): void {
+    let off = 0;
+    const len = chunk.length;
+    while (off < len) {
+      if (this.#payload === undefined) {
+        if (this.#prefixFill === 0 && len - off >= GRPC_PREFIX_BYTES) {
+          const compressed = chunk[off] === 1;
+          const size = chunk.readUInt32BE(off + 1);
+          if (size > this.#max) throw new MessageTooLarge(size, this.#max);
+          off += GRPC_PREFIX_BYTES;
+          if (len - off >= size) {
+            this.#onMessage(compressed, chunk.subarray(off, off + size));
+            off += size;
+            continue;
+          }
+          this.#compressed = compressed;
+          this.#payload = Buffer.allocUnsafe(size);
+          this.#fill = 0;
+          continue;
+        }
+        const take = Math.min(GRPC_PREFIX_BYTES - this.#prefixFill, len - off);
+        chunk.copy(this.#prefix, this.#prefixFill, off, off + take);
+        this.#prefixFill += take;
+        off += take;
+        if (this.#prefixFill < GRPC_PREFIX_BYTES) return;
+        this.#prefixFill = 0;
+        const size = this.#prefix.readUInt32BE(1);
+        if (size > this.#max) throw new MessageTooLarge(size, this.#max);
+        this.#compressed = this.#prefix[0] === 1;
+        if (size === 0) {
+          this.#onMessage(this.#compressed, Buffer.alloc(0));
+          continue;
+        }
+        this.#payload = Buffer.allocUnsafe(size);
+        this.#fill = 0;
+        continue;
+      }
+      const p = this.#payload;
+      const take = Math.min(p.length - this.#fill, len - off);
+      chunk.copy(p, this.#fill, off, off + take);
+      this.#fill += take;
+      off += take;
+      if (this.#fill === p.length) {
+        this.#payload = undefined;
+        this.#onMessage(this.#compressed, p);
+      }
+    }
+  }
+}
+
+export class MessageTooLarge extends Error {
+  readonly size: number;
+  readonly max: number;
+  constructor(size: number, max: number) {
+    super(`gRPC message of ${size} bytes exceeds the limit; expected at most ${max} bytes (--max-frame-bytes)`);
+    this.size = size;
+    this.max = max;
+  }
+}
+
+/** One gRPC message (prefix + payload) in one buffer. */
+export function grpcMessage(compressed: boolean, payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(GRPC_PREFIX_BYTES + payload.length);
+  out[0] = compressed ? 1 : 0;
+  out.writeUInt32BE(payload.length, 1);
+  payload.copy(out, GRPC_PREFIX_BYTES);
+  return out;
+}
+
+const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** grpc-timeout → milliseconds; undefined when absent or malformed (gRPC then means "no deadline"). */
+export function parseTimeout(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string' || value.length < 2 || value.length > 9) return undefined;
+  const unit = UNIT_MS[value[value.length - 1]!];
+  const n = Number(value.slice(0, -1));
+  if (unit === undefined || !Number.isInteger(n) || n < 0) return undefined;
+  return n * unit;
+}
+
+/** Milliseconds → grpc-timeout (at most 8 digits, as the spec requires). */
+export function formatTimeout(ms: number): string {
+  if (ms < 1) return `${Math.max(1, Math.ceil(ms * 1000))}u`;
+  const m = Math.ceil(ms);
+  if (m < 1e8) return `${m}m`;
+  const s = Math.ceil(ms / 1000);
+  if (s < 1e8) return `${s}S`;
+  return `${Math.min(99_999_999, Math.ceil(ms / 3_600_000))}H`;
+}
+
+/** grpc-message is percent-encoded outside printable ASCII (and '%'). */
+export function encodeGrpcMessage(message: string): string {
+  return /^[\x20-\x24\x26-\x7e]*$/.test(message) ? message : encodeURIComponent(message).replace(/%20/g, ' ');
+}
+
+export function decodeGrpcMessage(value: string | string[] | undefined): string {
+  if (typeof value !== 'string') return '';
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+export function statusTrailers(status: number, message: string, qbCode?: string): Record<string, string> {
+  const t: Record<string, string> = { 'grpc-status': String(status), 'grpc-message': encodeGrpcMessage(message) };
+  if (qbCode !== undefined) t['qbasis-error-code'] = qbCode;
+  return t;
+}
+
+/** Answers a stream that has sent nothing yet with a trailers-only gRPC status. */
+export function respondTrailersOnly(stream: ServerHttp2Stream, trailers: Record<string, string>): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  try {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...trailers }, { endStream: true });
+  } catch {
+    stream.close(NGHTTP2_CANCEL);
+  }
+}
+
+/** Headers a proxy must not pass on (HTTP/2 pseudo-headers are rebuilt; qbasis-* are ours to set). */
+export function isOwnHeader(name: string): boolean {
+  return name.startsWith('qbasis-');
+}

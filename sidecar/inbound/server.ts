@@ -1,0 +1,74 @@
+// The inbound listener (default :15006): peer sidecars open one stream per call. The path and the
+// caller's range are checked before the app is bothered; frames are checked as they arrive.
+import http2 from 'node:http2';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { Status } from '../../proto/errors.ts';
+import { respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import type { Metrics } from '../metrics.ts';
+import { InboundCall, type InboundContext } from './call.ts';
+import { rangeVerdict, type Provided } from './provided.ts';
+
+export interface InboundOptions extends InboundContext {
+  host: string;
+  port: number;
+  provided: Provided;
+  metrics: Metrics;
+  log: Logger;
+  onCall(): void;
+}
+
+export function startInbound(o: InboundOptions): Promise<{ server: Http2Server; sessions: Set<ServerHttp2Session> }> {
+  const server = http2.createServer({ settings: { enablePush: false, initialWindowSize: 1024 * 1024 }, maxSessionMemory: 64 });
+  const sessions = new Set<ServerHttp2Session>();
+  server.on('session', (s: ServerHttp2Session) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+    s.on('error', () => {});
+    s.once('connect', () => {
+      try {
+        s.setLocalWindowSize(16 * 1024 * 1024);
+      } catch {
+        // only an optimisation
+      }
+    });
+  });
+  server.on('connection', (sock: Socket) => sock.setNoDelay(true));
+  const refuse = (stream: http2.ServerHttp2Stream, status: number, code: 'QB_BAD_REQUEST' | 'QB_API_NOT_PROVIDED' | 'QB_VERSION_INCOMPATIBLE', msg: string, path: unknown): void => {
+    o.metrics.refused('inbound', code);
+    o.log.warn({ direction: 'inbound', path, status, code }, msg);
+    respondTrailersOnly(stream, statusTrailers(status, msg, code));
+  };
+  server.on('stream', (stream, headers, flags, rawHeaders) => {
+    o.onCall();
+    stream.on('error', () => {});
+    const path = headers[':path'];
+    const e = o.provided.lookup(path);
+    if (e === 'bad-path') {
+      refuse(stream, Status.UNIMPLEMENTED, 'QB_BAD_REQUEST', `path '${String(path)}' is not a gRPC method path; expected /package.Service/Method`, path);
+      return;
+    }
+    if ('notProvided' in e) {
+      refuse(stream, Status.FAILED_PRECONDITION, 'QB_API_NOT_PROVIDED', `${e.notProvided} is not provided by this pod; it provides ${o.provided.describe()}`, path);
+      return;
+    }
+    const r = headers['qbasis-range'];
+    const range = typeof r === 'string' ? r : undefined;
+    if (range !== undefined) {
+      const v = rangeVerdict(e, range);
+      if (!v.ok) {
+        refuse(stream, Status.FAILED_PRECONDITION, 'QB_VERSION_INCOMPATIBLE', v.reason, path);
+        return;
+      }
+    }
+    new InboundCall(o, stream, e, rawHeaders as unknown as string[], range, (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve({ server, sessions });
+    });
+  });
+}

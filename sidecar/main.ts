@@ -1,0 +1,153 @@
+// `qbasis sidecar`: wires discovery → balancers → outbound, the inbound checks, admin and drain.
+import process from 'node:process';
+import { pino } from 'pino';
+import { QbasisError } from '../proto/errors.ts';
+import { startAdmin } from './admin-server.ts';
+import { parseConfig, usage, type SidecarConfig } from './config.ts';
+import { DiscoveryClient } from './discovery-client.ts';
+import { Provided } from './inbound/provided.ts';
+import { startInbound } from './inbound/server.ts';
+import { Metrics, type EndpointCounts } from './metrics.ts';
+import { startOutbound } from './outbound/server.ts';
+import { Router } from './outbound/router.ts';
+import { Peer } from './peer.ts';
+import { PeerPool } from './peer-pool.ts';
+import { SIDECAR_CODECS } from './balancer.ts';
+import { drain } from './shutdown.ts';
+import { reexecWithHeapFlags } from './heap-flags.ts';
+
+export async function main(argv: string[]): Promise<number> {
+  let cfg: SidecarConfig | 'help';
+  try {
+    cfg = parseConfig(argv, process.env);
+  } catch (err) {
+    process.stderr.write(`qbasis sidecar: ${err instanceof QbasisError ? err.message : String(err)}\n`);
+    return 2;
+  }
+  if (cfg === 'help') {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  reexecWithHeapFlags();
+  return run(cfg);
+}
+
+async function run(cfg: SidecarConfig): Promise<number> {
+  const log = pino({ level: cfg.logLevel, base: { component: 'sidecar', pod: cfg.podName, namespace: cfg.namespace || undefined } });
+  const metrics = new Metrics();
+  const router = new Router(cfg.requires, metrics);
+  const provided = new Provided(cfg.provides, metrics);
+  const pool = new PeerPool();
+  const inflight = { outbound: 0, inbound: 0 };
+  let lastOutbound = 0;
+  let draining = false;
+
+  const discovery = new DiscoveryClient({
+    target: cfg.discovery, logger: log, codecs: [...SIDECAR_CODECS], pod: cfg.podName, podNamespace: cfg.namespace,
+    ...(cfg.namespace ? { namespace: cfg.namespace } : {}),
+  });
+  discovery.on('error', (err: unknown) => log.warn({ err }, 'discovery error'));
+  discovery.on('snapshot', (snap) => {
+    const b = router.balancers.get(snap.api);
+    if (b === undefined) return;
+    b.update(snap, (ep) => pool.get(ep));
+    pool.retain([...router.balancers.values()].flatMap((x) => x.peers));
+    log.debug({ api: snap.api, version: snap.version, endpoints: snap.endpoints.length, compatible: b.peers.length }, 'discovery snapshot');
+  });
+  for (const api of router.balancers.keys()) discovery.watch(api);
+
+  const app = new Peer(cfg.appHost, cfg.appPort, performance.now());
+  let listeners;
+  try {
+    const [outbound, inbound] = await Promise.all([
+      startOutbound({ host: cfg.ip, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
+      startInbound({ host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, app, inflight, onIdle: () => {}, onCall: () => {} }),
+    ]);
+    listeners = { outbound, inbound };
+  } catch (err) {
+    process.stderr.write(`qbasis sidecar: cannot listen on ${cfg.ip}: ${(err as Error).message}\n`);
+    discovery.close();
+    return 1;
+  }
+
+  let stop: (reason: string) => void = () => {};
+  const stopped = new Promise<string>((resolve) => { stop = resolve; });
+  const now = (): number => performance.now();
+  const admin = await startAdmin({
+    host: cfg.ip, port: cfg.adminPort, log, metrics, appHost: cfg.appHost, appPort: cfg.appPort,
+    missingSnapshots: () => [...router.balancers.keys()].filter((api) => discovery.snapshot(api) === undefined),
+    draining: () => draining,
+    routes: () => routesView(cfg, router, discovery.state(), inflight, now()),
+    shutdown: (reason) => stop(reason),
+  }).catch((err: Error) => err);
+  if (admin instanceof Error) {
+    process.stderr.write(`qbasis sidecar: cannot listen on ${cfg.ip}:${cfg.adminPort}: ${admin.message}\n`);
+    listeners.outbound.server.close();
+    listeners.inbound.server.close();
+    discovery.close();
+    return 1;
+  }
+  metrics.sources({
+    endpoints: () => endpointCounts(router, now()),
+    discovery: () => discovery.state(),
+    inflight: () => ({ ...inflight }),
+  });
+
+  const onSignal = (sig: string) => () => stop(sig);
+  process.once('SIGTERM', onSignal('SIGTERM'));
+  process.once('SIGINT', onSignal('SIGINT'));
+  log.info({ ip: cfg.ip, outbound: cfg.outboundPort, inbound: cfg.inboundPort, admin: cfg.adminPort, app: `${cfg.appHost}:${cfg.appPort}`, provides: provided.describe(), requires: cfg.requires, discovery: cfg.discovery }, 'sidecar listening');
+
+  const reason = await stopped;
+  draining = true;
+  await drain({ log, graceMs: cfg.gracePeriodMs, inbound: listeners.inbound, outbound: listeners.outbound, inflight, lastOutboundCall: () => lastOutbound }, reason);
+  discovery.close();
+  pool.destroy();
+  app.destroy();
+  admin.close();
+  admin.closeAllConnections();
+  // Anything still holding the loop open (a stuck socket) must not keep a finished sidecar alive.
+  setTimeout(() => process.exit(0), 500).unref();
+  return 0;
+}
+
+function routesView(cfg: SidecarConfig, router: Router, discoveryState: string, inflight: { outbound: number; inbound: number }, now: number): unknown {
+  const apis: Record<string, unknown> = {};
+  for (const [api, b] of router.balancers) {
+    apis[api] = {
+      range: b.range,
+      snapshot_version: b.snapshot?.version ?? null,
+      endpoints: b.views.map((v) => {
+        const p = b.peers.find((x) => x.address === v.address && x.port === v.port);
+        return {
+          ...v,
+          ...(p === undefined ? {} : {
+            ewma_ms: Number(p.ewma.value(now).toFixed(3)),
+            inflight: p.inflight,
+            connection: p.connState(now),
+            ejection: p.accrual.state(now),
+            consecutive_failures: p.accrual.consecutiveFailures,
+            ejected_for_ms: Math.max(0, Math.round(p.accrual.ejectedUntil - now)),
+            ejections: p.accrual.ejections,
+            last_error: p.lastError ?? null,
+          }),
+        };
+      }),
+    };
+  }
+  return { pod: cfg.podName, namespace: cfg.namespace, discovery: discoveryState, inflight, provides: cfg.provides, requires: apis };
+}
+
+function endpointCounts(router: Router, now: number): EndpointCounts[] {
+  const out: EndpointCounts[] = [];
+  for (const [api, b] of router.balancers) {
+    const counts: Record<string, number> = { ready: 0, ejected: 0, backoff: 0, incompatible: b.views.filter((v) => !v.compatible).length };
+    for (const p of b.peers) {
+      if (p.accrual.isEjected(now)) counts.ejected!++;
+      else if (!p.available(now)) counts.backoff!++;
+      else counts.ready!++;
+    }
+    for (const [state, count] of Object.entries(counts)) out.push({ api, state, count });
+  }
+  return out;
+}

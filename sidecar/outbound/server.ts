@@ -1,0 +1,70 @@
+// The outbound listener (default :15001): the app's gRPC stubs dial it in h2c. Each stream becomes an
+// OutboundCall unless it is refused up front (bad path, API not in --requires, draining).
+import http2 from 'node:http2';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import type { Logger } from 'pino';
+import { apiId, formatText, methodId } from '../../proto/basis/index.ts';
+import { Status } from '../../proto/errors.ts';
+import { parseTimeout, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import type { Metrics } from '../metrics.ts';
+import { OutboundCall, type OutboundContext } from './call.ts';
+import { encodingOf, type Router } from './router.ts';
+
+export interface OutboundOptions {
+  host: string;
+  port: number;
+  router: Router;
+  log: Logger;
+  metrics: Metrics;
+  maxFrameBytes: number;
+  inflight: { outbound: number };
+  onIdle(): void;
+  onCall(): void;
+}
+
+export function startOutbound(o: OutboundOptions): Promise<{ server: Http2Server; sessions: Set<ServerHttp2Session> }> {
+  const ctx: OutboundContext = { log: o.log, metrics: o.metrics, maxFrameBytes: o.maxFrameBytes, inflight: o.inflight, onIdle: o.onIdle };
+  const server = http2.createServer({ settings: { enablePush: false, initialWindowSize: 1024 * 1024 }, maxSessionMemory: 64 });
+  const sessions = new Set<ServerHttp2Session>();
+  server.on('session', (s: ServerHttp2Session) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+    s.on('error', () => {});
+  });
+  server.on('connection', (sock: import('node:net').Socket) => sock.setNoDelay(true));
+  server.on('stream', (stream, headers, flags, rawHeaders) => {
+    o.onCall();
+    stream.on('error', () => {});
+    const path = headers[':path'];
+    const encoding = encodingOf(headers['content-type']);
+    if (encoding === undefined) {
+      stream.respond({ ':status': 415 }, { endStream: true });
+      return;
+    }
+    const route = o.router.route(path, encoding);
+    if (route === undefined) {
+      const msg = `path '${String(path)}' is not a gRPC method path; expected /package.Service/Method`;
+      o.metrics.refused('outbound', 'QB_BAD_REQUEST');
+      o.log.warn({ direction: 'outbound', path, code: 'QB_BAD_REQUEST' }, msg);
+      respondTrailersOnly(stream, statusTrailers(Status.UNIMPLEMENTED, msg, 'QB_BAD_REQUEST'));
+      return;
+    }
+    if (route.balancer === undefined) {
+      const declared = [...o.router.balancers.keys()].join(', ') || 'none';
+      const msg = `${route.api} is not declared in --requires (qbasis.io/requires); declare it with a version range, e.g. ${route.api}@^1.0 (declared: ${declared})`;
+      o.metrics.refused('outbound', 'QB_API_NOT_PROVIDED');
+      o.log.warn({ direction: 'outbound', path, code: 'QB_API_NOT_PROVIDED', frame: formatText({ ...route.header, apiId: apiId(route.api), methodId: methodId(route.method) }) }, msg);
+      respondTrailersOnly(stream, statusTrailers(Status.FAILED_PRECONDITION, msg, 'QB_API_NOT_PROVIDED'));
+      route.metrics.done(Status.FAILED_PRECONDITION, 0);
+      return;
+    }
+    new OutboundCall(ctx, stream, route, rawHeaders as unknown as string[], parseTimeout(headers['grpc-timeout']), (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve({ server, sessions });
+    });
+  });
+}

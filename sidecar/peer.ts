@@ -1,0 +1,146 @@
+// One peer sidecar's inbound port: a pooled HTTP/2 session (connected on first use, dropped on GOAWAY or
+// loss, reconnected with backoff), plus the load signals the balancer reads: latency EWMA, in-flight
+// calls, failure accrual.
+import http2 from 'node:http2';
+import type { ClientHttp2Session } from 'node:http2';
+import net from 'node:net';
+import { Backoff } from './backoff.ts';
+import { FailureAccrual } from './ejection.ts';
+import { PeakEwma } from './ewma.ts';
+
+export type Acquired = (err: Error | undefined, session: ClientHttp2Session | undefined) => void;
+
+/** RTT assumed for a peer before its first response (ms). */
+const DEFAULT_RTT_MS = 1;
+const SESSION_WINDOW = 16 * 1024 * 1024;
+
+export type ConnState = 'idle' | 'connecting' | 'ready' | 'backoff';
+
+export class Peer {
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  readonly ewma: PeakEwma;
+  readonly accrual = new FailureAccrual();
+  inflight = 0;
+  #session: ClientHttp2Session | undefined;
+  #ready = false;
+  #waiting: Acquired[] = [];
+  readonly #reconnect = new Backoff({ initialMs: 100, maxMs: 5000, jitter: 0.5 });
+  #retryAt = 0;
+  #closed = false;
+  lastError: string | undefined;
+
+  constructor(address: string, port: number, now: number) {
+    this.address = address;
+    this.port = port;
+    this.key = peerKey(address, port);
+    this.ewma = new PeakEwma(DEFAULT_RTT_MS, now);
+  }
+
+  /** May the balancer send a new call here? (not ejected, not waiting out a reconnect backoff) */
+  available(now: number): boolean {
+    return now >= this.#retryAt && !this.accrual.isEjected(now);
+  }
+
+  cost(now: number): number {
+    return this.ewma.value(now) * (this.inflight + 1);
+  }
+
+  connState(now: number): ConnState {
+    if (this.#session && this.#ready) return 'ready';
+    if (this.#session) return 'connecting';
+    return now < this.#retryAt ? 'backoff' : 'idle';
+  }
+
+  /** Calls back with a connected session (at once when one is up). */
+  acquire(cb: Acquired): void {
+    const s = this.#session;
+    if (s !== undefined && this.#ready && !s.closed && !s.destroyed) {
+      cb(undefined, s);
+      return;
+    }
+    if (this.#closed) {
+      cb(new Error(`peer ${this.key} was removed from discovery`), undefined);
+      return;
+    }
+    this.#waiting.push(cb);
+    if (s === undefined) this.#connect();
+  }
+
+  #connect(): void {
+    const host = this.address;
+    const port = this.port;
+    const authority = net.isIPv6(host) ? `http://[${host}]:${port}` : `http://${host}:${port}`;
+    const session = http2.connect(authority, {
+      createConnection: () => net.connect({ host, port, noDelay: true }),
+      settings: { enablePush: false, initialWindowSize: 1024 * 1024 },
+      maxSessionMemory: 64,
+    });
+    this.#session = session;
+    this.#ready = false;
+    session.once('connect', () => {
+      if (this.#session !== session) return;
+      this.#ready = true;
+      this.#reconnect.reset();
+      try {
+        session.setLocalWindowSize(SESSION_WINDOW);
+      } catch {
+        // only an optimisation
+      }
+      this.#flush(undefined, session);
+    });
+    session.on('error', (err: Error) => {
+      this.lastError = err.message;
+      this.#drop(session, err);
+    });
+    session.once('goaway', () => this.#drop(session, new Error(`peer ${this.key} sent GOAWAY`)));
+    session.once('close', () => this.#drop(session, new Error(`connection to peer ${this.key} closed`)));
+  }
+
+  #drop(session: ClientHttp2Session, err: Error): void {
+    if (this.#session !== session) return;
+    const wasReady = this.#ready;
+    this.#session = undefined;
+    this.#ready = false;
+    if (!wasReady) {
+      // Never connected: wait before the balancer may pick this peer again.
+      this.#retryAt = performance.now() + this.#reconnect.next();
+      this.lastError = err.message;
+    }
+    // A GOAWAY'd session keeps serving its open streams; close() lets them finish.
+    if (!session.closed && !session.destroyed) session.close();
+    this.#flush(err, undefined);
+  }
+
+  #flush(err: Error | undefined, session: ClientHttp2Session | undefined): void {
+    const w = this.#waiting;
+    if (w.length === 0) return;
+    this.#waiting = [];
+    for (const cb of w) cb(err, session);
+  }
+
+  /** Marks a connect failure seen by a call (the peer stays out of rotation for the reconnect backoff). */
+  get retryAt(): number {
+    return this.#retryAt;
+  }
+
+  /** Graceful: open streams finish, no new ones. */
+  close(): void {
+    this.#closed = true;
+    const s = this.#session;
+    this.#session = undefined;
+    if (s && !s.closed && !s.destroyed) s.close();
+    this.#flush(new Error(`peer ${this.key} was removed from discovery`), undefined);
+  }
+
+  destroy(): void {
+    this.#closed = true;
+    this.#session?.destroy();
+    this.#session = undefined;
+  }
+}
+
+export function peerKey(address: string, port: number): string {
+  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}
