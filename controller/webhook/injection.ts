@@ -172,6 +172,9 @@ export function injectPod(pod: V1Pod, namespace: string, config: InjectionConfig
     return { action: 'refuse', message: `qbasis (strict): ${problems.map(describeProblem).join('; ')}`, warnings: [] };
   }
   if (container === undefined) return { action: 'skip', reason: 'invalid inject annotation', warnings };
+  if (annotations[ANNOTATIONS.appPort] === undefined) {
+    warnings.push(`qbasis: no ${ANNOTATIONS.appPort} annotation; the sidecar needs the port the app listens on`);
+  }
   const clashes = portClashes(pod, config);
   if (clashes.length > 0) {
     if (config.strict) return { action: 'refuse', message: `qbasis (strict): ${clashes.join('; ')}`, warnings: [] };

@@ -142,6 +142,13 @@ describe('sidecar injection', () => {
     assert.ok(r.warnings.some((w) => w.includes('port 15001')));
   });
 
+  it('warns when the app port annotation is missing', () => {
+    const { 'qbasis.io/app-port': _, ...noPort } = annotated;
+    const r = injectPod(pod(noPort), 'shop', config);
+    assert.equal(r.action, 'inject');
+    assert.ok(r.warnings.some((w) => w.includes('no qbasis.io/app-port')));
+  });
+
   it('escapes JSON pointer segments in the annotation path', () => {
     const r = injectPod(pod(annotated), 'shop', config);
     assert.ok(r.action === 'inject' && r.patch.some((op) => op.path === '/metadata/annotations/qbasis.io~1injected'));
