@@ -82,7 +82,7 @@ test('an invalid annotation is logged once with pod, annotation, value and expec
     // fixed: it joins discovery
     writePods(file, [a, { ...bad, provides: `${API}@1.6.0` }]);
     await until(w, state, () => state.get('orders-bad')?.version === '1.6.0');
-    const metrics = await (await fetch(`http://${HOST}:8080/metrics`)).text();
+    const metrics = await (await fetch(`${ctl.admin}/metrics`)).text();
     assert.match(metrics, /qbasis_controller_rejected_pods 0/);
   } finally {
     w.close();
@@ -124,7 +124,7 @@ test('an invalid pods file keeps the last good state and logs what was wrong', a
     assert.ok(kindErr);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(w.messages.length, before, 'subscribers see no change while the file is invalid');
-    const ready = await fetch(`http://${HOST}:8080/ready`);
+    const ready = await fetch(`${ctl.admin}/ready`);
     assert.equal(ready.status, 200, 'still ready on the last good state');
     // a valid file again
     writePods(file, [a, pod('orders-c', '1.7.0', '127.0.33.13')]);

@@ -104,7 +104,7 @@ test('a paused subscriber gets the latest state on resume, not one message per c
     assert.ok(updates < EDITS / 2, `a paused subscriber got ${updates} updates for ${EDITS} changes; coalescing should make it far fewer`);
     for (let i = 1; i < messages.length; i++) assert.ok(messages[i]!.version > messages[i - 1]!.version, 'versions strictly increase');
     assert.ok(last.version - messages[0]!.version >= EDITS, 'the versions skipped show changes were folded together');
-    const metrics = await (await fetch(`http://${HOST}:8080/metrics`)).text();
+    const metrics = await (await fetch(`${ctl.admin}/metrics`)).text();
     const coalesced = Number(/qbasis_discovery_coalesced_total (\d+)/.exec(metrics)?.[1] ?? '0');
     assert.ok(coalesced > 0, `controller counts coalesced changes (${coalesced})`);
   } finally {

@@ -17,6 +17,7 @@ test('the discovery client keeps its last snapshot while the controller is down 
   const file = path.join(dir, 'pods.yaml');
   writePods(file, [pod('orders-a', '1.4.0', '127.0.34.10')]);
   let ctl = await startController({ podsFile: file, host: HOST });
+  const port = Number(ctl.target.split(':')[1]); // the restart reuses it, as a Service would
   const client = new DiscoveryClient({ target: ctl.target, logger: pino({ level: 'silent' }), backoffInitialMs: 100, backoffMaxMs: 500, pod: 'tester' });
   const states: string[] = [];
   client.on('state', (s: string) => states.push(s));
@@ -45,7 +46,7 @@ test('the discovery client keeps its last snapshot while the controller is down 
     writePods(file, [pod('orders-b', '1.5.0', '127.0.34.11'), pod('orders-c', '2.0.0', '127.0.34.12')]);
     const snaps: ApiSnapshot[] = [];
     client.on('snapshot', (s: ApiSnapshot) => snaps.push(s));
-    ctl = await startController({ podsFile: file, host: HOST });
+    ctl = await startController({ podsFile: file, host: HOST, port });
     await waitFor(() => client.snapshot(API)?.endpoints.some((e) => e.pod === 'orders-c') === true, 30_000, 'the snapshot after restart');
     assert.deepEqual(client.snapshot(API)!.endpoints.map((e) => e.pod), ['orders-b', 'orders-c']);
     await waitFor(() => client.state() === 'connected', 10_000, 'connected again');
@@ -60,7 +61,8 @@ test('the discovery client reconnects after the controller is killed with SIGKIL
   const dir = tempDir('client-kill');
   const file = path.join(dir, 'pods.yaml');
   writePods(file, [pod('orders-a', '1.4.0', '127.0.34.20')]);
-  let ctl = await startController({ podsFile: file, host: HOST, port: 15011, adminPort: 8081 });
+  let ctl = await startController({ podsFile: file, host: HOST });
+  const port = Number(ctl.target.split(':')[1]);
   const client = new DiscoveryClient({ target: ctl.target, logger: pino({ level: 'silent' }), backoffInitialMs: 100, backoffMaxMs: 500 });
   try {
     client.watch(API);
@@ -69,7 +71,7 @@ test('the discovery client reconnects after the controller is killed with SIGKIL
     await waitFor(() => client.state() === 'disconnected', 20_000, 'disconnected');
     assert.equal(client.snapshot(API)?.endpoints[0]?.pod, 'orders-a');
     writePods(file, [pod('orders-z', '1.4.0', '127.0.34.21')]);
-    ctl = await startController({ podsFile: file, host: HOST, port: 15011, adminPort: 8081 });
+    ctl = await startController({ podsFile: file, host: HOST, port });
     await waitFor(() => client.snapshot(API)?.endpoints[0]?.pod === 'orders-z', 30_000, 'the new snapshot');
   } finally {
     client.close();

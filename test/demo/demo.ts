@@ -1,0 +1,483 @@
+// `npm run demo` / `qbasis demo`: the whole data plane on one machine, no cluster.
+// A local controller watches a pods file; OrderService 1.4.0 pods run with sidecars;
+// a client that requires ^1.2 calls through its own sidecar under bounded load while
+// the demo adds 2.0.0 pods and rolls the 1.x pods to 1.5.0 by editing the pods file,
+// exactly as a Deployment rollout would change the pods a controller sees.
+// It prints which version served how many calls, then calls / failed / misrouted.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import process from 'node:process';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import YAML from 'yaml';
+import { satisfies } from '../../proto/versions.ts';
+import { ORDER_API, orderClient } from './order-app.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const BIN = path.join(REPO, 'bin/qbasis.ts');
+const APP = path.join(import.meta.dirname, 'order-app.ts');
+const RANGE = '^1.2';
+const NAMESPACE = 'shop';
+const APP_PORT = 50051;
+
+interface Options {
+  durationS: number;
+  rps: number;
+  prefix: string;
+  discoveryPort: number;
+  json: boolean;
+  quiet: boolean;
+}
+
+class DemoFlagError extends Error {}
+
+function parseOptions(argv: string[]): Options | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        duration: { type: 'string' },
+        rps: { type: 'string' },
+        'ip-prefix': { type: 'string' },
+        'discovery-port': { type: 'string' },
+        json: { type: 'boolean' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    }).values;
+  } catch (err) {
+    throw new DemoFlagError((err as Error).message.split('\n')[0]!);
+  }
+  if (values.help === true) return 'help';
+  const num = (flag: string, def: string, min: number, max: number, what: string): number => {
+    const raw = (values[flag] as string | undefined) ?? def;
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!(n >= min && n <= max)) throw new DemoFlagError(`--${flag} '${raw}' is invalid: expected ${what} from ${min} to ${max}`);
+    return n;
+  };
+  const prefix = (values['ip-prefix'] as string | undefined) ?? '127.0.1';
+  if (!/^127\.\d{1,3}\.\d{1,3}$/.test(prefix) || prefix.split('.').some((o) => Number(o) > 255)) {
+    throw new DemoFlagError(`--ip-prefix '${prefix}' is invalid: expected three loopback octets such as 127.0.1`);
+  }
+  return {
+    durationS: num('duration', '60', 10, 3600, 'seconds'),
+    rps: num('rps', '40', 1, 2000, 'calls per second'),
+    prefix,
+    discoveryPort: num('discovery-port', '0', 0, 65535, 'a port'),
+    json: values.json === true,
+    quiet: values.quiet === true,
+  };
+}
+
+const USAGE = `Usage: qbasis demo [--duration <s>] [--rps <n>] [--ip-prefix 127.0.1] [--discovery-port <n>] [--json] [--quiet]
+  --duration        seconds of load (default 60; the rollout is spread over it)
+  --rps             calls per second from the ^1.2 client (default 40)
+  --ip-prefix       every "pod" gets <prefix>.N (default 127.0.1)
+  --discovery-port  the local controller's discovery port (default 0: any free port)
+  --json            end with one JSON line of the counts
+  --quiet           no live lines, only the final table`;
+
+// --- processes -------------------------------------------------------------
+
+class Processes {
+  readonly #all = new Set<ChildProcess>();
+  readonly logDir: string;
+
+  constructor(logDir: string) {
+    this.logDir = logDir;
+  }
+
+  spawn(name: string, args: string[]): ChildProcess {
+    const out = fs.openSync(path.join(this.logDir, `${name}.log`), 'a');
+    const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', out] });
+    fs.closeSync(out);
+    const log = fs.createWriteStream(path.join(this.logDir, `${name}.log`), { flags: 'a' });
+    child.stdout!.pipe(log);
+    this.#all.add(child);
+    child.on('exit', () => this.#all.delete(child));
+    return child;
+  }
+
+  /** SIGTERM, then SIGKILL whatever is still there after graceMs. */
+  async stop(child: ChildProcess, graceMs = 15_000): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(t);
+  }
+
+  async stopAll(graceMs = 5000): Promise<void> {
+    await Promise.all([...this.#all].map((c) => this.stop(c, graceMs)));
+  }
+
+  /** Last resort on process exit: nothing of ours may outlive the demo. */
+  killAllNow(): void {
+    for (const c of this.#all) c.kill('SIGKILL');
+  }
+}
+
+/** Resolves with the first stdout line matching `re`. */
+function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      const line = buf.split('\n').find((l) => re.test(l));
+      if (line !== undefined) done(line);
+    };
+    const onExit = (code: number | null): void => fail(new Error(`${what} exited (${code}) before it was up`));
+    const t = setTimeout(() => fail(new Error(`${what} not up within ${timeoutMs} ms`)), timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(t);
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+    };
+    const done = (line: string): void => {
+      cleanup();
+      resolve(line);
+    };
+    const fail = (e: Error): void => {
+      cleanup();
+      reject(e);
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+async function waitHttp200(url: string, timeoutMs: number, what: string, alive: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (!alive()) throw new Error(`${what} exited before it was ready`);
+    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms (${url})`);
+    await sleep(150);
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// --- pods ------------------------------------------------------------------
+
+interface DemoPod {
+  name: string;
+  version?: string;
+  ip: string;
+  requires?: string;
+  terminating: boolean;
+  app?: ChildProcess;
+  sidecar?: ChildProcess;
+}
+
+function manifest(p: DemoPod): Record<string, unknown> {
+  const annotations: Record<string, string> = { 'qbasis.io/inject': 'true', 'qbasis.io/app-port': String(APP_PORT) };
+  if (p.version !== undefined) annotations['qbasis.io/provides'] = `${ORDER_API}@${p.version}`;
+  if (p.requires !== undefined) annotations['qbasis.io/requires'] = `${ORDER_API}@${p.requires}`;
+  const metadata: Record<string, unknown> = {
+    name: p.name,
+    namespace: NAMESPACE,
+    uid: `demo-${p.name}`,
+    labels: { app: p.version === undefined ? 'shop-client' : 'orders' },
+    annotations,
+  };
+  if (p.terminating) metadata.deletionTimestamp = new Date().toISOString();
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata,
+    spec: { containers: [{ name: 'app', image: `shop/${p.version === undefined ? 'client' : `orders:${p.version}`}` }] },
+    status: {
+      phase: 'Running',
+      podIP: p.ip,
+      conditions: [{ type: 'Ready', status: p.terminating ? 'False' : 'True' }],
+    },
+  };
+}
+
+/** Saves like an editor: temp file + rename, so the controller never sees half a file. */
+function writePodsFile(file: string, pods: DemoPod[]): void {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, YAML.stringify({ apiVersion: 'v1', kind: 'List', items: pods.map(manifest) }));
+  fs.renameSync(tmp, file);
+}
+
+// --- load ------------------------------------------------------------------
+
+interface Counts {
+  calls: number;
+  ok: number;
+  failed: number;
+  misrouted: number;
+  byVersion: Map<string, number>;
+  byPod: Map<string, { version: string; calls: number }>;
+  errors: Map<string, number>;
+}
+
+function startLoad(target: string, rps: number, counts: Counts): { stop: () => Promise<void> } {
+  const client = orderClient(target);
+  const maxInFlight = 64;
+  let inFlight = 0;
+  let started = 0;
+  let stopping = false;
+  const t0 = Date.now();
+  const idle: Array<() => void> = [];
+  const one = (): void => {
+    started++;
+    inFlight++;
+    client.create({ item: 'book', quantity: 1 }, { deadline: Date.now() + 5000 }, (err, res) => {
+      inFlight--;
+      counts.calls++;
+      if (err || res === undefined) {
+        counts.failed++;
+        const key = err ? `${grpc.status[err.code] ?? err.code}: ${err.details}` : 'empty reply';
+        counts.errors.set(key, (counts.errors.get(key) ?? 0) + 1);
+      } else {
+        counts.ok++;
+        const v = res.servedByVersion;
+        counts.byVersion.set(v, (counts.byVersion.get(v) ?? 0) + 1);
+        const p = counts.byPod.get(res.servedByPod) ?? { version: v, calls: 0 };
+        p.calls++;
+        counts.byPod.set(res.servedByPod, p);
+        if (!satisfies(v, RANGE)) counts.misrouted++;
+      }
+      if (inFlight === 0) for (const f of idle.splice(0)) f();
+    });
+  };
+  const timer = setInterval(() => {
+    if (stopping) return;
+    const due = Math.floor(((Date.now() - t0) / 1000) * rps) - started;
+    for (let i = 0; i < due && inFlight < maxInFlight; i++) one();
+  }, 10);
+  return {
+    async stop() {
+      stopping = true;
+      clearInterval(timer);
+      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
+      client.close();
+    },
+  };
+}
+
+// --- the demo --------------------------------------------------------------
+
+export async function main(argv: string[]): Promise<number> {
+  let opts: Options | 'help';
+  try {
+    opts = parseOptions(argv);
+  } catch (err) {
+    process.stderr.write(`qbasis demo: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (opts === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const o = opts;
+  const say = (s: string): void => {
+    if (!o.quiet) process.stdout.write(s + '\n');
+  };
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qbasis-demo-'));
+  const podsFile = path.join(logDir, 'pods.yaml');
+  const procs = new Processes(logDir);
+  const ip = (n: number): string => `${o.prefix}.${n}`;
+  const controllerIp = ip(1);
+  let discovery = `${controllerIp}:${o.discoveryPort}`;
+  const pods: DemoPod[] = [];
+  const counts: Counts = { calls: 0, ok: 0, failed: 0, misrouted: 0, byVersion: new Map(), byPod: new Map(), errors: new Map() };
+  let load: { stop: () => Promise<void> } | undefined;
+  let interrupted = false;
+  let clientApp: net.Server | undefined;
+
+  const onExit = (): void => procs.killAllNow();
+  process.on('exit', onExit);
+  let wake: (() => void) | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stdout.write(`\n${sig}: stopping the demo and every process it started…\n`);
+    wake?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  /** Sleeps, but returns early (false) when interrupted. */
+  const pause = (ms: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      if (interrupted) return resolve(false);
+      const t = setTimeout(() => {
+        wake = undefined;
+        resolve(true);
+      }, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve(false);
+      };
+    });
+  const check = (): void => {
+    if (interrupted) throw new Error('interrupted');
+  };
+
+  const startPod = async (p: DemoPod): Promise<void> => {
+    if (p.version !== undefined) {
+      // the client pod's "app" is this process (see clientApp), providers get an order-app
+      p.app = procs.spawn(`${p.name}-app`, [APP, '--host', p.ip, '--port', String(APP_PORT), '--pod', p.name, '--version', p.version]);
+      await waitForLine(p.app, /listening/, 60_000, `${p.name} app`);
+    }
+    const args = [BIN, 'sidecar', '--ip', p.ip, '--discovery', discovery, '--app-port', String(APP_PORT), '--pod-name', p.name, '--namespace', NAMESPACE, '--grace-period', '10'];
+    if (p.version !== undefined) args.push('--provides', `${ORDER_API}@${p.version}`);
+    if (p.requires !== undefined) args.push('--requires', `${ORDER_API}@${p.requires}`);
+    p.sidecar = procs.spawn(`${p.name}-sidecar`, args);
+    const sc = p.sidecar;
+    await waitHttp200(`http://${p.ip}:15020/ready`, 60_000, `${p.name} sidecar`, () => sc.exitCode === null && sc.signalCode === null);
+  };
+  const stopPod = async (p: DemoPod): Promise<void> => {
+    // like the kubelet: the sidecar drains in-flight calls first; the app goes after it
+    if (p.sidecar) await procs.stop(p.sidecar, 15_000);
+    if (p.app) await procs.stop(p.app, 5000);
+  };
+  const publish = (): void => writePodsFile(podsFile, pods);
+  const propagate = 1500; // pods file debounce + discovery push + margin
+
+  let exitCode = 1;
+  const t0 = Date.now();
+  let ticker: NodeJS.Timeout | undefined;
+  try {
+    say(`qbasis demo: ${ORDER_API}, client requires ${RANGE}, ${o.rps} calls/s for ${o.durationS} s (logs and pods file in ${logDir})`);
+    const v1a: DemoPod = { name: 'orders-v1-a', version: '1.4.0', ip: ip(10), terminating: false };
+    const v1b: DemoPod = { name: 'orders-v1-b', version: '1.4.0', ip: ip(11), terminating: false };
+    const client: DemoPod = { name: 'shop-client', requires: RANGE, ip: ip(2), terminating: false };
+    pods.push(client, v1a, v1b);
+    publish();
+
+    // ports 0: whatever is free (the sidecars learn the address from us, as from a Service)
+    const ctl = procs.spawn('controller', [BIN, 'controller', '--pods-file', podsFile, '--discovery-address', controllerIp, '--discovery-port', String(o.discoveryPort), '--admin-port', '0', '--reload-debounce-ms', '50']);
+    const discLine = waitForLine(ctl, /discovery server listening/, 60_000, 'controller');
+    const adminLine = await waitForLine(ctl, /admin server listening/, 60_000, 'controller');
+    discovery = `${controllerIp}:${(JSON.parse(await discLine) as { port: number }).port}`;
+    const adminPort = (JSON.parse(adminLine) as { port: number }).port;
+    await waitHttp200(`http://${controllerIp}:${adminPort}/ready`, 60_000, 'controller', () => ctl.exitCode === null && ctl.signalCode === null);
+    say(`• controller serving discovery on ${discovery}, watching ${podsFile}`);
+    check();
+
+    // the client "app" is this process; its pod still needs something on the app port for /ready
+    clientApp = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve, reject) => clientApp!.once('error', reject).listen(APP_PORT, client.ip, resolve));
+    say(`• starting ${v1a.name}, ${v1b.name} (1.4.0) and ${client.name} (requires ${RANGE}), each with its sidecar`);
+    await Promise.all([startPod(v1a), startPod(v1b), startPod(client)]);
+    check();
+
+    // first call: the client sidecar must have its routes before the clock starts
+    const probe = orderClient(`${client.ip}:15001`);
+    for (let i = 0; ; i++) {
+      const ok = await new Promise<boolean>((r) => probe.create({ item: 'probe', quantity: 1 }, { deadline: Date.now() + 2000 }, (err) => r(err === null)));
+      if (ok) break;
+      if (i > 100) throw new Error('the client sidecar never routed a call');
+      await sleep(200);
+      check();
+    }
+    probe.close();
+
+    const durationMs = o.durationS * 1000;
+    const loadStart = Date.now();
+    load = startLoad(`${client.ip}:15001`, o.rps, counts);
+    let lastByVersion = new Map<string, number>();
+    ticker = setInterval(() => {
+      const secs = Math.round((Date.now() - loadStart) / 1000);
+      // every version that runs is listed, so "2.0.0: 0" shows the 2.x pods are never reached
+      const versions = [...new Set([...pods.filter((p) => p.version !== undefined).map((p) => p.version!), ...counts.byVersion.keys()])].sort();
+      const recent = versions
+        .map((v) => {
+          const n = counts.byVersion.get(v) ?? 0;
+          return `${v}: ${String(n).padStart(5)} (+${String(n - (lastByVersion.get(v) ?? 0)).padStart(3)})`;
+        })
+        .join('  ');
+      lastByVersion = new Map(counts.byVersion);
+      say(`  [${String(secs).padStart(3)}s] calls ${String(counts.calls).padStart(6)}  failed ${counts.failed}  misrouted ${counts.misrouted}  │ ${recent}`);
+    }, 1000);
+
+    const at = async (fraction: number): Promise<boolean> => pause(Math.max(0, loadStart + fraction * durationMs - Date.now()));
+
+    if (await at(0.15)) {
+      const v2a: DemoPod = { name: 'orders-v2-a', version: '2.0.0', ip: ip(20), terminating: false };
+      const v2b: DemoPod = { name: 'orders-v2-b', version: '2.0.0', ip: ip(21), terminating: false };
+      say(`• adding ${v2a.name}, ${v2b.name} (2.0.0): started, then added to the pods file — a ${RANGE} client must never reach them`);
+      await Promise.all([startPod(v2a), startPod(v2b)]);
+      pods.push(v2a, v2b);
+      publish();
+    }
+    const roll = async (old: DemoPod, next: DemoPod): Promise<void> => {
+      say(`• rolling ${old.name} (${old.version}) → ${next.name} (${next.version}): start new pod, add it, mark old terminating, remove it, stop it`);
+      await startPod(next);
+      pods.push(next);
+      publish();
+      await pause(propagate);
+      old.terminating = true;
+      publish();
+      await pause(propagate);
+      pods.splice(pods.indexOf(old), 1);
+      publish();
+      await stopPod(old);
+    };
+    if (await at(0.3)) await roll(v1a, { name: 'orders-v1-c', version: '1.5.0', ip: ip(12), terminating: false });
+    if (await at(0.5)) await roll(v1b, { name: 'orders-v1-d', version: '1.5.0', ip: ip(13), terminating: false });
+    await at(1.0);
+    clearInterval(ticker);
+    await load.stop();
+    load = undefined;
+
+    const elapsed = ((Date.now() - loadStart) / 1000).toFixed(1);
+    const lines: string[] = ['', `calls by pod (${elapsed} s of load, ${((Date.now() - t0) / 1000).toFixed(1)} s in all):`];
+    lines.push(`  ${'pod'.padEnd(14)} ${'version'.padEnd(8)} ${'calls'.padStart(7)}  ${'in ' + RANGE}`);
+    for (const [pod, v] of [...counts.byPod].sort()) {
+      lines.push(`  ${pod.padEnd(14)} ${v.version.padEnd(8)} ${String(v.calls).padStart(7)}  ${satisfies(v.version, RANGE) ? 'yes' : 'NO'}`);
+    }
+    lines.push('', `  ${'calls made'.padEnd(12)} ${String(counts.calls).padStart(7)}`);
+    lines.push(`  ${'failed'.padEnd(12)} ${String(counts.failed).padStart(7)}`);
+    lines.push(`  ${'misrouted'.padEnd(12)} ${String(counts.misrouted).padStart(7)}   (served by a version outside ${RANGE})`);
+    for (const [e, n] of counts.errors) lines.push(`  error ×${n}: ${e}`);
+    process.stdout.write(lines.join('\n') + '\n');
+    const good = counts.calls > 0 && counts.failed === 0 && counts.misrouted === 0;
+    process.stdout.write(good ? '\nOK: every call landed on a compatible pod.\n' : '\nFAILED: see the counts above and the logs in ' + logDir + '\n');
+    exitCode = good ? 0 : 1;
+  } catch (err) {
+    if (interrupted) {
+      exitCode = 130;
+    } else {
+      process.stderr.write(`qbasis demo: ${(err as Error).message} (logs in ${logDir})\n`);
+      exitCode = 1;
+    }
+  } finally {
+    if (ticker) clearInterval(ticker);
+    if (load) await load.stop().catch(() => {});
+    await procs.stopAll(5000);
+    clientApp?.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
+  }
+  if (o.json) {
+    process.stdout.write(
+      JSON.stringify({
+        calls: counts.calls,
+        failed: counts.failed,
+        misrouted: counts.misrouted,
+        byVersion: Object.fromEntries(counts.byVersion),
+        errors: Object.fromEntries(counts.errors),
+        interrupted,
+        logDir,
+      }) + '\n',
+    );
+  }
+  return exitCode;
+}
