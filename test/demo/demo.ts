@@ -421,10 +421,10 @@ export async function main(argv: string[]): Promise<number> {
       await startPod(next);
       pods.push(next);
       publish();
-      await pause(propagate);
+      if (!(await pause(propagate))) return;
       old.terminating = true;
       publish();
-      await pause(propagate);
+      if (!(await pause(propagate))) return;
       pods.splice(pods.indexOf(old), 1);
       publish();
       await stopPod(old);
@@ -448,8 +448,9 @@ export async function main(argv: string[]): Promise<number> {
     for (const [e, n] of counts.errors) lines.push(`  error ×${n}: ${e}`);
     process.stdout.write(lines.join('\n') + '\n');
     const good = counts.calls > 0 && counts.failed === 0 && counts.misrouted === 0;
-    process.stdout.write(good ? '\nOK: every call landed on a compatible pod.\n' : '\nFAILED: see the counts above and the logs in ' + logDir + '\n');
-    exitCode = good ? 0 : 1;
+    if (interrupted) process.stdout.write('\nInterrupted: the counts above cover the calls made so far.\n');
+    else process.stdout.write(good ? '\nOK: every call landed on a compatible pod.\n' : '\nFAILED: see the counts above and the logs in ' + logDir + '\n');
+    exitCode = interrupted ? 130 : good ? 0 : 1;
   } catch (err) {
     if (interrupted) {
       exitCode = 130;
