@@ -23,7 +23,7 @@ const cases: Array<{ name: string; args: string[]; env?: Record<string, string>;
   { name: 'a pods file that does not exist', args: ['--pods-file', path.join(dir, 'nope.yaml')], want: /--pods-file '.*nope\.yaml' is invalid: expected an existing file \(ENOENT\)/ },
   { name: 'a bad log level', args: ['--pods-file', file, '--log-level', 'loud'], want: /--log-level 'loud' is invalid: expected one of trace, debug, info/ },
   { name: 'a bad value from the environment', args: ['--pods-file', file], env: { QBASIS_DISCOVERY_PORT: 'x1' }, want: /--discovery-port 'x1' is invalid/ },
-  { name: 'no pod source at all', args: [], want: /expected --pods-file <path>/ },
+  { name: 'a pods file that is a directory', args: ['--pods-file', dir], want: /--pods-file '.*' is invalid: expected a file, got a directory/ },
 ];
 
 for (const c of cases) {
