@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { parsePodAnnotations, type AnnotationProblem } from '../proto/annotations.ts';
+import { apiId } from '../proto/basis/index.ts';
 import { DEFAULT_INBOUND_PORT, endpointChanged, endpointKey, type Endpoint } from '../proto/discovery.ts';
 import type { PodInfo, PodRef, PodSink } from './pod-source.ts';
 
@@ -45,6 +46,8 @@ export class EndpointRegistry extends EventEmitter implements PodSink {
   readonly #podApis = new Map<string, Set<string>>();
   readonly #versions = new Map<string, number>();
   readonly #rejected = new Map<string, { pod: RejectedPod; signature: string }>();
+  /** basis API id → API names seen with it (more than one is a collision). */
+  readonly #ids = new Map<number, Set<string>>();
 
   constructor(opts: EndpointRegistryOptions) {
     super();
@@ -175,8 +178,27 @@ export class EndpointRegistry extends EventEmitter implements PodSink {
     this.#podApis.delete(key);
   }
 
+  /** Frames name an API by a 32-bit hash: two APIs with one id must be reported, not guessed between. */
+  #checkId(api: string): void {
+    const id = apiId(api);
+    let names = this.#ids.get(id);
+    if (names === undefined) {
+      names = new Set();
+      this.#ids.set(id, names);
+    }
+    if (names.has(api)) return;
+    names.add(api);
+    if (names.size > 1) {
+      this.#log.error(
+        { code: 'QB_API_ID_COLLISION', apiId: `0x${id.toString(16).padStart(8, '0')}`, apis: [...names] },
+        `APIs ${[...names].join(' and ')} share basis API id 0x${id.toString(16)}; sidecars cannot tell their frames apart (rename one API)`,
+      );
+    }
+  }
+
   #announce(changed: Set<string>): void {
     for (const api of changed) {
+      this.#checkId(api);
       if (this.#byApi.get(api)?.size === 0) this.#byApi.delete(api);
       const v = (this.#versions.get(api) ?? 0) + 1;
       this.#versions.set(api, v);

@@ -147,3 +147,13 @@ test('a multi-document file of Pods (and a PodList) is read like kubectl prints 
     w.close();
   }
 });
+
+test('two APIs whose basis API ids collide are reported', async () => {
+  // found by search: both hash to 0x422fd944 (FNV-1a 32)
+  const x = 'shop.hxpdesko.v1.Api';
+  const y = 'shop.jixbkzcm.v1.Api';
+  writePods(file, [a, { name: 'api-x', namespace: 'shop', ip: '127.0.33.16', provides: `${x}@1.0.0` }, { name: 'api-y', namespace: 'shop', ip: '127.0.33.17', provides: `${y}@1.0.0` }]);
+  const line = await ctl.waitForLog((l) => l.code === 'QB_API_ID_COLLISION', 20_000, 'the collision report');
+  assert.deepEqual([...(line.apis as string[])].sort(), [x, y]);
+  assert.equal(line.apiId, '0x422fd944');
+});
