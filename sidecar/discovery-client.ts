@@ -41,6 +41,9 @@ export interface DiscoveryClientOptions {
   /** Reconnect backoff: first delay and cap, in ms (defaults 250 and 5000). */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** HTTP/2 keepalive ping interval and ack timeout, in ms (defaults 10000 and 5000): how fast a dead controller is noticed. */
+  keepaliveTimeMs?: number;
+  keepaliveTimeoutMs?: number;
 }
 
 interface Watch {
@@ -73,6 +76,8 @@ export class DiscoveryClient extends EventEmitter {
     const Ctor = discoveryClientConstructor();
     this.#client = new Ctor(opts.target, grpc.credentials.createInsecure(), {
       ...DISCOVERY_KEEPALIVE.client,
+      ...(opts.keepaliveTimeMs !== undefined ? { 'grpc.keepalive_time_ms': opts.keepaliveTimeMs } : {}),
+      ...(opts.keepaliveTimeoutMs !== undefined ? { 'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs } : {}),
       'grpc.initial_reconnect_backoff_ms': opts.backoffInitialMs ?? 250,
       'grpc.max_reconnect_backoff_ms': opts.backoffMaxMs ?? 5000,
     });

@@ -65,7 +65,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     throw new DemoFlagError(`--ip-prefix '${prefix}' is invalid: expected three loopback octets such as 127.0.1`);
   }
   return {
-    durationS: num('duration', '60', 10, 3600, 'seconds'),
+    durationS: num('duration', '50', 10, 3600, 'seconds'),
     rps: num('rps', '40', 1, 2000, 'calls per second'),
     prefix,
     discoveryPort: num('discovery-port', '0', 0, 65535, 'a port'),
@@ -75,7 +75,7 @@ function parseOptions(argv: string[]): Options | 'help' {
 }
 
 const USAGE = `Usage: qbasis demo [--duration <s>] [--rps <n>] [--ip-prefix 127.0.1] [--discovery-port <n>] [--json] [--quiet]
-  --duration        seconds of load (default 60; the rollout is spread over it)
+  --duration        seconds of load (default 50, about a minute in all; the rollout is spread over it)
   --rps             calls per second from the ^1.2 client (default 40)
   --ip-prefix       every "pod" gets <prefix>.N (default 127.0.1)
   --discovery-port  the local controller's discovery port (default 0: any free port)

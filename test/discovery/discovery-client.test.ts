@@ -78,3 +78,32 @@ test('the discovery client reconnects after the controller is killed with SIGKIL
     await ctl.stop();
   }
 });
+
+test('keepalive notices a controller that hangs (SIGSTOP) without closing its connection, and the client recovers after SIGCONT', async () => {
+  const dir = tempDir('client-hang');
+  const file = path.join(dir, 'pods.yaml');
+  writePods(file, [pod('orders-h', '1.4.0', '127.0.34.30')]);
+  const ctl = await startController({ podsFile: file, host: HOST });
+  const client = new DiscoveryClient({
+    target: ctl.target,
+    logger: pino({ level: 'silent' }),
+    backoffInitialMs: 100,
+    backoffMaxMs: 500,
+    keepaliveTimeMs: 1000,
+    keepaliveTimeoutMs: 1000,
+  });
+  try {
+    client.watch(API);
+    await client.waitForSnapshot(API, 20_000);
+    await waitFor(() => client.state() === 'connected', 10_000, 'connected');
+    ctl.proc.kill('SIGSTOP'); // the TCP connection stays open; only the keepalive can tell
+    await waitFor(() => client.state() === 'disconnected', 30_000, 'keepalive to notice the hung controller');
+    assert.equal(client.snapshot(API)?.endpoints[0]?.pod, 'orders-h', 'the last snapshot is kept');
+    ctl.proc.kill('SIGCONT');
+    await waitFor(() => client.state() === 'connected', 30_000, 'reconnected after SIGCONT');
+  } finally {
+    ctl.proc.kill('SIGCONT');
+    client.close();
+    await ctl.stop();
+  }
+});
