@@ -68,6 +68,8 @@ export class DiscoveryClient extends EventEmitter {
   readonly #watches = new Map<string, Watch>();
   #state: DiscoveryState = 'connecting';
   #closed = false;
+  /** Channel connectivity, which decides state() only while no API is watched. */
+  #channelState: DiscoveryState = 'connecting';
 
   constructor(opts: DiscoveryClientOptions) {
     super();
@@ -81,6 +83,23 @@ export class DiscoveryClient extends EventEmitter {
       'grpc.initial_reconnect_backoff_ms': opts.backoffInitialMs ?? 250,
       'grpc.max_reconnect_backoff_ms': opts.backoffMaxMs ?? 5000,
     });
+    this.#followChannel();
+  }
+
+  /** A sidecar that calls nothing watches nothing; its state is then the channel's. */
+  #followChannel(): void {
+    const channel = this.#client.getChannel();
+    const step = (): void => {
+      if (this.#closed) return;
+      const cs = channel.getConnectivityState(true);
+      if (cs === grpc.connectivityState.READY) this.#channelState = 'connected';
+      else if (cs === grpc.connectivityState.TRANSIENT_FAILURE || this.#channelState === 'connected') this.#channelState = 'disconnected';
+      // IDLE/CONNECTING before the first success stays 'connecting'; after a loss stays 'disconnected'
+      this.#updateState();
+      if (cs === grpc.connectivityState.SHUTDOWN) return;
+      channel.watchConnectivityState(cs, Infinity, () => step());
+    };
+    step();
   }
 
   /** Start (once) keeping a stream for `api`. Idempotent. */
@@ -223,7 +242,7 @@ export class DiscoveryClient extends EventEmitter {
     if (this.#closed) return;
     let s: DiscoveryState;
     const ws = [...this.#watches.values()];
-    if (ws.length === 0) s = this.#state;
+    if (ws.length === 0) s = this.#channelState;
     else if (ws.every((w) => w.live)) s = 'connected';
     else if (ws.some((w) => !w.live && (w.everLive || w.attempt > 0))) s = 'disconnected';
     else s = 'connecting';

@@ -107,3 +107,19 @@ test('keepalive notices a controller that hangs (SIGSTOP) without closing its co
     await ctl.stop();
   }
 });
+
+test('a discovery client that watches nothing reports the connection state of its channel', async () => {
+  const dir = tempDir('client-idle');
+  const file = path.join(dir, 'pods.yaml');
+  writePods(file, []);
+  const ctl = await startController({ podsFile: file, host: HOST });
+  const client = new DiscoveryClient({ target: ctl.target, logger: pino({ level: 'silent' }), backoffInitialMs: 100, backoffMaxMs: 500 });
+  try {
+    await waitFor(() => client.state() === 'connected', 20_000, 'connected without any watch');
+    await ctl.stop();
+    await waitFor(() => client.state() === 'disconnected', 20_000, 'disconnected after the controller stopped');
+  } finally {
+    client.close();
+    await ctl.stop();
+  }
+});
