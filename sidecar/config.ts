@@ -82,6 +82,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
     if (positional) throw new QbasisError('QB_INVALID_FLAG', `unexpected argument '${positional[1]}': expected only --flag value pairs`);
     const missing = /Option '(?:-\w, )?--([\w-]+) <value>' argument missing/.exec(msg);
     if (missing) throw flagError(missing[1]!, '', 'a value');
+    const ambiguous = /Option '(?:-\w, )?--([\w-]+)' argument is ambiguous/.exec(msg);
+    if (ambiguous) throw new QbasisError('QB_INVALID_FLAG', `invalid --${ambiguous[1]}: its value starts with '-'; expected --${ambiguous[1]}=<value> if that is meant`);
     throw new QbasisError('QB_INVALID_FLAG', msg.split('\n')[0]!);
   }
   if (values.help === true) return 'help';
@@ -111,7 +113,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
     try {
       return parse(v, `--${flag}`);
     } catch (err) {
-      throw flagError(flag, v, (err as Error).message.replace(/^--[\w-]+: /, '').replace(/^.*?; expected /, ''));
+      const why = (err as Error).message.replace(/^--[\w-]+: /, '');
+      throw new QbasisError('QB_INVALID_FLAG', `invalid --${flag} '${v}': ${why}`, { details: { flag, value: v } });
     }
   };
   const provides = list('provides', parseProvides);
