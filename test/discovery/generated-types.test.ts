@@ -16,8 +16,8 @@ function files(dir: string, base = dir): string[] {
 
 test('proto/generated matches a fresh run of the gen:proto command', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  const cmd = pkg.scripts['gen:proto'];
-  assert.ok(cmd?.includes('-O proto/generated'), 'gen:proto writes proto/generated');
+  const cmd = pkg.scripts['gen:proto'] ?? '';
+  assert.ok(cmd.includes('-O proto/generated'), 'gen:proto writes proto/generated');
   const out = tempDir('gen');
   const args = cmd.replace(/^proto-loader-gen-types /, '').replace('-O proto/generated', `-O ${out}`).split(' ');
   const bin = path.join(REPO, 'node_modules/.bin/proto-loader-gen-types');
