@@ -23,6 +23,8 @@ const HOST = '127.0.61.1';
 const WEBHOOK_PORT = 19443;
 const RUN = randomBytes(3).toString('hex');
 const SELECT_LABEL = 'qbasis-chart-test';
+// helm built from source (go install, no release ldflags) assumes Kubernetes v1.20 offline; the chart needs >= 1.33.
+const KUBE_VERSION = ['--kube-version', 'v1.37.2'];
 
 interface Doc {
   apiVersion: string;
@@ -191,17 +193,17 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
 
   it('refuses bad values with a message naming the value and what is expected', async () => {
     const cases: [string[], RegExp][] = [
-      [['--set', 'controller.replicas=0'], /controller\.replicas.*(minimum|greater than or equal)/is],
-      [['--set', 'webhook.failurePolicy=Sometimes'], /webhook\.failurePolicy.*(Ignore|enum|must be one of)/is],
-      [['--set', 'controller.replicaz=3'], /replicaz|additional propert/i],
-      [['--set', 'sidecar.resources.limits.memory=lots'], /sidecar\.resources\.limits\.memory|pattern|does not match/i],
-      [['--set', 'webhook.url=http://127.0.0.1/mutate'], /webhook\.url|pattern|does not match/i],
+      [['--set', 'controller.replicas=0'], /controller[./]replicas.*(minimum|greater than or equal)/is],
+      [['--set', 'webhook.failurePolicy=Sometimes'], /webhook[./]failurePolicy.*(Ignore|enum|must be one of)/is],
+      [['--set', 'controller.replicaz=3'], /replicaz/],
+      [['--set', 'sidecar.resources.limits.memory=lots'], /sidecar[./]resources[./]limits[./]memory/i],
+      [['--set', 'webhook.url=http://127.0.0.1/mutate'], /webhook[./]url/i],
       [['--set', 'controller.leaderElection.enabled=false'], /more than one replica needs leader election/],
       [['--set', 'controller.podDisruptionBudget.minAvailable=2'], /minAvailable \(2\) must be below controller\.replicas \(2\)/],
       [['--set', 'controller.ports.admin=15010'], /three different ports/],
     ];
     for (const [args, expected] of cases) {
-      const r = await cluster.helm(['template', 'x', CHART, ...args], { allowFailure: true });
+      const r = await cluster.helm(['template', 'x', CHART, ...KUBE_VERSION, ...args], { allowFailure: true });
       assert.notEqual(r.code, 0, `helm template ${args.join(' ')} should fail`);
       assert.match(r.stderr, expected, `helm template ${args.join(' ')}`);
     }
@@ -209,7 +211,7 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
 
   it('renders manifests the API server accepts in a server-side dry run (defaults and HA)', async () => {
     for (const extra of [[], ['-f', HA], ['--set', 'webhook.url=https://127.0.0.1:9443/mutate,webhook.strict=true,crds.keep=false']]) {
-      const t = await cluster.helm(['template', release, CHART, '--namespace', releaseNs, ...extra]);
+      const t = await cluster.helm(['template', release, CHART, ...KUBE_VERSION, '--namespace', releaseNs, ...extra]);
       const kinds = docs(t.stdout).map((d) => d.kind);
       for (const k of ['Deployment', 'PodDisruptionBudget', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ConfigMap', 'Secret', 'MutatingWebhookConfiguration', 'CustomResourceDefinition']) {
         assert.ok(kinds.includes(k), `${k} rendered (${extra.join(' ')})`);
@@ -221,7 +223,7 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
   });
 
   it('keeps the RBAC least-privilege: no cluster-wide secrets, webhook config and Secret by name', async () => {
-    const t = await cluster.helm(['template', release, CHART, '--namespace', releaseNs]);
+    const t = await cluster.helm(['template', release, CHART, ...KUBE_VERSION, '--namespace', releaseNs]);
     const all = docs(t.stdout);
     type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
     const clusterRules = all.find((d) => d.kind === 'ClusterRole')!.rules as Rule[];
@@ -238,6 +240,20 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     assert.ok(webhook.namespaceSelector.matchExpressions[0]!.values.includes(releaseNs));
     const crd = all.find((d) => d.kind === 'CustomResourceDefinition')!;
     assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+  });
+
+  it('with cert-manager: a Certificate instead of the Secret, CA injection annotation, controller only loads', async () => {
+    const t = await cluster.helm(['template', release, CHART, ...KUBE_VERSION, '--namespace', releaseNs, '--set', 'webhook.certManager.enabled=true']);
+    const all = docs(t.stdout);
+    assert.ok(all.some((d) => d.kind === 'Certificate' && d.apiVersion === 'cert-manager.io/v1'));
+    assert.ok(all.some((d) => d.kind === 'Issuer'));
+    assert.ok(!all.some((d) => d.kind === 'Secret'), 'cert-manager writes the Secret');
+    const mwc = all.find((d) => d.kind === 'MutatingWebhookConfiguration')!;
+    assert.equal(mwc.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${releaseNs}/${fullname}-webhook-tls`);
+    const args = ((all.find((d) => d.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } }).spec.template.spec.containers[0]!).args;
+    assert.ok(args.includes('--webhook-cert-mode=load'));
+    const both = await cluster.helm(['template', 'x', CHART, ...KUBE_VERSION, '--set', 'webhook.certManager.enabled=true,webhook.url=https://127.0.0.1:1/mutate'], { allowFailure: true });
+    assert.match(both.stderr, /webhook\.url and webhook\.certManager\.enabled exclude each other/);
   });
 
   it('installs, every rendered object exists, and the controller fills the caBundle', async () => {
