@@ -1,5 +1,7 @@
-// Admin port (default :15020): /live, /ready, /metrics, /routes, POST /shutdown. Plain node:http, off
-// the hot path.
+// Admin port (default :15020): /live, /started, /ready, /metrics, /routes, POST /shutdown. Plain
+// node:http, off the hot path. /started (a snapshot for every required API) is the native-sidecar
+// startupProbe: it must not wait for the app, which Kubernetes starts only after it. /ready also needs
+// the app port to accept connections when this pod provides an API.
 import http from 'node:http';
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -12,6 +14,8 @@ export interface AdminOptions {
   metrics: Metrics;
   appHost: string;
   appPort: number;
+  /** Check the app port in /ready (only pods that provide an API need their app reachable). */
+  checkApp: boolean;
   /** Required APIs that have no snapshot yet. */
   missingSnapshots(): string[];
   draining(): boolean;
@@ -52,11 +56,16 @@ export function startAdmin(o: AdminOptions): Promise<http.Server> {
     const url = (req.url ?? '/').split('?')[0];
     void (async () => {
       if (url === '/live') return send(res, 200, 'live\n');
+      if (url === '/started') {
+        const missing = o.missingSnapshots();
+        if (missing.length > 0) return send(res, 503, `not started: no discovery snapshot yet for ${missing.join(', ')}\n`);
+        return send(res, 200, 'started\n');
+      }
       if (url === '/ready') {
         if (o.draining()) return send(res, 503, 'not ready: shutting down\n');
         const missing = o.missingSnapshots();
         if (missing.length > 0) return send(res, 503, `not ready: no discovery snapshot yet for ${missing.join(', ')}\n`);
-        if (!(await appAccepts())) return send(res, 503, `not ready: the app at ${o.appHost}:${o.appPort} does not accept connections\n`);
+        if (o.checkApp && !(await appAccepts())) return send(res, 503, `not ready: the app at ${o.appHost}:${o.appPort} does not accept connections\n`);
         return send(res, 200, 'ready\n');
       }
       if (url === '/metrics') return send(res, 200, await o.metrics.registry.metrics(), o.metrics.registry.contentType);
@@ -67,7 +76,7 @@ export function startAdmin(o: AdminOptions): Promise<http.Server> {
         o.shutdown('POST /shutdown');
         return;
       }
-      send(res, 404, 'not found; try /live /ready /metrics /routes or POST /shutdown\n');
+      send(res, 404, 'not found; try /live /started /ready /metrics /routes or POST /shutdown\n');
     })().catch((err: unknown) => {
       o.log.error({ err, url }, 'admin request failed');
       if (!res.headersSent) send(res, 500, 'internal error\n');

@@ -74,7 +74,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const stopped = new Promise<string>((resolve) => { stop = resolve; });
   const now = (): number => performance.now();
   const admin = await startAdmin({
-    host: cfg.ip, port: cfg.adminPort, log, metrics, appHost: cfg.appHost, appPort: cfg.appPort,
+    host: cfg.ip, port: cfg.adminPort, log, metrics, appHost: cfg.appHost, appPort: cfg.appPort, checkApp: cfg.provides.length > 0,
     missingSnapshots: () => [...router.balancers.keys()].filter((api) => discovery.snapshot(api) === undefined),
     draining: () => draining,
     routes: () => routesView(cfg, router, discovery.state(), inflight, now()),

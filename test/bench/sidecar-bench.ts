@@ -6,7 +6,6 @@
 //   env: BENCH_FIXED_S (30), BENCH_MAX_S (15), BENCH_RPS (1000), BENCH_WARMUP_S (3)
 // Addresses: 127.0.8.x (controller .1, provider pod .11, caller pod .12).
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
@@ -72,8 +71,6 @@ async function main(): Promise<void> {
   const caller = `${NET}.12`;
   writePods(podsFile, [{ name: 'echo-bench', ip: provider, provides: `${ECHO_API}@1.0.0` }]);
   const ctl = await startController({ podsFile, host: `${NET}.1`, adminPort: 18081 });
-  // The caller pod's own app: the load generator plays it; something must hold its app port for /ready.
-  const callerApp = net.createServer((s) => s.destroy()).listen(APP_PORT, caller);
   const sidecars: { role: string; proc: Proc }[] = [];
   try {
     await startEcho({ host: provider, port: APP_PORT, name: 'echo-bench', version: '1.0.0' });
@@ -149,7 +146,6 @@ async function main(): Promise<void> {
     ];
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
-    callerApp.close();
     await stopAll();
     await ctl.stop();
     fs.rmSync(dir, { recursive: true, force: true });

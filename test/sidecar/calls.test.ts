@@ -4,7 +4,6 @@
 // and undeclared-API refusals. Everything runs as real processes against the real local controller.
 // Addresses: 127.0.41.x (controller .1; echo 1.4.0 pod .11; echo 2.0.0 pod .13; caller pod .12).
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,7 +20,6 @@ const APP_PORT = 50051;
 let ctl: RunningController;
 let podsFile: string;
 let client: EchoClient;
-let callerApp: net.Server;
 const direct: Record<string, EchoClient> = {};
 
 const pods = (which: ('v1' | 'v2')[]): TestPod[] =>
@@ -31,7 +29,6 @@ before(async () => {
   podsFile = path.join(tempDir('sidecar-calls'), 'pods.yaml');
   writePods(podsFile, pods(['v1', 'v2']));
   ctl = await startController({ podsFile, host: `${NET}.1`, adminPort: 18410 });
-  callerApp = net.createServer((s) => s.destroy()).listen(APP_PORT, CALLER);
   await Promise.all([
     startEcho({ host: V1, port: APP_PORT, name: 'echo-v1', version: '1.4.0' }),
     startEcho({ host: V2, port: APP_PORT, name: 'echo-v2', version: '2.0.0' }),
@@ -50,7 +47,6 @@ before(async () => {
 after(async () => {
   client?.close();
   for (const c of Object.values(direct)) c.close();
-  callerApp?.close();
   await stopAll();
   await ctl?.stop();
 });
@@ -253,3 +249,17 @@ test('/routes shows the snapshot with per-endpoint EWMA, in-flight and ejection 
   assert.match(inbound, /qbasis_sidecar_requests_total\{direction="inbound",.*status="OK"\} \d+/);
 });
 
+
+test('a providing sidecar whose app does not listen is started (/started 200) but not ready (/ready 503 naming the app)', async () => {
+  const ip = `${NET}.20`;
+  const p = await startSidecar({ ip, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@1.4.0`, requires: `${ECHO_API}@^1.2`, waitReady: false });
+  try {
+    await until('/started', async () => ((await admin(ip, '/started').catch(() => ({ status: 0 }))).status === 200 ? true : undefined));
+    const r = await admin(ip, '/ready');
+    assert.equal(r.status, 503);
+    assert.match(r.body, new RegExp(`the app at ${ip.replaceAll('.', '\\.')}:${APP_PORT} does not accept connections`));
+    assert.equal((await admin(ip, '/live')).status, 200);
+  } finally {
+    await p.stop();
+  }
+});

@@ -3,7 +3,6 @@
 // ejected), a provider's sidecar sent SIGTERM (it drains: zero failed calls, exit 0).
 // Addresses: 127.0.42.x (controller .1; provider pods .11 .13 .14; caller pod .12).
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,14 +18,12 @@ const APP_PORT = 50051;
 const WORKERS = 4;
 let ctl: RunningController;
 let client: EchoClient;
-let callerApp: net.Server;
 const sidecars: Record<string, Proc> = {};
 
 before(async () => {
   const podsFile = path.join(tempDir('sidecar-failures'), 'pods.yaml');
   writePods(podsFile, Object.entries(PROVIDERS).map(([name, ip]) => ({ name, ip, provides: `${ECHO_API}@1.4.0` })));
   ctl = await startController({ podsFile, host: `${NET}.1`, adminPort: 18420 });
-  callerApp = net.createServer((s) => s.destroy()).listen(APP_PORT, CALLER);
   await Promise.all(Object.entries(PROVIDERS).map(([name, ip]) => startEcho({ host: ip, port: APP_PORT, name, version: '1.4.0' })));
   await Promise.all(Object.entries(PROVIDERS).map(async ([name, ip]) => {
     sidecars[name] = await startSidecar({ ip, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@1.4.0`, podName: name });
@@ -37,7 +34,6 @@ before(async () => {
 
 after(async () => {
   client?.close();
-  callerApp?.close();
   await stopAll();
   await ctl?.stop();
 });
