@@ -74,6 +74,7 @@ export class PodsFileSource implements PodSource {
   #synced = false;
   #stopped = false;
   #reloads = 0;
+  #onSynced: (() => void) | undefined;
 
   constructor(opts: PodsFileSourceOptions) {
     this.#file = path.resolve(opts.path);
@@ -91,8 +92,10 @@ export class PodsFileSource implements PodSource {
     return this.#reloads;
   }
 
+  /** Resolves after the first valid load; until then (a file that does not parse) it keeps watching. */
   async start(sink: PodSink): Promise<void> {
     this.#sink = sink;
+    const synced = new Promise<void>((resolve) => (this.#onSynced = resolve));
     this.#watcher = fs.watch(path.dirname(this.#file), { persistent: true }, (_event, name) => {
       // name can be null on some platforms: then any event in the directory counts
       if (name === null || name === path.basename(this.#file)) this.#schedule();
@@ -103,10 +106,12 @@ export class PodsFileSource implements PodSource {
       this.#poll.unref();
     }
     this.#reload();
+    await synced;
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#onSynced?.(); // a start() still waiting returns; synced() stays false
     this.#watcher?.close();
     if (this.#debounce !== undefined) clearTimeout(this.#debounce);
     if (this.#poll !== undefined) clearInterval(this.#poll);
@@ -180,6 +185,8 @@ export class PodsFileSource implements PodSource {
     this.#reloads++;
     this.#sink.resync(pods);
     this.#synced = true;
+    this.#onSynced?.();
+    this.#onSynced = undefined;
     this.#log.info({ pods: pods.length, reload: this.#reloads }, 'pods file loaded');
   }
 }

@@ -157,3 +157,20 @@ test('two APIs whose basis API ids collide are reported', async () => {
   assert.deepEqual([...(line.apis as string[])].sort(), [x, y]);
   assert.equal(line.apiId, '0x422fd944');
 });
+
+test('a controller started on an invalid pods file is not ready until the file is valid', async () => {
+  const file2 = path.join(dir, 'later.yaml');
+  fs.writeFileSync(file2, 'kind: List\nitems: [\n');
+  const c2 = await startController({ podsFile: file2, host: '127.0.33.2', waitReady: false });
+  try {
+    await c2.waitForLog((l) => /pods file is invalid/.test(l.msg), 20_000, 'the invalid-file error');
+    const before = await fetch(`${c2.admin}/ready`);
+    assert.equal(before.status, 503);
+    assert.match(await before.text(), /pod source pods-file synced/);
+    writePods(file2, [a]);
+    await c2.waitForLog((l) => l.msg === 'controller ready', 20_000, 'controller ready after a good load');
+    assert.equal((await fetch(`${c2.admin}/ready`)).status, 200);
+  } finally {
+    assert.equal(await c2.stop(), 0);
+  }
+});
