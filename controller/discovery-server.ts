@@ -23,6 +23,8 @@ export interface DiscoveryServerOptions {
   logger: Logger;
   host: string;
   port: number;
+  /** After an update (not the first snapshot) is written: ms from the registry change that made the stream dirty. */
+  onPushed?: (api: string, latencyMs: number) => void;
 }
 
 interface Subscriber {
@@ -36,6 +38,8 @@ interface Subscriber {
   sentVersion: number;
   inFlight: boolean;
   dirty: boolean;
+  /** performance.now() when the stream last went from clean to dirty (0: snapshot pending or clean). */
+  dirtyAt: number;
   closed: boolean;
   messages: number;
 }
@@ -121,6 +125,7 @@ export class DiscoveryServer {
       sentVersion: 0,
       inFlight: false,
       dirty: true,
+      dirtyAt: 0,
       closed: false,
       messages: 0,
     };
@@ -148,6 +153,7 @@ export class DiscoveryServer {
 
   #markDirty(s: Subscriber): void {
     if (s.closed) return;
+    if (!s.dirty && s.sent !== undefined) s.dirtyAt = performance.now();
     if (s.inFlight) {
       if (s.dirty) this.#stats.coalesced++;
       s.dirty = true;
@@ -160,6 +166,8 @@ export class DiscoveryServer {
   #flush(s: Subscriber): void {
     if (s.closed || s.inFlight || !s.dirty) return;
     s.dirty = false;
+    const dirtyAt = s.dirtyAt;
+    s.dirtyAt = 0;
     const reg = this.#opts.registry;
     const version = reg.version(s.api);
     const current = new Map(reg.list(s.api, s.namespace).map((e) => [endpointKey(e), e]));
@@ -190,6 +198,7 @@ export class DiscoveryServer {
     s.messages++;
     this.#stats.messagesSent++;
     s.call.write(msg, () => {
+      if (dirtyAt > 0) this.#opts.onPushed?.(s.api, performance.now() - dirtyAt);
       s.inFlight = false;
       this.#flush(s);
     });

@@ -14,6 +14,7 @@ import { PodsFileSource } from './local/pods-file-source.ts';
 import { controllerMetrics } from './metrics.ts';
 import type { PodSource } from './pod-source.ts';
 import { WEBHOOK_FLAG_SPECS, webhookComponent, webhookSettings } from './webhook/webhook.ts';
+import { KUBE_FLAG_SPECS, KubeMode } from './kube/kube-mode.ts';
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'pods-file', kind: 'string', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
@@ -25,6 +26,7 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'reload-debounce-ms', kind: 'int', default: '100', help: 'local mode: quiet time after a pods file change before re-reading' },
   { name: 'log-level', kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
   ...WEBHOOK_FLAG_SPECS,
+  ...KUBE_FLAG_SPECS,
 ];
 
 class StartupError extends Error {}
@@ -33,7 +35,7 @@ class StartupError extends Error {}
  * Picks the pod source from the flags. Local mode: --pods-file. Kubernetes mode
  * (--kubeconfig / in-cluster) plugs in here: return the informer-backed source.
  */
-function selectPodSource(flags: FlagValues, logger: Logger): { source: PodSource; localMode: boolean } {
+function selectPodSource(flags: FlagValues, logger: Logger): { source: PodSource; localMode: boolean; kube?: KubeMode } {
   const podsFile = flags.get('pods-file');
   if (podsFile !== undefined) {
     let st: fs.Stats;
@@ -45,12 +47,15 @@ function selectPodSource(flags: FlagValues, logger: Logger): { source: PodSource
     if (!st.isFile()) throw new FlagError(`--pods-file '${podsFile}' is invalid: expected a file, got a directory or device`);
     return { source: new PodsFileSource({ path: podsFile, logger, debounceMs: Number(flags.get('reload-debounce-ms')) }), localMode: true };
   }
-  throw new FlagError('no pod source: expected --pods-file <path> (local mode)');
+  // Kubernetes mode: informer over pods (controller/kube/), kubeconfig or in-cluster config.
+  const kube = new KubeMode(flags, logger);
+  return { source: kube.source, localMode: false, kube };
 }
 
 /** Components that run beside the core: leader election, reconciler, webhook (Kubernetes mode adds them here). */
-function extraComponents(flags: FlagValues, deps: { registry: EndpointRegistry; logger: Logger }): ControllerComponent[] {
+function extraComponents(flags: FlagValues, deps: { registry: EndpointRegistry; logger: Logger; kube?: KubeMode }): ControllerComponent[] {
   const components: ControllerComponent[] = [];
+  if (deps.kube !== undefined) components.push(deps.kube.component(deps.registry));
   // Sidecar injection (controller/webhook/): only with --webhook-port; needs a kubeconfig for its Secret.
   const webhook = webhookSettings(flags, flags.get('discovery-address') ?? (flags.get('pods-file') !== undefined ? '127.0.0.1' : '0.0.0.0'));
   if (webhook !== undefined) {
@@ -81,7 +86,7 @@ function waitForSignal(logger: Logger): Promise<string> {
 export async function main(argv: string[]): Promise<number> {
   let flags: FlagValues | undefined;
   let logger: Logger;
-  let picked: { source: PodSource; localMode: boolean };
+  let picked: { source: PodSource; localMode: boolean; kube?: KubeMode };
   try {
     flags = parseFlags(CONTROLLER_FLAGS, argv, process.env);
     if (flags === undefined) {
@@ -97,15 +102,31 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const { source, localMode } = picked;
+  const { source, localMode, kube } = picked;
   // Local mode serves loopback only; in a cluster sidecars on other pods must reach us.
   const discoveryAddress = flags.get('discovery-address') ?? (localMode ? '127.0.0.1' : '0.0.0.0');
   const adminAddress = flags.get('admin-address') ?? discoveryAddress;
 
   const registry = new EndpointRegistry({ logger, inboundPort: Number(flags.get('inbound-port')) });
-  const discovery = new DiscoveryServer({ registry, logger, host: discoveryAddress, port: Number(flags.get('discovery-port')) });
-  const components = extraComponents(flags, { registry, logger });
+  const discovery = new DiscoveryServer({
+    registry,
+    logger,
+    host: discoveryAddress,
+    port: Number(flags.get('discovery-port')),
+    ...(kube !== undefined ? { onPushed: kube.onPushed } : {}),
+  });
+  let components: ControllerComponent[];
+  try {
+    components = extraComponents(flags, { registry, logger, ...(kube !== undefined ? { kube } : {}) });
+  } catch (err) {
+    if (err instanceof FlagError) {
+      process.stderr.write(`qbasis controller: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   const metrics = controllerMetrics({ registry, discovery, source });
+  kube?.registerMetrics(metrics);
   let discoveryUp = false;
   const checks: ReadinessCheck[] = [
     { name: `pod source ${source.kind} synced`, ok: () => source.synced() },
@@ -117,8 +138,15 @@ export async function main(argv: string[]): Promise<number> {
   const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
   const signal = waitForSignal(logger);
   try {
-    await source.start(registry);
+    // Admin first: /live must answer while the initial sync waits on an API server, and /ready says what is missing.
+    await admin.start().catch((err: Error) => {
+      throw new StartupError(`cannot serve admin HTTP on ${adminAddress}:${flags.get('admin-port')}: ${err.message}`);
+    });
+    stops.push({ name: 'admin', stop: () => admin.stop() });
+    const started = source.start(registry);
     stops.push({ name: 'pod source', stop: () => source.stop() });
+    await Promise.race([started, signal]);
+    if (!source.synced()) throw new StartupError('stopped before the pod source synced');
     await discovery.start().catch((err: Error) => {
       throw new StartupError(`cannot serve discovery on ${discoveryAddress}:${flags.get('discovery-port')}: ${err.message}`);
     });
@@ -128,10 +156,6 @@ export async function main(argv: string[]): Promise<number> {
       await c.start();
       stops.push(c);
     }
-    await admin.start().catch((err: Error) => {
-      throw new StartupError(`cannot serve admin HTTP on ${adminAddress}:${flags.get('admin-port')}: ${err.message}`);
-    });
-    stops.push({ name: 'admin', stop: () => admin.stop() });
     logger.info({ mode: localMode ? 'local' : 'kubernetes', discovery: `${discoveryAddress}:${discovery.port()}` }, 'controller ready');
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'controller failed to start');

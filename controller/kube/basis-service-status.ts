@@ -231,6 +231,12 @@ export function statusEqual(current: Partial<BasisServiceStatus> | undefined, ne
   return canonical(current) === canonical(next);
 }
 
+/** Both sides as read from anywhere (cache or API server, any key order). */
+export function sameStatus(a: Partial<BasisServiceStatus> | undefined, b: Partial<BasisServiceStatus> | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return canonical(a) === canonical(b);
+}
+
 function canonical(s: Partial<BasisServiceStatus>): string {
   return JSON.stringify({
     observedGeneration: s.observedGeneration,
