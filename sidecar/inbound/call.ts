@@ -55,7 +55,6 @@ export class InboundCall {
     down.on('close', this.#onDownClose);
     down.on('wantTrailers', this.#onWantTrailers);
     down.on('error', noop);
-    down.pause();
     ctx.app.acquire((err, session) => {
       if (this.#done) return;
       if (err !== undefined || session === undefined) {
@@ -78,7 +77,6 @@ export class InboundCall {
       app.on('error', noop);
       down.on('data', this.#onDownData);
       down.on('end', this.#onDownEnd);
-      down.resume();
       if (this.#downEnded) app.end();
     });
   }

@@ -31,8 +31,9 @@ export class OutboundCall {
   readonly #route: PathRoute;
   readonly #started: number;
   readonly #deadlineAt: number | undefined;
-  /** Request headers to pass on, minus grpc-timeout and qbasis-* (added per attempt). */
+  /** Request headers to pass on, minus grpc-timeout and qbasis-*; those are appended per attempt after #baseLen. */
   readonly #headers: string[];
+  readonly #baseLen: number;
   readonly #tried: Peer[] = [];
   #backoff: Backoff | undefined;
   #peer: Peer | undefined;
@@ -63,11 +64,13 @@ export class OutboundCall {
       h.push(k, rawHeaders[i + 1]!);
     }
     this.#headers = h;
+    this.#baseLen = h.length;
     ctx.inflight.outbound++;
     app.on('close', this.#onAppClose);
     app.on('wantTrailers', this.#onWantTrailers);
     app.on('error', noop);
-    app.pause();
+    // No 'data' listener yet: the app's request waits in the stream (flow-controlled) until a peer
+    // stream exists to take it.
     this.#attempt();
   }
 
@@ -116,7 +119,9 @@ export class OutboundCall {
   }
 
   #open(peer: Peer, session: ClientHttp2Session): void {
-    const h = this.#headers.slice();
+    // session.request() encodes the list synchronously, so one array serves every attempt.
+    const h = this.#headers;
+    h.length = this.#baseLen;
     if (this.#deadlineAt !== undefined) {
       const left = this.#deadlineAt - performance.now();
       if (left <= 0) {
@@ -148,7 +153,6 @@ export class OutboundCall {
       this.#listening = true;
       this.#app.on('data', this.#onAppData);
       this.#app.on('end', this.#onAppEnd);
-      this.#app.resume();
     }
     if (this.#appEnded && !up.writableEnded) up.end();
   }
