@@ -1,0 +1,344 @@
+// The controller in Kubernetes mode against the real control plane (test/harness): pods on the kwok
+// node → BasisServices in `kubectl get bsvc` and the discovery stream; readiness and deletion;
+// one Warning Event per invalid annotation; schema refusals; leader election and handover.
+// Addresses: controllers listen on 127.0.61.x (this file's octet: 61).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/cluster.ts';
+import { restartComponent } from '../harness/restart.ts';
+import { WatchReader } from '../fixtures/local-controller.ts';
+import type { Update__Output } from '../../proto/discovery.ts';
+import {
+  applyCrds,
+  createPods,
+  getBsvcTable,
+  getJson,
+  httpGet,
+  poll,
+  setPodReady,
+  startKubeController,
+  type KubeController,
+} from './kube-helpers.ts';
+
+const API = 'qbasis.test.kube.v1.Greeter';
+const BSVC = 'qbasis-test-kube-v1-greeter';
+let cluster: TestCluster;
+const running: KubeController[] = [];
+
+before(async () => {
+  cluster = await useCluster();
+  await applyCrds(cluster);
+}, { timeout: CLUSTER_START_TIMEOUT_MS });
+
+after(async () => {
+  for (const c of running) await c.stop('SIGKILL');
+});
+
+async function controller(ns: string, identity: string, host = '127.0.61.1', args: string[] = []): Promise<KubeController> {
+  const c = await startKubeController({ cluster, namespace: ns, host, identity, args });
+  running.push(c);
+  return c;
+}
+
+/** Applies updates to a map of endpoints as a sidecar would. */
+class StreamView {
+  readonly eps = new Map<string, { address: string; version: string; ready: boolean }>();
+  #seen = 0;
+  readonly reader: WatchReader;
+  constructor(reader: WatchReader) {
+    this.reader = reader;
+  }
+  apply(): void {
+    for (; this.#seen < this.reader.messages.length; this.#seen++) {
+      const u: Update__Output = this.reader.messages[this.#seen]!;
+      if (u.snapshot) {
+        this.eps.clear();
+        for (const e of u.snapshot.endpoints) this.eps.set(e.pod, { address: e.address, version: e.version, ready: e.ready });
+      } else if (u.diff) {
+        for (const e of [...u.diff.added, ...u.diff.changed]) this.eps.set(e.pod, { address: e.address, version: e.version, ready: e.ready });
+        for (const r of u.diff.removed) this.eps.delete(r.pod);
+      } else if (u.noEndpoints) {
+        this.eps.clear();
+      }
+    }
+  }
+  async until(what: string, pred: (v: StreamView) => boolean, timeoutMs = 60_000): Promise<void> {
+    await poll(what, timeoutMs, async () => {
+      if (this.reader.error) throw new Error(`stream failed: ${this.reader.error.message}`);
+      this.apply();
+      return pred(this) ? true : undefined;
+    });
+  }
+  readyPods(): string[] {
+    return [...this.eps].filter(([, e]) => e.ready).map(([p]) => p).sort();
+  }
+}
+
+interface BsvcObject {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: { api: string };
+  status?: {
+    ready?: string;
+    versions?: string[];
+    endpoints?: Array<{ pod: string; ip: string; port: number; version: string; ready: boolean; codecs?: number[] }>;
+    conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string; observedGeneration?: number }>;
+    observedGeneration?: number;
+  };
+}
+
+test('annotated pods made Running by the fake node appear in kubectl get bsvc with readable columns and in the discovery stream', async (t) => {
+  const ns = await cluster.namespace(t, 'kube-appear');
+  const c = await controller(ns, 'appear-1');
+  const reader = new WatchReader(c.discoveryTarget, API, ns);
+  t.after(() => reader.close());
+  const view = new StreamView(reader);
+  await createPods(cluster, ns, [
+    { name: 'greeter-a', annotations: { 'qbasis.io/provides': `${API}@1.2.0` } },
+    { name: 'greeter-b', annotations: { 'qbasis.io/provides': `${API}@1.3.1` } },
+    { name: 'greeter-c', annotations: { 'qbasis.io/provides': `${API}@2.0.0` } },
+    { name: 'caller', annotations: { 'qbasis.io/requires': `${API}@^1.2` } },
+    { name: 'plain', annotations: {} },
+  ]);
+
+  const table = await poll('bsvc row with 3/3 ready', 60_000, async () => {
+    const tb = await getBsvcTable(cluster, ns);
+    const row = tb.rows.find((r) => r.name === BSVC);
+    return row?.ready === '3/3' && row.synced === 'True' ? tb : undefined;
+  });
+  assert.deepEqual(table.header, ['NAME', 'API', 'VERSIONS', 'READY', 'SYNCED', 'AGE']);
+  const row = table.rows.find((r) => r.name === BSVC)!;
+  assert.equal(row.api, API);
+  assert.equal(row.versions, '2.0.0,1.3.1,1.2.0');
+  assert.equal(table.rows.length, 1, `one BasisService only:\n${table.text}`);
+
+  const obj = await getJson<BsvcObject>(cluster, ['-n', ns, 'get', 'bsvc', BSVC]);
+  assert.equal(obj.spec.api, API);
+  assert.equal(obj.metadata.labels?.['app.kubernetes.io/managed-by'], 'qbasis');
+  const eps = obj.status!.endpoints!;
+  assert.deepEqual(eps.map((e) => e.pod), ['greeter-a', 'greeter-b', 'greeter-c']);
+  for (const e of eps) {
+    assert.match(e.ip, /^127\.1\.\d+\.\d+$/, 'pod IP from the kwok node CIDR');
+    assert.equal(e.port, 15006);
+    assert.deepEqual(e.codecs, [1]);
+    assert.equal(e.ready, true);
+  }
+  const cond = (type: string) => obj.status!.conditions!.find((x) => x.type === type)!;
+  assert.equal(cond('Ready').status, 'True');
+  assert.equal(cond('Synced').status, 'True');
+  // the caller wants ^1.2 while 2.0.0 is live: a split a user should see
+  assert.equal(cond('Compatible').status, 'False');
+  assert.equal(cond('Compatible').reason, 'MajorVersionSplit');
+  assert.match(cond('Compatible').message, /caller.*\^1\.2/);
+  assert.equal(cond('Ready').observedGeneration, 1);
+  assert.equal(obj.status!.observedGeneration, 1);
+
+  await view.until('3 ready endpoints in the discovery stream', (v) => v.readyPods().length === 3);
+  assert.deepEqual(view.readyPods(), ['greeter-a', 'greeter-b', 'greeter-c']);
+  assert.equal(view.eps.get('greeter-a')!.address, eps[0]!.ip);
+
+  const ready = await httpGet(`${c.adminUrl}/ready`);
+  assert.equal(ready.status, 200, ready.body);
+  const metrics = await httpGet(`${c.adminUrl}/metrics`);
+  assert.match(metrics.body, /qbasis_controller_reconcile_total\{result="success"\} [1-9]/);
+  assert.match(metrics.body, /qbasis_controller_reconcile_duration_seconds_bucket/);
+  assert.match(metrics.body, /qbasis_controller_workqueue_depth\{queue="basisservices"\} \d/);
+  assert.match(metrics.body, /qbasis_discovery_streams 1/);
+  assert.match(metrics.body, /qbasis_controller_is_leader 1/);
+  // every reconcile log line names its key
+  const reconcileLines = c.logs.filter((l) => l.component === 'bsvc-reconciler' && /reconcil|status written/.test(String(l.msg)));
+  assert.ok(reconcileLines.length > 0);
+  for (const l of reconcileLines) assert.equal(l.key, `${ns}/${API}`, JSON.stringify(l));
+});
+
+test('a pod turning unready or deleted leaves the ready set in kubectl get bsvc and the discovery stream; the last pod removes the BasisService', async (t) => {
+  const ns = await cluster.namespace(t, 'kube-leave');
+  const c = await controller(ns, 'leave-1');
+  const reader = new WatchReader(c.discoveryTarget, API, ns);
+  t.after(() => reader.close());
+  const view = new StreamView(reader);
+  await createPods(cluster, ns, [
+    { name: 'g-1', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } },
+    { name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } },
+  ]);
+  await view.until('2 ready endpoints', (v) => v.readyPods().length === 2);
+  await poll('bsvc 2/2', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2' ? true : undefined));
+
+  await setPodReady(cluster, ns, 'g-1', false);
+  await view.until('g-1 not ready in the stream', (v) => v.eps.get('g-1')?.ready === false && v.readyPods().join() === 'g-2');
+  await poll('bsvc 1/2', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '1/2' ? true : undefined));
+
+  await setPodReady(cluster, ns, 'g-1', true);
+  await view.until('g-1 ready again', (v) => v.readyPods().length === 2);
+
+  await cluster.kubectl(['-n', ns, 'delete', 'pod', 'g-2', '--wait=false']);
+  await view.until('g-2 gone from the stream', (v) => !v.eps.has('g-2'));
+  await poll('bsvc 1/1', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '1/1' ? true : undefined));
+
+  await cluster.kubectl(['-n', ns, 'delete', 'pod', 'g-1', '--wait=false']);
+  await view.until('no endpoints', (v) => v.eps.size === 0);
+  await poll('BasisService deleted', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows.length === 0 ? true : undefined));
+});
+
+test('an invalid annotation yields exactly one Warning Event, across resyncs and a controller restart, and the pod stays out of discovery', async (t) => {
+  const ns = await cluster.namespace(t, 'kube-event');
+  let c = await controller(ns, 'event-1');
+  await createPods(cluster, ns, [
+    { name: 'good', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } },
+    { name: 'bad', annotations: { 'qbasis.io/provides': `${API}@one.two` } },
+  ]);
+  type EventList = { items: Array<{ type: string; reason: string; message: string; involvedObject: { name: string; uid: string } }> };
+  const events = async (): Promise<EventList['items']> =>
+    (await getJson<EventList>(cluster, ['-n', ns, 'get', 'events', '--field-selector', 'involvedObject.name=bad,reason=InvalidAnnotation'])).items;
+  const first = await poll('the InvalidAnnotation event', 60_000, async () => ((await events()).length > 0 ? events() : undefined));
+  assert.equal(first.length, 1);
+  assert.equal(first[0]!.type, 'Warning');
+  assert.match(first[0]!.message, /qbasis\.io\/provides/);
+  assert.match(first[0]!.message, /one\.two/);
+  assert.match(first[0]!.message, /expected/);
+
+  // Resyncs: pod updates (label changes) and the controller's periodic resync must not repeat it.
+  for (let i = 0; i < 3; i++) await cluster.kubectl(['-n', ns, 'label', 'pod', 'bad', `touch=${i}`, '--overwrite']);
+  await sleep(6000);
+  assert.equal((await events()).length, 1, 'still one event after resyncs');
+
+  // A fresh controller process (no memory of what was reported) must not repeat it either.
+  await c.stop('SIGTERM');
+  c = await controller(ns, 'event-2');
+  await c.waitForLog((l) => l.msg === 'became leader', 60_000, 'leadership');
+  await sleep(4000);
+  assert.equal((await events()).length, 1, 'still one event after a controller restart');
+
+  const reader = new WatchReader(c.discoveryTarget, API, ns);
+  t.after(() => reader.close());
+  const snap = await reader.next();
+  assert.deepEqual(snap.snapshot?.endpoints.map((e) => e.pod), ['good'], 'the bad pod stays out');
+  const obj = await getJson<BsvcObject>(cluster, ['-n', ns, 'get', 'bsvc', BSVC]);
+  assert.deepEqual(obj.status?.endpoints?.map((e) => e.pod), ['good']);
+});
+
+test('the API server refuses bad BasisService and BasisPolicy objects by schema, accepts good ones, and kubectl get qbasis lists both kinds', async (t) => {
+  const ns = await cluster.namespace(t, 'kube-schema');
+  const bad: Array<{ what: string; obj: Record<string, unknown>; want: RegExp }> = [
+    { what: 'bsvc without spec.api', obj: { kind: 'BasisService', spec: {} }, want: /spec\.api: Required/ },
+    { what: 'bsvc with an API that is not a service name', obj: { kind: 'BasisService', spec: { api: 'not a/name' } }, want: /spec\.api.*should match/ },
+    { what: 'bpol with 11 retries', obj: { kind: 'BasisPolicy', spec: { api: API, retries: { attempts: 11 } } }, want: /spec\.retries\.attempts.*less than or equal to 10/ },
+    { what: 'bpol with an unknown balancer', obj: { kind: 'BasisPolicy', spec: { api: API, loadBalancer: 'fastest' } }, want: /spec\.loadBalancer.*Unsupported value/ },
+    { what: 'bpol with a timeout that is no duration', obj: { kind: 'BasisPolicy', spec: { api: API, timeout: 'soon' } }, want: /spec\.timeout.*should match/ },
+    { what: 'bpol with a weight above 100', obj: { kind: 'BasisPolicy', spec: { api: API, versionWeights: [{ version: '1.0.0', weight: 101 }] } }, want: /weight.*less than or equal to 100/ },
+    { what: 'bpol with a weight naming both range and version', obj: { kind: 'BasisPolicy', spec: { api: API, versionWeights: [{ version: '1.0.0', range: '^1', weight: 5 }] } }, want: /exactly one of range or version/ },
+    { what: 'bpol with all weights 0', obj: { kind: 'BasisPolicy', spec: { api: API, versionWeights: [{ range: '^1', weight: 0 }] } }, want: /positive weight/ },
+    { what: 'bpol with baseEjection above maxEjection', obj: { kind: 'BasisPolicy', spec: { api: API, outlierDetection: { baseEjection: '2m', maxEjection: '30s' } } }, want: /baseEjection must not exceed maxEjection/ },
+    { what: 'bpol with an unknown field', obj: { kind: 'BasisPolicy', spec: { api: API, colour: 'blue' } }, want: /unknown field "spec\.colour"|colour/ },
+    { what: 'bpol retrying on OK', obj: { kind: 'BasisPolicy', spec: { api: API, retries: { attempts: 2, on: ['OK'] } } }, want: /spec\.retries\.on\[0\].*Unsupported value/ },
+  ];
+  for (const [i, b] of bad.entries()) {
+    const manifest = { apiVersion: 'qbasis.io/v1alpha1', metadata: { name: `bad-${i}`, namespace: ns }, ...b.obj };
+    const r = await cluster.kubectl(['create', '--validate=strict', '-f', '-'], { input: JSON.stringify(manifest), allowFailure: true });
+    assert.notEqual(r.code, 0, `${b.what} was accepted`);
+    assert.match(r.stderr, b.want, `${b.what}: ${r.stderr}`);
+  }
+  const good = [
+    { apiVersion: 'qbasis.io/v1alpha1', kind: 'BasisService', metadata: { name: 'good-bsvc', namespace: ns }, spec: { api: API } },
+    {
+      apiVersion: 'qbasis.io/v1alpha1',
+      kind: 'BasisPolicy',
+      metadata: { name: 'good-bpol', namespace: ns },
+      spec: {
+        api: API,
+        timeout: '1.5s',
+        retries: { attempts: 2, on: ['UNAVAILABLE'] },
+        outlierDetection: { consecutiveFailures: 7, baseEjection: '1s', maxEjection: '1m' },
+        loadBalancer: 'round-robin',
+        versionWeights: [
+          { range: '^1', weight: 90 },
+          { version: '2.0.0', weight: 10 },
+        ],
+      },
+    },
+  ];
+  await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: good }) });
+  const all = await cluster.kubectl(['-n', ns, 'get', 'qbasis']);
+  assert.match(all.stdout, /basisservice\.qbasis\.io\/good-bsvc/);
+  assert.match(all.stdout, /basispolicy\.qbasis\.io\/good-bpol/);
+  // spec.api is immutable
+  const r = await cluster.kubectl(['-n', ns, 'patch', 'bsvc', 'good-bsvc', '--type=merge', '-p', '{"spec":{"api":"other.Api"}}'], { allowFailure: true });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /immutable/);
+});
+
+test('two controllers elect one leader; SIGTERM to the leader hands over at once with no gap in the other replica’s discovery stream', async (t) => {
+  const ns = await cluster.namespace(t, 'kube-elect');
+  await createPods(cluster, ns, [{ name: 'g-1', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } }]);
+  const a = await controller(ns, 'replica-a', '127.0.61.2');
+  await a.waitForLog((l) => l.msg === 'became leader', 60_000, 'a leads');
+  const b = await controller(ns, 'replica-b', '127.0.61.3');
+  const readerB = new WatchReader(b.discoveryTarget, API, ns);
+  t.after(() => readerB.close());
+  const viewB = new StreamView(readerB);
+  await viewB.until('b serves g-1', (v) => v.readyPods().join() === 'g-1');
+  await sleep(2000);
+  assert.equal(b.logs.some((l) => l.msg === 'became leader'), false, 'b stands by while a leads');
+  assert.match((await httpGet(`${b.adminUrl}/metrics`)).body, /qbasis_controller_is_leader 0/);
+  assert.match((await httpGet(`${a.adminUrl}/metrics`)).body, /qbasis_controller_is_leader 1/);
+  const lease = await getJson<{ spec: { holderIdentity?: string } }>(cluster, ['-n', ns, 'get', 'lease', 'qbasis-controller']);
+  assert.equal(lease.spec.holderIdentity, 'replica-a');
+
+  const killedAt = Date.now();
+  assert.equal(await a.stop('SIGTERM'), 0);
+  await b.waitForLog((l) => l.msg === 'became leader', 30_000, 'b takes over');
+  const handoverMs = Date.now() - killedAt;
+  // released, not expired: b needs one retry period (0.5 s), far less than the 4 s lease
+  assert.ok(handoverMs < 3500, `handover took ${handoverMs} ms`);
+  const lease2 = await getJson<{ spec: { holderIdentity?: string } }>(cluster, ['-n', ns, 'get', 'lease', 'qbasis-controller']);
+  assert.equal(lease2.spec.holderIdentity, 'replica-b');
+
+  // b's stream never broke and keeps following changes; b now writes the status.
+  await createPods(cluster, ns, [{ name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.1.0` } }]);
+  await viewB.until('b streams g-2', (v) => v.readyPods().join() === 'g-1,g-2');
+  assert.equal(readerB.error, undefined);
+  assert.equal(readerB.messages.filter((m) => m.snapshot).length, 1, 'one snapshot: the stream was never re-established');
+  await poll('bsvc 2/2 written by the new leader', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2' ? true : undefined));
+});
+
+test('a leader killed with SIGKILL is replaced once its lease expires', async (t) => {
+  const ns = await cluster.namespace(t, 'kube-kill');
+  await createPods(cluster, ns, [{ name: 'g-1', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } }]);
+  const a = await controller(ns, 'kill-a', '127.0.61.4');
+  await a.waitForLog((l) => l.msg === 'became leader', 60_000, 'a leads');
+  const b = await controller(ns, 'kill-b', '127.0.61.5');
+  await sleep(1500);
+  await a.stop('SIGKILL');
+  await b.waitForLog((l) => l.msg === 'became leader', 30_000, 'b takes over after expiry');
+  await createPods(cluster, ns, [{ name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.1.0` } }]);
+  await poll('bsvc 2/2 written by b', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2' ? true : undefined));
+  void t;
+});
+
+test('the API server restarted under the controller: the controller keeps running and statuses converge again', async (t) => {
+  const ns = await cluster.namespace(t, 'kube-restart');
+  const c = await controller(ns, 'restart-1', '127.0.61.6');
+  await createPods(cluster, ns, [
+    { name: 'g-1', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } },
+    { name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } },
+  ]);
+  await poll('bsvc 2/2', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2' ? true : undefined));
+  const reader = new WatchReader(c.discoveryTarget, API, ns);
+  t.after(() => reader.close());
+  const view = new StreamView(reader);
+  await view.until('2 ready', (v) => v.readyPods().length === 2);
+
+  await restartComponent(cluster.stateDir, 'kube-apiserver', { downMs: 3000 });
+  await poll('API server ready again', 120_000, async () => ((await cluster.kubectl(['get', '--raw', '/readyz'], { allowFailure: true })).code === 0 ? true : undefined));
+  assert.equal(c.exited(), false, `controller died: ${c.stderr()}`);
+
+  await setPodReady(cluster, ns, 'g-1', false);
+  await createPods(cluster, ns, [{ name: 'g-3', annotations: { 'qbasis.io/provides': `${API}@1.1.0` } }]);
+  await poll('bsvc 2/3 after the restart', 120_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/3' ? true : undefined));
+  await view.until('stream follows after the restart', (v) => v.readyPods().join() === 'g-2,g-3', 120_000);
+  assert.equal(c.exited(), false);
+  assert.equal(reader.error, undefined, 'the discovery stream survived the API server restart');
+  const synced = (await getJson<BsvcObject>(cluster, ['-n', ns, 'get', 'bsvc', BSVC])).status?.conditions?.find((x) => x.type === 'Synced');
+  assert.equal(synced?.status, 'True');
+  assert.equal((await httpGet(`${c.adminUrl}/live`)).status, 200);
+});

@@ -1,0 +1,222 @@
+// Shared by the kube-*.test.ts files: the CRDs applied once, the controller run as a real process
+// in Kubernetes mode, and Pods on the kwok node (which makes them Running + Ready with a 127.1.x.x IP).
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { TestCluster } from '../harness/cluster.ts';
+import { QBASIS_BIN, REPO, type LogLine } from '../fixtures/local-controller.ts';
+
+export const CRD_DIR = path.join(REPO, 'charts/qbasis/files/crds');
+export const KWOK_NODE = 'kwok-node-0';
+
+export async function applyCrds(cluster: TestCluster): Promise<void> {
+  await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD_DIR]);
+  await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/basisservices.qbasis.io', 'crd/basispolicies.qbasis.io']);
+}
+
+export interface KubeController {
+  proc: ChildProcess;
+  identity: string;
+  logs: LogLine[];
+  discoveryTarget: string;
+  adminUrl: string;
+  stderr(): string;
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number, what?: string): Promise<LogLine>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited(): boolean;
+}
+
+export interface StartOptions {
+  cluster: TestCluster;
+  namespace: string;
+  /** Loopback address for discovery and admin (pick one per test file). */
+  host: string;
+  identity: string;
+  leaseName?: string;
+  args?: string[];
+}
+
+/** `node bin/qbasis.ts controller --kubeconfig … --namespaces <ns>`; resolves once 'controller ready' is logged. */
+export async function startKubeController(o: StartOptions): Promise<KubeController> {
+  const args = [
+    QBASIS_BIN,
+    'controller',
+    '--kubeconfig',
+    o.cluster.kubeconfig,
+    '--namespaces',
+    o.namespace,
+    '--discovery-address',
+    o.host,
+    '--discovery-port',
+    '0',
+    '--admin-port',
+    '0',
+    '--identity',
+    o.identity,
+    '--lease-namespace',
+    o.namespace,
+    '--lease-name',
+    o.leaseName ?? 'qbasis-controller',
+    // short periods so handover is quick in tests (defaults are client-go's 15 s / 10 s / 2 s)
+    '--lease-duration-ms',
+    '4000',
+    '--renew-deadline-ms',
+    '3000',
+    '--retry-period-ms',
+    '500',
+    '--resync-ms',
+    '5000',
+    '--log-level',
+    'debug',
+    ...(o.args ?? []),
+  ];
+  const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: LogLine[] = [];
+  let err = '';
+  let buf = '';
+  const waiters = new Set<() => void>();
+  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        logs.push({ level: 0, msg: line });
+      }
+    }
+    for (const w of waiters) w();
+  });
+  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+  let done = false;
+  const exited = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      done = true;
+      resolve(code);
+    }),
+  );
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 60_000, what = 'log line'): Promise<LogLine> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const hit = logs.find(pred);
+        if (hit) {
+          waiters.delete(check);
+          clearTimeout(t);
+          resolve(hit);
+        }
+      };
+      const t = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`${o.identity}: timed out waiting for ${what}; stderr: ${err.slice(-500)}; last logs: ${JSON.stringify(logs.slice(-5))}`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
+  await Promise.race([
+    waitForLog((l) => l.msg === 'controller ready', 120_000, 'controller ready'),
+    exited.then((code) => {
+      throw new Error(`controller ${o.identity} exited with ${code} before ready: ${err}`);
+    }),
+  ]);
+  const disc = logs.find((l) => l.msg === 'discovery server listening');
+  const admin = logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('admin server listening'));
+  return {
+    proc,
+    identity: o.identity,
+    logs,
+    discoveryTarget: `${o.host}:${String(disc?.port)}`,
+    adminUrl: `http://${o.host}:${String(admin?.port)}`,
+    stderr: () => err,
+    waitForLog,
+    exited: () => done,
+    async stop(signal = 'SIGTERM') {
+      if (!done) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface PodSpec {
+  name: string;
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+export function podManifest(ns: string, p: PodSpec): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: p.name, namespace: ns, annotations: p.annotations ?? {}, labels: p.labels ?? {} },
+    spec: {
+      nodeName: KWOK_NODE,
+      terminationGracePeriodSeconds: 0,
+      containers: [{ name: 'app', image: 'qbasis.test/app:1' }],
+      tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
+    },
+  };
+}
+
+export async function createPods(cluster: TestCluster, ns: string, pods: PodSpec[]): Promise<void> {
+  const list = { apiVersion: 'v1', kind: 'List', items: pods.map((p) => podManifest(ns, p)) };
+  await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(list) });
+}
+
+/** Sets the pod's Ready condition through the status subresource (no kubelet here to undo it). */
+export async function setPodReady(cluster: TestCluster, ns: string, name: string, ready: boolean): Promise<void> {
+  const status = ready ? 'True' : 'False';
+  const patch = { status: { conditions: [{ type: 'Ready', status }, { type: 'ContainersReady', status }] } };
+  await cluster.kubectl(['-n', ns, 'patch', 'pod', name, '--subresource=status', '--type=strategic', '-p', JSON.stringify(patch)]);
+}
+
+export async function podIPs(cluster: TestCluster, ns: string): Promise<Map<string, string>> {
+  const r = await cluster.kubectl(['-n', ns, 'get', 'pods', '-o', 'json']);
+  const items = (JSON.parse(r.stdout) as { items: Array<{ metadata: { name: string }; status?: { podIP?: string } }> }).items;
+  return new Map(items.filter((i) => i.status?.podIP).map((i) => [i.metadata.name, i.status!.podIP!]));
+}
+
+export async function poll<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export interface BsvcRow {
+  name: string;
+  api: string;
+  versions: string;
+  ready: string;
+  synced: string;
+}
+
+/** `kubectl get bsvc` as a user sees it, parsed by its header. */
+export async function getBsvcTable(cluster: TestCluster, ns: string): Promise<{ header: string[]; rows: BsvcRow[]; text: string }> {
+  const r = await cluster.kubectl(['-n', ns, 'get', 'bsvc']);
+  const lines = r.stdout.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length === 0) return { header: [], rows: [], text: r.stdout + r.stderr };
+  const header = lines[0]!.trim().split(/\s+/);
+  const rows = lines.slice(1).map((l) => {
+    const c = l.trim().split(/\s+/);
+    return { name: c[0] ?? '', api: c[1] ?? '', versions: c[2] ?? '', ready: c[3] ?? '', synced: c[4] ?? '' };
+  });
+  return { header, rows, text: r.stdout };
+}
+
+export async function getJson<T>(cluster: TestCluster, args: string[]): Promise<T> {
+  const r = await cluster.kubectl([...args, '-o', 'json']);
+  return JSON.parse(r.stdout) as T;
+}
+
+export async function httpGet(url: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  return { status: res.status, body: await res.text() };
+}
