@@ -221,7 +221,12 @@ export class OutboundCall {
       this.#finish(Number(headers['grpc-status'] ?? Status.UNKNOWN), true);
       return;
     }
-    this.#app.respond(raw, { waitForTrailers: true });
+    try {
+      this.#app.respond(raw, { waitForTrailers: true });
+    } catch {
+      // the app's stream went away meanwhile; its 'close' ends the call
+      return;
+    }
     this.#responded = true;
   };
 

@@ -30,6 +30,13 @@ export function startOutbound(o: OutboundOptions): Promise<{ server: Http2Server
     sessions.add(s);
     s.on('close', () => sessions.delete(s));
     s.on('error', () => {});
+    s.once('connect', () => {
+      try {
+        s.setLocalWindowSize(16 * 1024 * 1024);
+      } catch {
+        // only an optimisation
+      }
+    });
   });
   server.on('connection', (sock: import('node:net').Socket) => sock.setNoDelay(true));
   server.on('stream', (stream, headers, flags, rawHeaders) => {
