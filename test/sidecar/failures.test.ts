@@ -121,3 +121,18 @@ test('a provider sidecar sent SIGTERM under load drains: zero failed calls, it e
   const drained = sidecars.p2!.logs().find((x) => x.msg === 'drain finished');
   assert.equal(drained?.outcome, 'drained');
 });
+
+test('POST /shutdown on the caller sidecar under load: it keeps serving its app while the app is busy (zero failed calls), then exits 0', async () => {
+  const l = load();
+  await until('calls flowing', () => l.ok() >= 50);
+  const r = await admin(CALLER, '/shutdown', 'POST');
+  assert.equal(r.status, 202);
+  await until('the caller to report not ready while draining', async () => (await admin(CALLER, '/ready')).status === 503);
+  const at = l.ok();
+  await until('calls still served after the shutdown request', () => l.ok() >= at + 200);
+  assert.equal(sidecars.caller!.proc.exitCode, null, 'still running while its app is busy');
+  await l.stop();
+  assert.deepEqual(l.failures, []);
+  const exit = await sidecars.caller!.exited;
+  assert.deepEqual(exit, { code: 0, signal: null });
+});
