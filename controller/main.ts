@@ -63,6 +63,8 @@ function extraComponents(flags: FlagValues, deps: { registry: EndpointRegistry; 
     components.push(
       webhookComponent(webhook, {
         kubeconfigPath: flags.get('kubeconfig'),
+        // In Kubernetes mode only the Lease holder writes the certificate Secret and the caBundle.
+        ...(deps.kube !== undefined ? { kubeConfig: deps.kube.client.config, isLeader: () => deps.kube!.isLeader() } : {}),
         log: (level, msg, fields) => log[level](fields ?? {}, msg),
       }),
     );
