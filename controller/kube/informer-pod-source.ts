@@ -152,7 +152,7 @@ export class InformerPodSource implements PodSource {
         if (Date.now() - started < 1000 && !this.#stopped) await this.#sleep(500);
       } catch (err) {
         if (this.#stopped) break;
-        if (err instanceof GoneError || (err instanceof KubeApiError && err.status === 410)) {
+        if (err instanceof GoneError || (err instanceof KubeApiError && err.status === 410) || (err as { statusCode?: unknown }).statusCode === 410) {
           log.info({ err: (err as Error).message }, 'resource version expired; relisting');
           this.#onEvent?.('relist', scope);
           rv = '';
