@@ -1,0 +1,150 @@
+// Builds the pinned tools from their Go modules into the cache, once: temp dir, then rename, under a lock.
+// Run directly: node test/cluster/build.ts [--tools k8s-tools,kwok,helm,ghz,grpcurl]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, readlinkSync, unlinkSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { withFileLock } from './file-lock.ts';
+import { CLUSTER_TOOLS, K8S_MODULE_DIR, KUBERNETES_VERSION, TOOLS, toolsBinDir, type ToolName } from './versions.ts';
+
+export interface BuildOptions {
+  tools?: ToolName[];
+  log?: (line: string) => void;
+}
+
+/** Ensures each requested tool is in the bin dir; returns the bin dir. Instant when all are present. */
+export async function ensureTools(opts: BuildOptions = {}): Promise<string> {
+  const tools = opts.tools ?? CLUSTER_TOOLS;
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const bin = toolsBinDir();
+  if (tools.every((t) => isBuilt(bin, t))) return bin;
+  mkdirSync(bin, { recursive: true });
+  await withFileLock(
+    join(dirname(bin), 'build.lock'),
+    async () => {
+      for (const t of tools) {
+        if (isBuilt(bin, t)) continue;
+        const started = Date.now();
+        log(`qbasis: building ${t} ${TOOLS[t].version} (cold builds of k8s-tools take 15-40 min on 2 cores)…`);
+        await buildTool(bin, t, log);
+        log(`qbasis: built ${t} in ${formatDuration(Date.now() - started)}`);
+      }
+    },
+    { onWait: (pid) => log(`qbasis: waiting for the tool build already running in pid ${pid}…`) },
+  );
+  return bin;
+}
+
+function isBuilt(bin: string, t: ToolName): boolean {
+  return existsSync(join(bin, t)) && TOOLS[t].aliases.every((a) => existsSync(join(bin, a)));
+}
+
+async function buildTool(bin: string, t: ToolName, log: (l: string) => void): Promise<void> {
+  const spec = TOOLS[t];
+  const tmp = mkdtempSync(join(bin, `.build-${t}-`));
+  try {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CGO_ENABLED: '0',
+      GOFLAGS: '-buildvcs=false',
+      GOTOOLCHAIN: 'local',
+      PATH: `${process.env['PATH'] ?? ''}:/usr/local/go/bin`,
+    };
+    if (spec.goPackage === undefined) {
+      await run(goBinary(), ['build', '-trimpath', '-ldflags', versionLdflags(), '-o', join(tmp, t), '.'], K8S_MODULE_DIR, env, log);
+    } else {
+      await run(goBinary(), ['install', '-trimpath', '-ldflags', '-s -w', `${spec.goPackage}@${spec.version}`], tmp, { ...env, GOBIN: tmp }, log);
+    }
+    // Aliases first, binary last: isBuilt checks the binary, so a crash in between leaves "not built".
+    for (const a of spec.aliases) {
+      const link = join(bin, a);
+      try {
+        if (readlinkSync(link) === t) continue;
+        unlinkSync(link);
+      } catch {}
+      symlinkSync(t, link);
+    }
+    renameSync(join(tmp, t), join(bin, t));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function versionLdflags(): string {
+  const [major, minor] = KUBERNETES_VERSION.slice(1).split('.');
+  const flags = ['-s', '-w'];
+  for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
+    flags.push(
+      `-X ${pkg}.gitVersion=${KUBERNETES_VERSION}`,
+      `-X ${pkg}.gitMajor=${major}`,
+      `-X ${pkg}.gitMinor=${minor}`,
+      `-X ${pkg}.gitTreeState=clean`,
+      `-X ${pkg}.buildDate=1970-01-01T00:00:00Z`,
+    );
+  }
+  return flags.join(' ');
+}
+
+export function goBinary(): string {
+  if (process.env['QBASIS_GO'] !== undefined) return process.env['QBASIS_GO'];
+  return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
+}
+
+function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, log: (l: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const keep = (chunk: Buffer): void => {
+      tail = (tail + chunk.toString()).slice(-8000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    // Go prints nothing while compiling; a heartbeat shows the build is alive.
+    const started = Date.now();
+    const beat = setInterval(() => log(`qbasis:   … still building (${formatDuration(Date.now() - started)})`), 60_000);
+    child.on('error', (err) => {
+      clearInterval(beat);
+      reject(new Error(`could not run ${cmd}: ${err.message}; expected Go at /usr/local/go/bin/go or on PATH (or set QBASIS_GO)`));
+    });
+    child.on('close', (code, sig) => {
+      clearInterval(beat);
+      if (code === 0) resolve();
+      else reject(new Error(`${cmd} ${args.join(' ')} in ${cwd} failed (${sig ?? `exit ${code}`}):\n${tail}`));
+    });
+  });
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let tools: ToolName[] | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = a.startsWith('--tools=') ? a.slice('--tools='.length) : a === '--tools' ? argv[++i] : undefined;
+    if (value === undefined) {
+      process.stderr.write(`build: unknown argument '${a}'; expected --tools ${Object.keys(TOOLS).join(',')}\n`);
+      return 2;
+    }
+    tools = value.split(',').map((s) => s.trim()) as ToolName[];
+    const bad = tools.filter((t) => !(t in TOOLS));
+    if (bad.length > 0) {
+      process.stderr.write(`build: unknown tool(s) ${bad.join(', ')}; expected some of ${Object.keys(TOOLS).join(', ')}\n`);
+      return 2;
+    }
+  }
+  const bin = await ensureTools(tools === undefined ? {} : { tools });
+  process.stdout.write(bin + '\n');
+  return 0;
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (err: unknown) => {
+      process.stderr.write(`build: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

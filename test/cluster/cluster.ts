@@ -1,0 +1,373 @@
+// A real local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+// with one fake node, all on loopback, each a detached process whose pid is recorded in the state dir.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { apiRequest, type ApiCredentials } from './api-client.ts';
+import { ensureTools, formatDuration } from './build.ts';
+import { isOurs, startDetached, stopPid, isAlive } from './processes.ts';
+import { kwokStagesYaml } from './kwok-stages.ts';
+import { KUBERNETES_VERSION, cacheRoot } from './versions.ts';
+
+const execFileP = promisify(execFile);
+
+export const NODE_NAME = 'kwok-node-0';
+/** Pod IPs come from here: loopback, so local processes can bind what the API shows. */
+export const POD_CIDR = '127.1.0.0/16';
+/** Only a flag for the API server; nothing ever dials a Service cluster IP. */
+export const SERVICE_CIDR = '10.96.0.0/16';
+const SERVICE_IP = '10.96.0.1';
+
+export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+export interface ClusterState {
+  name: string;
+  dir: string;
+  toolsBin: string;
+  apiUrl: string;
+  kubeconfig: string;
+  ports: { etcdClient: number; etcdPeer: number; apiserver: number };
+  pids: Partial<Record<Component, number>>;
+  startedAt: string;
+}
+
+export interface ComponentStatus {
+  component: Component;
+  pid: number | undefined;
+  alive: boolean;
+}
+
+type Log = (line: string) => void;
+const stderrLog: Log = (l) => process.stderr.write(l + '\n');
+
+/** `$QBASIS_CLUSTER_DIR`, else ~/.cache/qbasis/clusters/<name>. */
+export function clusterDir(name = 'default'): string {
+  const env = process.env['QBASIS_CLUSTER_DIR'];
+  if (env !== undefined && env !== '') return resolve(env);
+  return join(cacheRoot(), 'clusters', name);
+}
+
+export function readState(dir: string): ClusterState | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as ClusterState;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeState(state: ClusterState): void {
+  const tmp = join(state.dir, 'state.json.tmp');
+  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n');
+  renameSync(tmp, join(state.dir, 'state.json'));
+}
+
+export function componentStatus(state: ClusterState): ComponentStatus[] {
+  return COMPONENTS.map((c) => {
+    const pid = state.pids[c];
+    return { component: c, pid, alive: pid !== undefined && isOurs(pid, state.dir) };
+  });
+}
+
+export function credentials(state: ClusterState): ApiCredentials {
+  const pki = join(state.dir, 'pki');
+  return {
+    url: state.apiUrl,
+    ca: readFileSync(join(pki, 'ca.crt'), 'utf8'),
+    cert: readFileSync(join(pki, 'admin.crt'), 'utf8'),
+    key: readFileSync(join(pki, 'admin.key'), 'utf8'),
+  };
+}
+
+/** True when every component runs and the API server answers /readyz. */
+export async function isHealthy(state: ClusterState): Promise<boolean> {
+  if (!componentStatus(state).every((s) => s.alive)) return false;
+  try {
+    const r = await apiRequest(credentials(state), 'GET', '/readyz', undefined, 3_000);
+    return r.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export interface UpOptions {
+  dir?: string;
+  name?: string;
+  log?: Log;
+}
+
+export interface UpResult {
+  state: ClusterState;
+  alreadyRunning: boolean;
+}
+
+export async function up(opts: UpOptions = {}): Promise<UpResult> {
+  const log = opts.log ?? stderrLog;
+  const name = opts.name ?? 'default';
+  const dir = resolve(opts.dir ?? clusterDir(name));
+  const existing = readState(dir);
+  if (existing !== undefined) {
+    if (await isHealthy(existing)) return { state: existing, alreadyRunning: true };
+    log(`qbasis: cluster state in ${dir} is stale or half-started; cleaning it up and starting fresh`);
+    await down({ dir, log: () => {} });
+  } else if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new Error(`${dir} exists and is not a qbasis cluster (no state.json); expected an empty or missing directory`);
+  }
+
+  const t0 = Date.now();
+  const toolsBin = await ensureTools({ log });
+  const tool = (n: string): string => join(toolsBin, n);
+  log(`qbasis: tools ready in ${toolsBin} (${formatDuration(Date.now() - t0)})`);
+
+  const t1 = Date.now();
+  for (const d of ['pki', 'logs', 'etcd']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  const pki = join(dir, 'pki');
+  const hosts = ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', SERVICE_IP];
+  await execFileP(tool('k8s-tools'), ['pki', 'cluster', '--dir', pki, '--hosts', hosts.join(',')]);
+
+  const [etcdClient, etcdPeer, apiserver] = await freePorts(3);
+  const state: ClusterState = {
+    name,
+    dir,
+    toolsBin,
+    apiUrl: `https://127.0.0.1:${apiserver}`,
+    kubeconfig: join(dir, 'kubeconfig'),
+    ports: { etcdClient: etcdClient!, etcdPeer: etcdPeer!, apiserver: apiserver! },
+    pids: {},
+    startedAt: new Date().toISOString(),
+  };
+  writeState(state);
+  const start = (c: Component, bin: string, args: string[]): void => {
+    state.pids[c] = startDetached(bin, args, join(dir, 'logs', `${c}.log`));
+    writeState(state);
+  };
+
+  try {
+    start('etcd', tool('etcd'), [
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    ]);
+    await waitFor('etcd to answer /health', 60_000, state, 'etcd', async () => {
+      const r = await fetch(`http://127.0.0.1:${etcdClient}/health`).catch(() => undefined);
+      return r !== undefined && r.ok && ((await r.json()) as { health?: string }).health === 'true';
+    });
+
+    start('kube-apiserver', tool('kube-apiserver'), [
+      `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiserver}`,
+      // No Endpoints for the `kubernetes` Service: its address would be loopback, which Endpoints refuse.
+      '--endpoint-reconciler-type=none',
+      `--cert-dir=${join(pki, 'apiserver-generated')}`,
+      `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
+      `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+      `--client-ca-file=${join(pki, 'ca.crt')}`,
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${join(pki, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+      '--authorization-mode=RBAC',
+      // The defaults already include both webhook plugins; listed so the intent is visible.
+      '--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+      '--allow-privileged=true',
+      '--profiling=false',
+      '--event-ttl=1h',
+    ]);
+    const creds = credentials(state);
+    await waitFor('kube-apiserver to answer /readyz', 120_000, state, 'kube-apiserver', async () => {
+      const r = await apiRequest(creds, 'GET', '/readyz', undefined, 3_000).catch(() => undefined);
+      return r?.status === 200;
+    });
+
+    writeKubeconfig(state.kubeconfig, state.apiUrl, pki, 'admin');
+    writeKubeconfig(join(dir, 'kube-controller-manager.kubeconfig'), state.apiUrl, pki, 'kube-controller-manager');
+    writeKubeconfig(join(dir, 'kube-scheduler.kubeconfig'), state.apiUrl, pki, 'kube-scheduler');
+
+    start('kube-controller-manager', tool('kube-controller-manager'), [
+      `--kubeconfig=${join(dir, 'kube-controller-manager.kubeconfig')}`,
+      '--secure-port=0',
+      '--leader-elect=false',
+      '--use-service-account-credentials=true',
+      `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+      `--root-ca-file=${join(pki, 'ca.crt')}`,
+      `--cluster-signing-cert-file=${join(pki, 'ca.crt')}`,
+      `--cluster-signing-key-file=${join(pki, 'ca.key')}`,
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      // kwok owns node addresses and pod IPs; no CIDR allocation, no cloud.
+      '--allocate-node-cidrs=false',
+      '--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller',
+      '--kube-api-qps=100',
+      '--kube-api-burst=200',
+    ]);
+    start('kube-scheduler', tool('kube-scheduler'), [
+      `--kubeconfig=${join(dir, 'kube-scheduler.kubeconfig')}`,
+      '--secure-port=0',
+      '--leader-elect=false',
+    ]);
+
+    const kwokConfig = join(dir, 'kwok.yaml');
+    writeFileSync(kwokConfig, await kwokStagesYaml());
+    start('kwok', tool('kwok'), [
+      `--kubeconfig=${state.kubeconfig}`,
+      `--config=${kwokConfig}`,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      '--node-ip=127.0.0.1',
+      `--node-name=${NODE_NAME}`,
+      // Only a fallback: pods take IPs from the node's podCIDR. Never kwok's default 10.0.0.0/24.
+      `--cidr=${POD_CIDR}`,
+      '--node-lease-duration-seconds=40',
+    ]);
+
+    await createNode(creds);
+    await waitFor(`node ${NODE_NAME} to be Ready`, 60_000, state, 'kwok', async () => {
+      const r = await apiRequest(creds, 'GET', `/api/v1/nodes/${NODE_NAME}`).catch(() => undefined);
+      if (r?.status !== 200) return false;
+      const node = JSON.parse(r.body) as { status?: { conditions?: { type: string; status: string }[] } };
+      return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    });
+    // The controller manager is working once it has made the default ServiceAccount.
+    await waitFor('kube-controller-manager to create the default ServiceAccount', 60_000, state, 'kube-controller-manager', async () => {
+      const r = await apiRequest(creds, 'GET', '/api/v1/namespaces/default/serviceaccounts/default').catch(() => undefined);
+      return r?.status === 200;
+    });
+    if (!componentStatus(state).every((s) => s.alive)) {
+      const dead = componentStatus(state).filter((s) => !s.alive).map((s) => s.component);
+      throw new Error(`${dead.join(', ')} exited during start-up; logs: ${join(dir, 'logs')}\n${logTail(state, dead[0]!)}`);
+    }
+  } catch (err) {
+    await stopAll(state, () => {});
+    throw err;
+  }
+  log(`qbasis: cluster ${name} up in ${formatDuration(Date.now() - t1)} (Kubernetes ${KUBERNETES_VERSION}, API ${state.apiUrl})`);
+  return { state, alreadyRunning: false };
+}
+
+export interface DownOptions {
+  dir?: string;
+  name?: string;
+  log?: Log;
+}
+
+/** Stops every recorded process by pid (TERM, then KILL) and removes the state dir. Returns false if there was nothing. */
+export async function down(opts: DownOptions = {}): Promise<boolean> {
+  const log = opts.log ?? stderrLog;
+  const dir = resolve(opts.dir ?? clusterDir(opts.name));
+  const state = readState(dir);
+  if (state === undefined) {
+    if (existsSync(join(dir, 'pki'))) rmSync(dir, { recursive: true, force: true });
+    return false;
+  }
+  await stopAll(state, log);
+  rmSync(dir, { recursive: true, force: true });
+  return true;
+}
+
+async function stopAll(state: ClusterState, log: Log): Promise<void> {
+  // Reverse start order: etcd last, so the API server can shut down cleanly.
+  for (const c of [...COMPONENTS].reverse()) {
+    const pid = state.pids[c];
+    if (pid === undefined) continue;
+    const how = await stopPid(pid, state.dir);
+    if (how !== 'not-running') log(`qbasis: stopped ${c} (pid ${pid}, ${how})`);
+  }
+}
+
+async function createNode(creds: ApiCredentials): Promise<void> {
+  const node = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: NODE_NAME,
+      annotations: { 'kwok.x-k8s.io/node': 'fake' },
+      labels: {
+        type: 'kwok',
+        'kubernetes.io/hostname': NODE_NAME,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+      },
+    },
+    spec: { podCIDR: POD_CIDR, podCIDRs: [POD_CIDR] },
+    status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: NODE_NAME }] },
+  };
+  const r = await apiRequest(creds, 'POST', '/api/v1/nodes', node);
+  if (r.status !== 201 && r.status !== 409) throw new Error(`creating node ${NODE_NAME} failed: HTTP ${r.status} ${r.body}`);
+}
+
+function writeKubeconfig(path: string, server: string, pki: string, user: string): void {
+  const b64 = (f: string): string => readFileSync(join(pki, f)).toString('base64');
+  const text = [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: qbasis',
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64('ca.crt')}`,
+    'users:',
+    `- name: ${user}`,
+    '  user:',
+    `    client-certificate-data: ${b64(`${user}.crt`)}`,
+    `    client-key-data: ${b64(`${user}.key`)}`,
+    'contexts:',
+    '- name: qbasis',
+    '  context:',
+    '    cluster: qbasis',
+    `    user: ${user}`,
+    'current-context: qbasis',
+    '',
+  ].join('\n');
+  writeFileSync(path, text, { mode: 0o600 });
+}
+
+async function waitFor(what: string, timeoutMs: number, state: ClusterState, component: Component, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    const pid = state.pids[component];
+    if (pid !== undefined && !isAlive(pid)) {
+      throw new Error(`${component} (pid ${pid}) exited while waiting for ${what}; its log ${join(state.dir, 'logs', `${component}.log`)} ends:\n${logTail(state, component)}`);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}; ${component} log ends:\n${logTail(state, component)}`);
+    }
+    await sleep(250);
+  }
+}
+
+function logTail(state: ClusterState, component: Component, lines = 25): string {
+  try {
+    return readFileSync(join(state.dir, 'logs', `${component}.log`), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Free loopback ports, held open together so the kernel hands out distinct ones. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<import('node:net').Server>((res, rej) => {
+      const s = createServer();
+      s.once('error', rej);
+      s.listen(0, '127.0.0.1', () => res(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((res) => s.close(res))));
+  return ports;
+}
+
+/** The lines `qbasis cluster env` prints. */
+export function envLines(state: ClusterState): string[] {
+  return [`export KUBECONFIG=${shellQuote(state.kubeconfig)}`, `export PATH=${shellQuote(state.toolsBin)}:"$PATH"`];
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+

@@ -1,0 +1,37 @@
+// kwok v0.8 has no built-in behaviour: feed it upstream's "fast" stages (what kwokctl uses) from its Go module.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { goBinary } from './build.ts';
+import { TOOLS } from './versions.ts';
+
+const execFileP = promisify(execFile);
+
+/** Node Ready, node heartbeat through a Lease, pod Running+Ready with an IP (init and native sidecar containers included), Job pods complete, deleted pods go. */
+const STAGE_FILES = [
+  'kustomize/stage/node/fast/node-initialize.yaml',
+  'kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml',
+  'kustomize/stage/pod/fast/pod-ready.yaml',
+  'kustomize/stage/pod/fast/pod-complete.yaml',
+  'kustomize/stage/pod/fast/pod-delete.yaml',
+];
+
+export async function kwokStagesYaml(): Promise<string> {
+  const dir = await kwokModuleDir();
+  return STAGE_FILES.map((f) => readFileSync(join(dir, f), 'utf8').trim()).join('\n---\n') + '\n';
+}
+
+async function kwokModuleDir(): Promise<string> {
+  const go = goBinary();
+  const mod = `sigs.k8s.io/kwok@${TOOLS.kwok.version}`;
+  try {
+    // Already in the module cache after the kwok build; `download` is then a no-op.
+    const { stdout } = await execFileP(go, ['mod', 'download', '-json', mod], { env: { ...process.env, GOFLAGS: '-buildvcs=false', GOTOOLCHAIN: 'local' }, cwd: '/' });
+    const dir = (JSON.parse(stdout) as { Dir?: string }).Dir;
+    if (dir === undefined) throw new Error(`no Dir in go mod download output: ${stdout}`);
+    return dir;
+  } catch (err) {
+    throw new Error(`could not locate the kwok ${TOOLS.kwok.version} module for its stage files: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
