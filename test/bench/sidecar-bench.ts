@@ -32,7 +32,7 @@ interface GhzReport {
   errorDistribution?: Record<string, number> | null;
 }
 
-interface Phase { p50_ms: number; p90_ms: number; p99_ms: number; rps: number; count: number; errors: number }
+interface Phase { p50_ms: number; p90_ms: number; p99_ms: number; rps: number; count: number; errors: number; error_kinds: Record<string, number> }
 
 async function ghz(bin: string, target: string, args: string[]): Promise<GhzReport> {
   const payload = Buffer.alloc(1024, 7).toString('base64');
@@ -49,13 +49,27 @@ function summarize(r: GhzReport): Phase {
   };
   const ok = r.statusCodeDistribution?.['OK'] ?? 0;
   const total = Object.values(r.statusCodeDistribution ?? {}).reduce((a, b) => a + b, 0);
-  return { p50_ms: at(50), p90_ms: at(90), p99_ms: at(99), rps: Math.round(r.rps), count: r.count, errors: total - ok };
+  return { p50_ms: at(50), p90_ms: at(90), p99_ms: at(99), rps: Math.round(r.rps), count: r.count, errors: total - ok, error_kinds: r.errorDistribution ?? {} };
 }
 
 function cpuTicks(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+}
+
+/** Busy jiffies of the whole machine (all CPUs), from /proc/stat. */
+function machineBusyTicks(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+}
+
+/** CPU of this process's finished children (the ghz runs), from /proc/self/stat cutime + cstime. */
+function childTicks(): number {
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[13]) + Number(f[14]);
 }
 
 function rssMb(pid: number, field = 'VmRSS'): number {
@@ -73,7 +87,7 @@ async function main(): Promise<void> {
   const ctl = await startController({ podsFile, host: `${NET}.1`, adminPort: 18081 });
   const sidecars: { role: string; proc: Proc }[] = [];
   try {
-    await startEcho({ host: provider, port: APP_PORT, name: 'echo-bench', version: '1.0.0' });
+    const echo = await startEcho({ host: provider, port: APP_PORT, name: 'echo-bench', version: '1.0.0' });
     sidecars.push({ role: 'provider', proc: await startSidecar({ ip: provider, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@1.0.0`, extra: ['--log-level', 'warn'] }) });
     sidecars.push({ role: 'caller', proc: await startSidecar({ ip: caller, discovery: ctl.target, appPort: APP_PORT, requires: `${ECHO_API}@^1.0`, extra: ['--log-level', 'warn'] }) });
     const direct = `${provider}:${APP_PORT}`;
@@ -86,9 +100,14 @@ async function main(): Promise<void> {
     process.stderr.write(`(a) ${RPS} rps for ${FIXED_S}s: direct, then two hops…\n`);
     const fixedDirect = summarize(await ghz(bin, direct, ['--rps', String(RPS), '-z', `${FIXED_S}s`, '-c', '20']));
     const before = sidecars.map((s) => cpuTicks(s.proc.pid));
+    const ours = (): number => cpuTicks(echo.pid) + cpuTicks(ctl.proc.pid!) + sidecars.reduce((a, s) => a + cpuTicks(s.proc.pid), 0) + childTicks();
+    const machine0 = machineBusyTicks();
+    const ours0 = ours();
     const t0 = performance.now();
     const fixedTwoHop = summarize(await ghz(bin, twoHop, ['--rps', String(RPS), '-z', `${FIXED_S}s`, '-c', '20']));
     const elapsedS = (performance.now() - t0) / 1000;
+    // CPU used meanwhile by everything that is not this benchmark (other builds and tests), in vCPUs.
+    const otherVcpu = Number((((machineBusyTicks() - machine0) - (ours() - ours0)) / CLK_TCK / elapsedS).toFixed(2));
     const per = sidecars.map((s, i) => {
       const vcpu = (cpuTicks(s.proc.pid) - before[i]!) / CLK_TCK / elapsedS;
       return { role: s.role, pid: s.proc.pid, vcpu: Number(vcpu.toFixed(3)), vcpu_per_1000rps: Number((vcpu / (fixedTwoHop.rps / 1000)).toFixed(3)), rss_mb: rssMb(s.proc.pid), peak_rss_mb: rssMb(s.proc.pid, 'VmHWM') };
@@ -106,7 +125,8 @@ async function main(): Promise<void> {
       conditions: {
         cpus: os.cpus().length, node: process.version, loadavg_at_start: load, payload_bytes: 1024, call: `${ECHO_API}/Unary`,
         fixed: { rps: RPS, duration_s: FIXED_S, concurrency: 20 }, max: { concurrency: 64, duration_s: MAX_S },
-        note: 'all processes (ghz, echo app, two sidecars, controller) share this machine; other engineers\' builds and tests may be running',
+        other_load_vcpu_during_fixed_two_hop: otherVcpu,
+        note: 'all processes (ghz, echo app, two sidecars, controller) share this 2-core machine with other engineers\' builds and tests; other_load_vcpu is the CPU those used meanwhile',
       },
       direct: { p50_ms: fixedDirect.p50_ms, p90_ms: fixedDirect.p90_ms, p99_ms: fixedDirect.p99_ms, max_rps: maxDirect.rps },
       two_hop: { p50_ms: fixedTwoHop.p50_ms, p90_ms: fixedTwoHop.p90_ms, p99_ms: fixedTwoHop.p99_ms, max_rps: maxTwoHop.rps },
@@ -114,7 +134,9 @@ async function main(): Promise<void> {
       p99_ratio: r3(fixedTwoHop.p99_ms / fixedDirect.p99_ms),
       throughput_ratio: r3(maxTwoHop.rps / maxDirect.rps),
       sidecars: Object.fromEntries(per.map((p) => [p.role, { vcpu_per_1000rps: p.vcpu_per_1000rps, rss_mb: p.rss_mb, peak_rss_mb: rssAfterMax.find((x) => x.role === p.role)!.peak_rss_mb, vcpu_at_fixed_rate: p.vcpu }])),
+      // ghz counts the calls still in flight when -z ends (it cancels them) as errors.
       errors: { fixed_direct: fixedDirect.errors, fixed_two_hop: fixedTwoHop.errors, max_direct: maxDirect.errors, max_two_hop: maxTwoHop.errors },
+      error_kinds: { fixed_direct: fixedDirect.error_kinds, fixed_two_hop: fixedTwoHop.error_kinds, max_direct: maxDirect.error_kinds, max_two_hop: maxTwoHop.error_kinds },
       achieved_rps: { fixed_direct: fixedDirect.rps, fixed_two_hop: fixedTwoHop.rps },
     };
     const goals = {
@@ -138,7 +160,8 @@ async function main(): Promise<void> {
       '',
       `added: p50 +${result.added_ms.p50} ms, p90 +${result.added_ms.p90} ms, p99 +${result.added_ms.p99} ms; p99 two hops / direct = ${result.p99_ratio}; throughput ratio (c=64) = ${result.throughput_ratio}`,
       ...per.map((p) => `${p.role} sidecar: ${p.vcpu_per_1000rps} vCPU per 1000 rps, RSS ${p.rss_mb} MB (peak ${rssAfterMax.find((x) => x.role === p.role)!.peak_rss_mb} MB after the max-rate phase)`),
-      `errors: ${JSON.stringify(result.errors)}`,
+      `errors (ghz counts calls cancelled at the end of -z): ${JSON.stringify(result.errors)}`,
+      `other load on the machine during the two-hop fixed-rate phase: ${otherVcpu} vCPU of ${os.cpus().length}`,
       '',
       ...Object.entries(goals).map(([g, ok]) => `${ok ? 'met    ' : 'NOT met'}  ${g}`),
       '',
