@@ -104,6 +104,26 @@ test('client-streaming call delivers every message and one answer', async () => 
   assert.equal(res.served_by, 'echo-v1@1.4.0');
 });
 
+test('a client stream of large messages (split across many HTTP/2 frames, under flow control) arrives whole', async () => {
+  const parts = Array.from({ length: 8 }, (_, i) => Buffer.alloc(300_000, i + 1));
+  const res = await new Promise<EchoResponse>((resolve, reject) => {
+    const call = client.ClientStream((e: Error | null, r: EchoResponse) => (e ? reject(e) : resolve(r)));
+    for (const p of parts) call.write({ payload: p });
+    call.end();
+  });
+  assert.equal(res.text, '8');
+  assert.ok(Buffer.from(res.payload).equals(Buffer.concat(parts)));
+});
+
+test('a request message above --max-frame-bytes (default 4 MiB) is refused by the outbound sidecar with RESOURCE_EXHAUSTED', async () => {
+  await assert.rejects(unary(client, { payload: Buffer.alloc(5 * 1024 * 1024, 1) }), (e: grpc.ServiceError) => {
+    assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(e.details, /exceeds the limit; expected at most 4194304 bytes/);
+    return true;
+  });
+  assert.equal((await unary(client, { text: 'after' })).res.text, 'after');
+});
+
 test('server-streaming call delivers every message in order, including one larger than an HTTP/2 frame', async () => {
   const big = Buffer.alloc(200_000, 3);
   const got: EchoResponse[] = [];
