@@ -1,0 +1,57 @@
+// Latency-aware balancing through real sidecars: of two compatible pods, the one answering 25 ms slower
+// gets a small share of the calls (P2C over EWMA × in-flight), yet is not starved entirely.
+// Addresses: 127.0.45.x (controller .1; fast pod .11; slow pod .13; caller pod .12).
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { echoClient, ECHO_API, type EchoClient, type EchoResponse } from '../fixtures/echo-client.ts';
+import { startEcho, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
+import { startController, tempDir, writePods, type RunningController } from '../fixtures/local-controller.ts';
+
+const NET = '127.0.45';
+const FAST = `${NET}.11`;
+const SLOW = `${NET}.13`;
+const CALLER = `${NET}.12`;
+let ctl: RunningController;
+let client: EchoClient;
+
+before(async () => {
+  const podsFile = path.join(tempDir('sidecar-balancing'), 'pods.yaml');
+  writePods(podsFile, [{ name: 'fast', ip: FAST, provides: `${ECHO_API}@1.4.0` }, { name: 'slow', ip: SLOW, provides: `${ECHO_API}@1.5.0` }]);
+  ctl = await startController({ podsFile, host: `${NET}.1`, adminPort: 18450 });
+  await Promise.all([
+    startEcho({ host: FAST, port: 50051, name: 'fast', version: '1.4.0' }),
+    startEcho({ host: SLOW, port: 50051, name: 'slow', version: '1.5.0', delayMs: 25 }),
+  ]);
+  await Promise.all([
+    startSidecar({ ip: FAST, discovery: ctl.target, appPort: 50051, provides: `${ECHO_API}@1.4.0` }),
+    startSidecar({ ip: SLOW, discovery: ctl.target, appPort: 50051, provides: `${ECHO_API}@1.5.0` }),
+    startSidecar({ ip: CALLER, discovery: ctl.target, appPort: 50051, requires: `${ECHO_API}@^1.2` }),
+  ]);
+  client = echoClient(`${CALLER}:15001`);
+});
+
+after(async () => {
+  client?.close();
+  await stopAll();
+  await ctl?.stop();
+});
+
+test('the slower of two compatible pods gets a minority of the calls, and some (it is not starved)', async (t) => {
+  const served = new Map<string, number>();
+  const worker = async (): Promise<void> => {
+    for (let i = 0; i < 100; i++) {
+      const r = await new Promise<EchoResponse>((resolve, reject) =>
+        client.Unary({ text: 'b' }, { deadline: Date.now() + 10_000 }, (e: grpc.ServiceError | null, v: EchoResponse) => (e ? reject(e) : resolve(v))));
+      served.set(r.served_by, (served.get(r.served_by) ?? 0) + 1);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  const fast = served.get('fast@1.4.0') ?? 0;
+  const slow = served.get('slow@1.5.0') ?? 0;
+  t.diagnostic(`fast ${fast}, slow ${slow}`);
+  assert.equal(fast + slow, 400);
+  assert.ok(slow < fast / 2, `fast ${fast}, slow ${slow}`);
+  assert.ok(slow >= 1, 'the slow pod is still probed');
+});
