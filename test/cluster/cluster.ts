@@ -200,7 +200,7 @@ export async function up(opts: UpOptions = {}): Promise<UpResult> {
       `--service-cluster-ip-range=${SERVICE_CIDR}`,
       // kwok owns node addresses and pod IPs; no CIDR allocation, no cloud.
       '--allocate-node-cidrs=false',
-      '--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller,-node-route-controller',
+      '--controllers=*,-node-ipam-controller',
       '--kube-api-qps=100',
       '--kube-api-burst=200',
     ]);
