@@ -17,7 +17,8 @@ import { CLUSTER_START_TIMEOUT_MS, useCluster } from '../harness/cluster.ts';
 import type { TestCluster } from '../harness/cluster.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const CHART = join(ROOT, 'charts', 'qbasis');
+// QBASIS_TEST_CHART: run these tests against a copy of the chart (e.g. while trying a change elsewhere).
+const CHART = process.env.QBASIS_TEST_CHART ?? join(ROOT, 'charts', 'qbasis');
 const HA = join(CHART, 'values-ha.yaml');
 const HOST = '127.0.61.1';
 const WEBHOOK_PORT = 19443;
@@ -323,6 +324,7 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     const r = await createPod(appNs, again, { dryRun: true });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as PodJson;
+    assert.equal(out.spec.initContainers?.filter((c) => c.name === 'qbasis-sidecar').length, 1, 'still exactly one sidecar');
     assert.deepEqual(out.spec.initContainers, firstPod.spec.initContainers);
     assert.deepEqual(out.spec.containers, firstPod.spec.containers);
     assert.deepEqual(out.metadata.annotations, firstPod.metadata.annotations);
@@ -337,6 +339,10 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
   });
 
   it('leaves a pod without the annotation and a pod in the controller namespace untouched', async () => {
+    // Control: the webhook is up and injects an annotated pod in the app namespace right now.
+    const control = await createPod(appNs, annotatedPod('control'));
+    assert.equal(control.code, 0, control.stderr);
+    assert.equal((JSON.parse(control.stdout) as PodJson).spec.initContainers?.[0]?.name, 'qbasis-sidecar');
     const plain = annotatedPod('plain');
     plain.metadata.annotations = {} as typeof plain.metadata.annotations;
     const r1 = await createPod(appNs, plain);
