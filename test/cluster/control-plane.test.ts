@@ -31,6 +31,14 @@ describe('local control plane', { timeout: CLUSTER_START_TIMEOUT_MS + 30 * 60_00
     assert.ok(node.status.conditions.some((x) => x.type === 'Ready' && x.status === 'True'), JSON.stringify(node.status.conditions));
   });
 
+  test('the harness kubeconfig works with @kubernetes/client-node', T, async () => {
+    const k8s = await import('@kubernetes/client-node');
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(c.kubeconfig);
+    const nodes = await kc.makeApiClient(k8s.CoreV1Api).listNode();
+    assert.deepEqual(nodes.items.map((n) => n.metadata?.name), ['kwok-node-0']);
+  });
+
   test('a CRD applied with kubectl is served and the API server refuses an object that breaks its schema', T, async (t) => {
     const ns = await c.namespace(t);
     const group = `w${Date.now().toString(36)}.qbasis.test`;
