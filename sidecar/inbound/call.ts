@@ -190,13 +190,9 @@ export class InboundCall {
 
   #onWantTrailers = (): void => {
     const t = this.#trailers ?? statusTrailers(Status.INTERNAL, `the app at ${this.#ctx.app.key} ended the call without a gRPC status`, 'QB_UPSTREAM_FAILED');
-    const out: Record<string, string | string[]> = {};
-    for (const k in t) {
-      const v = t[k];
-      if (k.charCodeAt(0) !== 58 && v !== undefined) out[k] = v;
-    }
     try {
-      this.#down.sendTrailers(out);
+      // Trailers never hold pseudo-headers: pass the received object on as is.
+      this.#down.sendTrailers(t as Record<string, string | string[]>);
     } catch {
       // the caller went away meanwhile
     }

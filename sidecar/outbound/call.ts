@@ -273,7 +273,8 @@ export class OutboundCall {
   #onWantTrailers = (): void => {
     const t = this.#trailers ?? statusTrailers(Status.INTERNAL, `peer ${this.#peer?.key} ended the call without a gRPC status`, 'QB_UPSTREAM_FAILED');
     try {
-      this.#app.sendTrailers(stripPseudo(t));
+      // Trailers never hold pseudo-headers: pass the received object on as is.
+      this.#app.sendTrailers(t as Record<string, string | string[]>);
     } catch {
       // the app stream went away meanwhile
     }
@@ -358,16 +359,6 @@ function rawToObject(raw: string[]): Record<string, string> {
     const k = raw[i]!;
     if (k.charCodeAt(0) === 58 && k !== ':status') continue;
     o[k] = o[k] === undefined ? raw[i + 1]! : `${o[k]}, ${raw[i + 1]!}`;
-  }
-  return o;
-}
-
-function stripPseudo(h: IncomingHttpHeaders | Record<string, string>): Record<string, string | string[]> {
-  const o: Record<string, string | string[]> = {};
-  for (const k in h) {
-    if (k.charCodeAt(0) === 58) continue;
-    const v = h[k];
-    if (v !== undefined) o[k] = v;
   }
   return o;
 }
