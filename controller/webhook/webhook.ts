@@ -118,7 +118,11 @@ export async function startWebhook(o: StartWebhookOptions): Promise<RunningWebho
   await keeper.start();
   if (o.signal?.aborted) throw new Error('stopped before a certificate was available');
   const b = await firstBundle;
-  server = new AdmissionServer({ host: s.host, port: s.port, cert: b.cert, key: b.key, config: s.injection, onDecision: o.onDecision, log: o.log });
+  const onDecision =
+    o.onDecision ??
+    ((outcome: AdmissionOutcome, req: { namespace?: string; name?: string; durationMs: number }) =>
+      o.log?.(outcome.decision === 'refuse' ? 'warn' : 'info', 'admission', { decision: outcome.decision, namespace: req.namespace, pod: req.name, ms: Math.round(req.durationMs * 10) / 10, warnings: outcome.review.response?.warnings?.length ?? 0 }));
+  server = new AdmissionServer({ host: s.host, port: s.port, cert: b.cert, key: b.key, config: s.injection, onDecision, log: o.log });
   const address = await server.listen();
   o.log?.('info', 'admission webhook listening', { host: s.host, port: address.port, strict: s.injection.strict });
   return {

@@ -32,10 +32,11 @@ const APP_NS = 'shop';
 const RANGE = '^1.2';
 const APP_PORT = 50051;
 
-const USAGE = `Usage: npm run demo:cluster -- [--duration <s>] [--rps <n>] [--keep-cluster]
+const USAGE = `Usage: npm run demo:cluster -- [--duration <s>] [--rps <n>] [--keep-cluster] [--chart <dir>]
   --duration      seconds of load during the rollout (default 60)
   --rps           calls per second from the ${RANGE} client (default 20)
-  --keep-cluster  leave the cluster (and the release) running at the end`;
+  --keep-cluster  leave the cluster (and the release) running at the end
+  --chart         chart directory (default charts/qbasis)`;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -77,7 +78,7 @@ function deployment(name: string, replicas: number, annotations: Record<string, 
 export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args: argv, options: { duration: { type: 'string' }, rps: { type: 'string' }, 'keep-cluster': { type: 'boolean' }, help: { type: 'boolean' } } }).values;
+    values = parseArgs({ args: argv, options: { duration: { type: 'string' }, rps: { type: 'string' }, 'keep-cluster': { type: 'boolean' }, chart: { type: 'string' }, help: { type: 'boolean' } } }).values;
   } catch (err) {
     process.stderr.write(`demo:cluster: ${(err as Error).message.split('\n')[0]}\n${USAGE}\n`);
     return 2;
@@ -136,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     await kubectl(['label', '--overwrite', 'namespace', APP_NS, 'qbasis-demo=enabled']);
     say(`• helm install ${RELEASE} charts/qbasis (webhook.url → the local controller at ${HOST}:${PORTS.webhook})`);
     const helm = await c.helm(
-      ['upgrade', '--install', RELEASE, CHART, '--namespace', SYSTEM_NS, '--set', `webhook.url=https://${HOST}:${PORTS.webhook}/mutate`,
+      ['upgrade', '--install', RELEASE, (values.chart as string | undefined) ?? CHART, '--namespace', SYSTEM_NS, '--set', `webhook.url=https://${HOST}:${PORTS.webhook}/mutate`,
         '--set', 'webhook.namespaceSelector.matchLabels.qbasis-demo=enabled', '--set', 'image.tag=demo', '--set', 'webhook.failurePolicy=Fail', '--wait', '--timeout', '3m'],
       { timeoutMs: 240_000 },
     );
@@ -193,10 +194,18 @@ export async function main(argv: string[]): Promise<number> {
       })();
       return s.stopping;
     };
+    const events = fs.createWriteStream(path.join(logDir, 'kubelet-stand-in.log'));
+    const note = (msg: string): void => void events.write(`${new Date().toISOString()} ${msg}\n`);
+    const lastPhase = new Map<string, string>();
     const syncLoop = (async () => {
       while (syncing) {
         try {
           const pods = await readPods();
+          for (const p of pods) {
+            const key = `${p.phase} ${p.ip} ${p.deleting ? 'deleting' : ''}`;
+            if (lastPhase.get(p.name) !== key) note(`pod ${p.name}: ${key}`);
+            lastPhase.set(p.name, key);
+          }
           const seen = new Set<string>();
           for (const p of pods) {
             seen.add(p.name);
@@ -205,12 +214,13 @@ export async function main(argv: string[]): Promise<number> {
             else if (s === undefined && !p.deleting && p.phase === 'Running' && p.ip !== '' && p.sidecarEnv !== undefined) {
               const n: StandIn = { pod: p };
               standIns.set(p.name, n);
+              note(`start stand-in ${p.name} on ${p.ip}`);
               startStandIn(n);
             }
           }
           for (const [name, s] of standIns) if (!seen.has(name)) void stopStandIn(s).then(() => standIns.delete(name));
-        } catch {
-          // the API server answers again next round
+        } catch (err) {
+          note(`sync failed: ${(err as Error).message}`); // the API server answers again next round
         }
         await sleep(500);
       }
@@ -289,6 +299,13 @@ export async function main(argv: string[]): Promise<number> {
     say('• kubectl apply: orders → 1.5.0 (a real Deployment rollout: new ReplicaSet, maxSurge 1, maxUnavailable 0)');
     await kubectl(['apply', '-f', '-'], JSON.stringify(manifests('1.5.0')));
     await c.kubectl(['-n', APP_NS, 'rollout', 'status', 'deployment/orders', '--timeout=5m'], { timeoutMs: 330_000 });
+    // rollout status returns when the new pods are available; the last old pod may still be terminating.
+    for (let i = 0; i < 120; i++) {
+      const pods = await readPods().catch(() => [] as PodView[]);
+      if (!pods.some((p) => p.deleting || p.version === '1.4.0')) break;
+      await sleep(500);
+    }
+    await sleep(2000);
     const left = t0 + durationS * 1000 - Date.now();
     if (left > 0) await sleep(left);
     clearInterval(timer);
