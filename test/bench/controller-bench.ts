@@ -1,5 +1,5 @@
 // npm run bench:controller — the controller in Kubernetes mode at scale, against the real control plane
-// (a running `qbasis cluster up` cluster if healthy, else a private one): 5,000 pods over 500 APIs,
+// (a private one; BENCH_REUSE_CLUSTER=1 uses a running `qbasis cluster up` cluster): 5,000 pods over 500 APIs,
 // bound to the kwok node (which makes them Running + Ready with IPs), 1,000 discovery streams.
 // Measures: time to first full sync (process start → discovery serving every endpoint; and →
 // every BasisService written), pod readiness change → update on every subscribed stream of that API
@@ -30,9 +30,12 @@ function log(msg: string): void {
 }
 
 async function getCluster(): Promise<{ cluster: TestCluster; reused: boolean }> {
-  const state = readState(clusterDir());
-  if (state !== undefined && (await isHealthy(state))) return { cluster: harnessFor(state), reused: true };
-  log('no running cluster; starting a private one (cold tool builds take long)');
+  // A private cluster by default: 5,000 pods should not land in someone else's, nor vanish with it.
+  if (process.env.BENCH_REUSE_CLUSTER === '1') {
+    const state = readState(clusterDir());
+    if (state !== undefined && (await isHealthy(state))) return { cluster: harnessFor(state), reused: true };
+  }
+  log('starting a private cluster (stopped when the bench exits)');
   return { cluster: await useCluster(), reused: false };
 }
 
