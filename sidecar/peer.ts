@@ -13,6 +13,8 @@ export type Acquired = (err: Error | undefined, session: ClientHttp2Session | un
 /** RTT assumed for a peer before its first response (ms). */
 const DEFAULT_RTT_MS = 1;
 const SESSION_WINDOW = 16 * 1024 * 1024;
+/** A session whose PING stays unanswered this long is dead (peer host gone without a reset). */
+const PING_INTERVAL_MS = 15_000;
 
 export type ConnState = 'idle' | 'connecting' | 'ready' | 'backoff';
 
@@ -81,6 +83,7 @@ export class Peer {
     this.#ready = false;
     session.once('connect', () => {
       if (this.#session !== session) return;
+      this.#keepalive(session);
       this.#ready = true;
       this.#reconnect.reset();
       try {
@@ -96,6 +99,32 @@ export class Peer {
     });
     session.once('goaway', () => this.#drop(session, new Error(`peer ${this.key} sent GOAWAY`)));
     session.once('close', () => this.#drop(session, new Error(`connection to peer ${this.key} closed`)));
+  }
+
+  #keepalive(session: ClientHttp2Session): void {
+    let outstanding = false;
+    const timer = setInterval(() => {
+      if (session.destroyed || session.closed) {
+        clearInterval(timer);
+        return;
+      }
+      if (outstanding) {
+        this.lastError = `no PING answer from ${this.key} within ${PING_INTERVAL_MS} ms`;
+        session.destroy(new Error(this.lastError));
+        clearInterval(timer);
+        return;
+      }
+      outstanding = true;
+      try {
+        session.ping((err) => {
+          if (err === null) outstanding = false;
+        });
+      } catch {
+        // session closing
+      }
+    }, PING_INTERVAL_MS);
+    timer.unref();
+    session.once('close', () => clearInterval(timer));
   }
 
   #drop(session: ClientHttp2Session, err: Error): void {
