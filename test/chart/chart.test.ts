@@ -22,7 +22,8 @@ const CHART = process.env.QBASIS_TEST_CHART ?? join(ROOT, 'charts', 'qbasis');
 const HA = join(CHART, 'values-ha.yaml');
 const HOST = '127.0.61.1';
 const WEBHOOK_PORT = 19443;
-const RUN = randomBytes(3).toString('hex');
+// Starts with a letter: an all-digit value would reach Helm as a number.
+const RUN = `r${randomBytes(3).toString('hex')}`;
 const SELECT_LABEL = 'qbasis-chart-test';
 // helm built from source (go install, no release ldflags) assumes Kubernetes v1.20 offline; the chart needs >= 1.33.
 const KUBE_VERSION = ['--kube-version', 'v1.37.2'];
@@ -98,7 +99,7 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
   let cluster: TestCluster;
   let releaseNs: string;
   let appNs: string;
-  const release = `qb${RUN}`;
+  const release = `qb${RUN.slice(1)}`;
   const fullname = `${release}-qbasis`;
   let controller: ChildProcess | undefined;
   let controllerLog = '';
@@ -111,7 +112,7 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     releaseNs,
     '--set',
     `webhook.url=https://${HOST}:${WEBHOOK_PORT}/mutate`,
-    '--set',
+    '--set-string',
     `webhook.namespaceSelector.matchLabels.${SELECT_LABEL}=${RUN}`,
     '--set',
     'image.tag=test',
