@@ -153,6 +153,8 @@ export class OutboundCall {
       this.#listening = true;
       this.#app.on('data', this.#onAppData);
       this.#app.on('end', this.#onAppEnd);
+    } else {
+      this.#app.resume(); // paused while the refused stream was being replaced
     }
     if (this.#appEnded && !up.writableEnded) up.end();
   }
@@ -181,7 +183,12 @@ export class OutboundCall {
       if (this.#sentBytes > REPLAY_LIMIT) this.#sent = null;
       else this.#sent.push(frame);
     }
-    const up = this.#up!;
+    const up = this.#up;
+    if (up === undefined) {
+      // Between a refused stream and its retry: the frame waits in #sent, unless that overflowed.
+      if (this.#sent === null) this.#fail(Status.UNAVAILABLE, 'QB_UPSTREAM_FAILED', `${this.#route.api}: the peer refused the stream and the request is too large to resend`, false);
+      return;
+    }
     if (!up.write(frame)) {
       this.#app.pause();
       up.once('drain', () => this.#app.resume());
@@ -290,6 +297,7 @@ export class OutboundCall {
     if (!this.#responded && code === NGHTTP2_REFUSED_STREAM && this.#sent !== null) {
       // The peer did not process it (GOAWAY / refused): safe to send elsewhere.
       this.#up = undefined;
+      this.#app.pause();
       this.#retry(`${peer.key} refused the stream`, 'refused');
       return;
     }
