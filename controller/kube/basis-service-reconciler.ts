@@ -84,6 +84,8 @@ export class BasisServiceReconciler {
   /** apiId → APIs with that id (endpoint APIs and required APIs). */
   readonly #ids = new Map<number, Set<string>>();
   #resyncTimer: NodeJS.Timeout | undefined;
+  /** Keys of the managed objects the last resync listed: a key outside it needs no GET before its create. */
+  #listed: Set<string> | undefined;
   #started = false;
 
   readonly #onRegistryChange = (c: ApiChange): void => {
@@ -146,7 +148,6 @@ export class BasisServiceReconciler {
   /** Enqueue every key the cache implies plus every managed object that exists (leader start, resync). */
   async resync(): Promise<void> {
     if (!this.#o.isLeader()) return;
-    for (const [api, nss] of this.#apiNamespaces) for (const ns of nss) this.queue.add(reconcileKey(ns, api));
     try {
       const listed = new Set<string>();
       for (const obj of await this.#listManaged()) {
@@ -165,9 +166,13 @@ export class BasisServiceReconciler {
         this.#known.delete(key);
         this.queue.add(key);
       }
+      this.#listed = listed;
     } catch (err) {
+      this.#listed = undefined;
       this.#log.warn({ err: errText(err) }, 'resync list of BasisServices failed');
     }
+    // After the list, so passes find what exists in #known instead of asking one by one.
+    for (const [api, nss] of this.#apiNamespaces) for (const ns of nss) this.queue.add(reconcileKey(ns, api));
   }
 
   async #listManaged(): Promise<BasisServiceObject[]> {
@@ -229,7 +234,13 @@ export class BasisServiceReconciler {
 
     let current: Known | undefined = known;
     if (current === undefined) {
-      current = await this.#ensure(namespace, name, api);
+      const absent = this.#listed !== undefined && !this.#listed.has(key);
+      try {
+        current = await this.#ensure(namespace, name, api, absent);
+      } catch (err) {
+        if (absent) this.#listed?.add(key); // the retry looks before it writes
+        throw err;
+      }
       this.#known.set(key, current);
     }
     const collidesWith = [...(this.#ids.get(apiId(api)) ?? [])].filter((a) => a !== api);
@@ -252,6 +263,7 @@ export class BasisServiceReconciler {
       if (!isNotFound(err)) throw err;
       // deleted behind our back: create it again, then write the status
       this.#known.delete(key);
+      this.#listed?.delete(key);
       current = await this.#ensure(namespace, name, api);
       await this.#writeStatus(namespace, name, status, current);
     }
@@ -263,12 +275,16 @@ export class BasisServiceReconciler {
   }
 
   /** Server-side apply of metadata + spec; refuses (terminal) to take over an object for another API. */
-  async #ensure(namespace: string, name: string, api: string): Promise<Known> {
+  async #ensure(namespace: string, name: string, api: string, knownAbsent = false): Promise<Known> {
     let existing: BasisServiceObject | undefined;
-    try {
-      existing = await this.#o.client.request<BasisServiceObject>('GET', this.#objectPath(namespace, name));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    // Known absent from the last list: apply straight away (an object made meanwhile for another API
+    // still cannot be taken over: spec.api is immutable, the apply fails and the retry GETs it).
+    if (!knownAbsent) {
+      try {
+        existing = await this.#o.client.request<BasisServiceObject>('GET', this.#objectPath(namespace, name));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
     }
     if (existing !== undefined) {
       if (existing.spec?.api !== api) {

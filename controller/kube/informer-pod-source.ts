@@ -76,6 +76,7 @@ export class InformerPodSource implements PodSource {
   #synced = false;
   #stopped = false;
   #initialResolve: (() => void) | undefined;
+  #lastListMs = 0;
 
   constructor(opts: InformerPodSourceOptions) {
     this.#client = opts.client;
@@ -135,12 +136,14 @@ export class InformerPodSource implements PodSource {
       try {
         if (rv === '') {
           this.#listed.delete(scope);
+          const listStart = performance.now();
           rv = await this.#list(scope);
+          this.#lastListMs = performance.now() - listStart;
           this.#listed.add(scope);
           this.#onEvent?.('list', scope);
           if (!this.#synced && this.#scopes.every((s) => this.#listed.has(s))) {
             this.#synced = true;
-            log.info({ pods: this.size() }, 'pod cache synced');
+            log.info({ pods: this.size(), listMs: Math.round(this.#lastListMs), uptimeMs: Math.round(performance.now()) }, 'pod cache synced');
             this.#initialResolve?.();
           }
         }

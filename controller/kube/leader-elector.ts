@@ -158,7 +158,8 @@ export class LeaderElector {
   }
 
   async #tryAcquireOrRenew(): Promise<boolean> {
-    const timeoutMs = Math.max(500, this.#o.renewDeadlineMs / 2);
+    // like client-go, an attempt may take up to the renew deadline (a loaded API server is slow, not gone)
+    const timeoutMs = this.#o.renewDeadlineMs;
     const now = new Date();
     let lease: Lease;
     try {
