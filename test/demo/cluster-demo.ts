@@ -186,11 +186,13 @@ export async function main(argv: string[]): Promise<number> {
       s.sidecar = spawnLogged(`${pod.name}-sidecar`, [BIN, 'sidecar'], env);
     };
     const stopStandIn = (s: StandIn): Promise<void> => {
-      // Like the kubelet with a native sidecar: the app stops first, the sidecar drains and stops after it.
+      // The kubelet SIGTERMs the app first and the native sidecar after it; a well-behaved app keeps serving
+      // in-flight calls meanwhile. The stand-in app (order-app.ts) exits at once on SIGTERM, so the sidecar
+      // drains first (new calls refused, so callers retry elsewhere) and the app goes after it.
       s.stopping ??= (async () => {
         await sleep(1500); // the controller's removal reaches the callers' sidecars first
-        await stopChild(s.app, 5000);
         await stopChild(s.sidecar, 10_000);
+        await stopChild(s.app, 5000);
       })();
       return s.stopping;
     };
