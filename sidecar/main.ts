@@ -14,7 +14,7 @@ import { Peer } from './peer.ts';
 import { PeerPool } from './peer-pool.ts';
 import { SIDECAR_CODECS } from './balancer.ts';
 import { drain } from './shutdown.ts';
-import { reexecWithHeapFlags } from './heap-flags.ts';
+import { reexecWithRuntimeSettings } from './runtime-flags.ts';
 
 export async function main(argv: string[]): Promise<number> {
   let cfg: SidecarConfig | 'help';
@@ -28,7 +28,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage() + '\n');
     return 0;
   }
-  reexecWithHeapFlags();
+  reexecWithRuntimeSettings();
   return run(cfg);
 }
 
