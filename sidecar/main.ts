@@ -1,4 +1,5 @@
 // `qbasis sidecar`: wires discovery → balancers → outbound, the inbound checks, admin and drain.
+import module from 'node:module';
 import process from 'node:process';
 import { pino } from 'pino';
 import { QbasisError } from '../proto/errors.ts';
@@ -96,6 +97,8 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const onSignal = (sig: string) => () => stop(sig);
   process.once('SIGTERM', onSignal('SIGTERM'));
   process.once('SIGINT', onSignal('SIGINT'));
+  // Persist the compile cache now (it is otherwise written at exit, which a SIGKILL never reaches).
+  module.flushCompileCache?.();
   log.info({ ip: cfg.ip, outbound: cfg.outboundPort, inbound: cfg.inboundPort, admin: cfg.adminPort, app: `${cfg.appHost}:${cfg.appPort}`, provides: provided.describe(), requires: cfg.requires, discovery: cfg.discovery }, 'sidecar listening');
 
   const reason = await stopped;
