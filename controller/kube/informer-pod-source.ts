@@ -189,8 +189,10 @@ export class InformerPodSource implements PodSource {
     let cont: string | undefined;
     let rv = '';
     do {
+      // resourceVersion=0 (as client-go's reflector does): served from the API server's watch cache,
+      // not a quorum read of etcd; the watch then continues from the list's resourceVersion.
       const page = await this.#client.request<PodList>('GET', this.#path(scope), {
-        query: { limit: this.#pageSize, continue: cont },
+        query: cont === undefined ? { resourceVersion: '0', limit: this.#pageSize } : { limit: this.#pageSize, continue: cont },
         timeoutMs: 60_000,
       });
       for (const item of page.items ?? []) {
