@@ -3,11 +3,12 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { apiRequest, type ApiCredentials } from './api-client.ts';
 import { ensureTools, formatDuration } from './build.ts';
+import { withFileLock } from './file-lock.ts';
 import { isOurs, startDetached, stopPid, isAlive } from './processes.ts';
 import { kwokStagesYaml } from './kwok-stages.ts';
 import { KUBERNETES_VERSION, cacheRoot } from './versions.ts';
@@ -108,6 +109,14 @@ export async function up(opts: UpOptions = {}): Promise<UpResult> {
   const log = opts.log ?? stderrLog;
   const name = opts.name ?? 'default';
   const dir = resolve(opts.dir ?? clusterDir(name));
+  mkdirSync(dirname(dir), { recursive: true });
+  // Two `up`s for the same dir (two terminals, two test files) must not both start a cluster.
+  return withFileLock(`${dir}.lock`, () => upLocked(dir, name, log), {
+    onWait: (pid) => log(`qbasis: waiting for pid ${pid}, which is starting the cluster in ${dir}…`),
+  });
+}
+
+async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> {
   const existing = readState(dir);
   if (existing !== undefined) {
     if (await isHealthy(existing)) return { state: existing, alreadyRunning: true };
