@@ -86,6 +86,8 @@ export async function main(argv: string[]): Promise<number> {
         `cluster   ${state.name} (${healthy ? 'running' : 'NOT healthy'}), Kubernetes ${KUBERNETES_VERSION}`,
         `api       ${state.apiUrl}`,
         `state     ${state.dir}`,
+        `kubeconfig ${state.kubeconfig}`,
+        `tools     ${state.toolsBin}`,
         `started   ${state.startedAt}`,
         ...componentStatus(state).map((s) => `${s.component.padEnd(24)} pid ${String(s.pid ?? '-').padEnd(8)} ${s.alive ? 'alive' : 'dead'}`),
       ];
