@@ -361,8 +361,21 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
   it('helm upgrade with changed values rolls the controller; under strict an invalid annotation is refused', async () => {
     const before = JSON.parse((await cluster.kubectl(['-n', releaseNs, 'get', 'deployment', `${fullname}-controller`, '-o', 'json'])).stdout);
     const hashBefore = before.spec.template.metadata.annotations['checksum/injection-config'];
-    const r = await cluster.helm(['upgrade', release, CHART, ...installArgs(), '--set', 'webhook.strict=true', '--wait', '--timeout', '3m'], { allowFailure: true, timeoutMs: 240_000 });
+    const caPath = ['get', 'mutatingwebhookconfiguration', `${fullname}-sidecar-injector`, '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}'];
+    const caBefore = (await cluster.kubectl(caPath)).stdout;
+    const certBefore = (await cluster.kubectl(['-n', releaseNs, 'get', 'secret', `${fullname}-webhook-tls`, '-o', 'jsonpath={.data.tls\\.crt}'])).stdout;
+    // The webhook configuration changes too: Helm's three-way merge must leave the controller's caBundle alone
+    // (the controller is stopped meanwhile, so it cannot put the caBundle back).
+    await stopController();
+    const r = await cluster.helm(['upgrade', release, CHART, ...installArgs(), '--set', 'webhook.strict=true', '--set', 'webhook.timeoutSeconds=7', '--wait', '--timeout', '3m'], {
+      allowFailure: true,
+      timeoutMs: 240_000,
+    });
     assert.equal(r.code, 0, r.stderr);
+    assert.equal((await cluster.kubectl(['get', 'mutatingwebhookconfiguration', `${fullname}-sidecar-injector`, '-o', 'jsonpath={.webhooks[0].timeoutSeconds}'])).stdout, '7');
+    assert.equal((await cluster.kubectl(caPath)).stdout, caBefore, 'caBundle kept across helm upgrade');
+    assert.equal((await cluster.kubectl(['-n', releaseNs, 'get', 'secret', `${fullname}-webhook-tls`, '-o', 'jsonpath={.data.tls\\.crt}'])).stdout, certBefore, 'certificate kept');
+    assert.notEqual(certBefore, '');
     const afterDeploy = JSON.parse((await cluster.kubectl(['-n', releaseNs, 'get', 'deployment', `${fullname}-controller`, '-o', 'json'])).stdout);
     assert.notEqual(afterDeploy.spec.template.metadata.annotations['checksum/injection-config'], hashBefore);
     const rs = await until('a second ReplicaSet', async () => {
@@ -371,7 +384,6 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     });
     assert.equal(rs, 2);
     // The rolled pods would read the new ConfigMap; the local stand-in does the same by restarting.
-    await stopController();
     await startController();
     const refused = await createPod(appNs, annotatedPod('orders-strict', { 'qbasis.io/app-port': 'http' }));
     assert.notEqual(refused.code, 0);
