@@ -34,18 +34,15 @@ export class Balancer {
 
   /** Applies a snapshot; `peerFor` returns the pooled peer of an address. */
   update(snap: ApiSnapshot, peerFor: (ep: Endpoint) => Peer): void {
-    const peers: Peer[] = [];
+    const peers = new Set<Peer>();
     const views: EndpointView[] = [];
     for (const ep of snap.endpoints) {
       const c = compatible({ version: ep.version, codecs: ep.codecs, ready: ep.ready }, { range: this.range, codecs: SIDECAR_CODECS });
       views.push({ pod: ep.pod, namespace: ep.namespace, address: ep.address, port: ep.port, version: ep.version, ready: ep.ready, codecs: ep.codecs, compatible: c.ok, ...(c.ok ? {} : { reason: c.reason }) });
-      if (c.ok) {
-        const p = peerFor(ep);
-        if (!peers.includes(p)) peers.push(p);
-      }
+      if (c.ok) peers.add(peerFor(ep));
     }
     this.snapshot = snap;
-    this.peers = peers;
+    this.peers = [...peers];
     this.views = views;
   }
 
