@@ -3,7 +3,7 @@
 // Real processes: the local controller (`qbasis controller --pods-file`), the echo app, and two sidecars
 // launched as `node bin/qbasis.ts sidecar`. Writes test/bench/results/sidecar.json and prints a table.
 //   npm run bench:sidecar
-//   env: BENCH_FIXED_S (30), BENCH_MAX_S (15), BENCH_RPS (1000), BENCH_WARMUP_S (3)
+//   env: BENCH_FIXED_S (30), BENCH_MAX_S (15), BENCH_RPS (1000), BENCH_WARMUP_S (3), BENCH_OUT (results file)
 // Addresses: 127.0.8.x (controller .1, provider pod .11, caller pod .12).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
       'throughput ratio >= 0.5': result.throughput_ratio >= 0.5,
     };
     const out = { ...result, goals };
-    const file = path.join(REPO, 'test/bench/results/sidecar.json');
+    const file = process.env.BENCH_OUT ?? path.join(REPO, 'test/bench/results/sidecar.json');
     fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
     const row = (name: string, p: { p50_ms: number; p90_ms: number; p99_ms: number; max_rps: number }): string =>
       `| ${name.padEnd(8)} | ${String(p.p50_ms).padStart(7)} | ${String(p.p90_ms).padStart(7)} | ${String(p.p99_ms).padStart(7)} | ${String(p.max_rps).padStart(7)} |`;
