@@ -1,5 +1,6 @@
-// Latency-aware balancing through real sidecars: of two compatible pods, the one answering 25 ms slower
-// gets a small share of the calls (P2C over EWMA × in-flight), yet is not starved entirely.
+// Latency-aware balancing through real sidecars: of two compatible pods, the one answering 150 ms slower
+// gets a small share of the calls (P2C over EWMA × in-flight), yet is not starved entirely. (150 ms, not
+// less: on a loaded machine the fast pod's own stalls reach tens of ms and the EWMA is peak-sensitive.)
 // Addresses: 127.0.45.x (controller .1; fast pod .11; slow pod .13; caller pod .12).
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -22,7 +23,7 @@ before(async () => {
   ctl = await startController({ podsFile, host: `${NET}.1`, adminPort: 18450 });
   await Promise.all([
     startEcho({ host: FAST, port: 50051, name: 'fast', version: '1.4.0' }),
-    startEcho({ host: SLOW, port: 50051, name: 'slow', version: '1.5.0', delayMs: 25 }),
+    startEcho({ host: SLOW, port: 50051, name: 'slow', version: '1.5.0', delayMs: 150 }),
   ]);
   await Promise.all([
     startSidecar({ ip: FAST, discovery: ctl.target, appPort: 50051, provides: `${ECHO_API}@1.4.0` }),
