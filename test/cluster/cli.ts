@@ -5,7 +5,7 @@ import { KUBERNETES_VERSION, TOOLS, type ToolName } from './versions.ts';
 
 const USAGE = `Usage: qbasis cluster <up|down|env|status|build> [--name NAME] [--dir DIR]
 
-  up       build the tools if needed (first time: 15-40 min), start etcd, kube-apiserver,
+  up       build the tools if needed (first time: ~20-45 min), start etcd, kube-apiserver,
            kube-controller-manager, kube-scheduler and kwok with one fake node (${NODE_NAME},
            pod IPs from ${POD_CIDR}); idempotent
   down     stop every process the cluster started (by pid) and remove its state dir

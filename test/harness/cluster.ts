@@ -12,7 +12,7 @@ import { startReaper } from './reaper.ts';
 
 const execFileP = promisify(execFile);
 
-/** Give the hook that calls useCluster() this timeout: a cold tool build takes 15-40 min on 2 cores. */
+/** Give the hook that calls useCluster() this timeout: a cold tool build takes ~20-45 min on 2 cores. */
 export const CLUSTER_START_TIMEOUT_MS = 60 * 60_000;
 
 export interface RunResult {
