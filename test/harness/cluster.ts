@@ -68,7 +68,8 @@ async function start(): Promise<TestCluster> {
     // The global setup owns runDir and stops the cluster at the end of the run.
     const dir = join(runDir, 'cluster');
     mkdirSync(runDir, { recursive: true });
-    state = await withFileLock(join(runDir, 'cluster.lock'), async () => {
+    // Not 'cluster.lock': up() itself locks `${dir}.lock` and would wait on us forever.
+    state = await withFileLock(join(runDir, 'harness.lock'), async () => {
       const existing = readState(dir);
       if (existing !== undefined && (await isHealthy(existing))) return existing;
       const owner = Number(process.env['QBASIS_TEST_OWNER_PID'] ?? process.ppid);
