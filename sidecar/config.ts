@@ -9,6 +9,7 @@ import { QbasisError } from '../proto/errors.ts';
 
 export interface SidecarConfig {
   ip: string;
+  outboundHost: string;
   discovery: string;
   appPort: number;
   appHost: string;
@@ -30,6 +31,7 @@ const FLAGS = {
   discovery: { type: 'string', help: 'controller discovery address host:port' },
   'app-port': { type: 'string', help: 'port the app listens on' },
   'app-host': { type: 'string', help: 'host the app listens on (default: --ip)' },
+  'outbound-host': { type: 'string', help: 'address the app dials for outbound calls (default: --ip; in a pod 127.0.0.1, so only the pod reaches it)' },
   'app-protocol': { type: 'string', help: 'grpc (http is not supported yet)' },
   provides: { type: 'string', help: 'comma-separated API@semver the app serves' },
   requires: { type: 'string', help: 'comma-separated API@range the app calls' },
@@ -104,6 +106,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
   const discovery = hostPort('discovery', required('discovery', 'host:port of the controller'));
   const appPort = port('app-port', required('app-port', 'the app port'));
   const appHost = get('app-host') ?? ip;
+  const outboundHost = get('outbound-host') ?? ip;
+  if (isIP(outboundHost) === 0) throw flagError('outbound-host', outboundHost, 'an IPv4 or IPv6 address such as 127.0.0.1');
   const protocol = get('app-protocol') ?? 'grpc';
   if (protocol === 'http') throw flagError('app-protocol', protocol, "'grpc' (the HTTP/JSON gateway for app-protocol http is not implemented yet)");
   if (protocol !== 'grpc') throw flagError('app-protocol', protocol, "'grpc'");
@@ -135,7 +139,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
     adminPort: port('admin-port', get('admin-port') ?? '15020'),
   };
   return {
-    ip, discovery, appPort, appHost, appProtocol: 'grpc', provides, requires, ...ports,
+    ip, outboundHost, discovery, appPort, appHost, appProtocol: 'grpc', provides, requires, ...ports,
     namespace: get('namespace') ?? '', podName: get('pod-name') ?? `sidecar-${ip}`,
     gracePeriodMs: graceSeconds * 1000, maxFrameBytes, logLevel,
   };

@@ -61,7 +61,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   let listeners;
   try {
     const [outbound, inbound] = await Promise.all([
-      startOutbound({ host: cfg.ip, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
+      startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
       startInbound({ host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, app, inflight, onIdle: () => {}, onCall: () => {} }),
     ]);
     listeners = { outbound, inbound };

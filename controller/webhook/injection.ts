@@ -88,6 +88,10 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
     { name: 'QBASIS_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'QBASIS_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     { name: 'QBASIS_DISCOVERY', value: config.discoveryAddress },
+    // The app dials localhost:15001 (DESIGN.md) and listens in the same network namespace; loopback keeps
+    // the outbound proxy unreachable from outside the pod.
+    { name: 'QBASIS_OUTBOUND_HOST', value: '127.0.0.1' },
+    { name: 'QBASIS_APP_HOST', value: '127.0.0.1' },
   ];
   const fromAnnotation: [string, string][] = [
     ['QBASIS_PROVIDES', ANNOTATIONS.provides],

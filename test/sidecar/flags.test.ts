@@ -22,6 +22,7 @@ const cases: { name: string; args: string[]; env?: NodeJS.ProcessEnv; expect: Re
   { name: 'a bad --discovery', args: ['--ip', '127.0.44.1', '--discovery', '127.0.44.1', '--app-port', '1'], expect: /invalid --discovery '127\.0\.44\.1': expected host:port/ },
   { name: 'a provided version that is not semver', args: [...OK, '--provides', 'shop.orders.v1.OrderService@1.x'], expect: /invalid --provides 'shop\.orders\.v1\.OrderService@1\.x': '1\.x' .* is not a semantic version; expected .*MAJOR\.MINOR\.PATCH/ },
   { name: 'a required range that is not a range', args: [...OK, '--requires', 'shop.orders.v1.OrderService@banana'], expect: /invalid --requires 'shop\.orders\.v1\.OrderService@banana': 'banana' .* is not a semver range; expected/ },
+  { name: 'a bad --outbound-host', args: [...OK, '--outbound-host', 'localhost'], expect: /invalid --outbound-host 'localhost': expected an IPv4 or IPv6 address/ },
   { name: '--app-protocol http (not implemented yet)', args: [...OK, '--app-protocol', 'http'], expect: /invalid --app-protocol 'http': expected 'grpc' \(the HTTP\/JSON gateway .* not implemented yet\)/ },
   { name: 'a bad --grace-period', args: [...OK, '--grace-period=-1'], expect: /invalid --grace-period '-1': expected seconds/ },
   { name: 'a value starting with a dash given without =', args: [...OK, '--grace-period', '-1'], expect: /invalid --grace-period: its value starts with '-'; expected --grace-period=<value>/ },

@@ -53,6 +53,8 @@ describe('sidecar injection', () => {
       QBASIS_POD_NAME: { fieldRef: { fieldPath: 'metadata.name' } },
       QBASIS_NAMESPACE: { fieldRef: { fieldPath: 'metadata.namespace' } },
       QBASIS_DISCOVERY: 'qbasis-discovery.qbasis-system.svc:15010',
+      QBASIS_OUTBOUND_HOST: '127.0.0.1',
+      QBASIS_APP_HOST: '127.0.0.1',
       QBASIS_PROVIDES: 'shop.orders.v1.OrderService@1.4.0',
       QBASIS_REQUIRES: 'shop.inventory.v1.InventoryService@^1.2',
       QBASIS_APP_PORT: '50051',
