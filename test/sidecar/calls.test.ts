@@ -283,3 +283,20 @@ test('a providing sidecar whose app does not listen is started (/started 200) bu
     await p.stop();
   }
 });
+
+test('with --outbound-host 127.0.0.1 (as injected in pods) the app reaches its sidecar on loopback, and the pod IP does not expose the outbound port', async () => {
+  const ip = `${NET}.14`;
+  const port = 18414;
+  await startSidecar({ ip, discovery: ctl.target, appPort: APP_PORT, requires: `${ECHO_API}@^1.2`, podName: 'loopback-caller', extra: ['--outbound-host', '127.0.0.1', '--outbound-port', String(port)] });
+  const local = echoClient(`127.0.0.1:${port}`);
+  const outside = echoClient(`${ip}:${port}`);
+  try {
+    const { res } = await unary(local, { text: 'via loopback' });
+    assert.equal(res.text, 'via loopback');
+    assert.equal(res.served_by, 'echo-v1@1.4.0');
+    await assert.rejects(unary(outside, { text: 'from outside' }, new grpc.Metadata(), { deadline: Date.now() + 3_000 }), (err: grpc.ServiceError) => err.code === grpc.status.UNAVAILABLE);
+  } finally {
+    local.close();
+    outside.close();
+  }
+});
