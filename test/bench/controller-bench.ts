@@ -321,7 +321,7 @@ async function main(): Promise<void> {
     };
     for (const c of calls) c.cancel();
     for (const ch of channels) ch.close();
-    const out = path.join(REPO, 'test/bench/results/controller.json');
+    const out = path.join(REPO, 'test/bench/results', process.env.BENCH_RESULT_FILE ?? 'controller.json');
     mkdirSync(path.dirname(out), { recursive: true });
     writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
