@@ -1,0 +1,112 @@
+// The chart's RBAC is enough, and only what is needed: the Kubernetes-mode controller runs as a real
+// process with a token of the ServiceAccount the chart installs (not the admin kubeconfig), and must
+// still publish BasisServices, warn with Events, and win its Lease — with no request refused.
+// Addresses: 127.0.62.x.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { parse, stringify } from 'yaml';
+import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/cluster.ts';
+import { applyCrds, createPods, getBsvcTable, getJson, poll, startKubeController, type KubeController } from '../controller/kube-helpers.ts';
+import { REPO } from '../fixtures/local-controller.ts';
+
+const CHART = join(REPO, 'charts', 'qbasis');
+const API = 'shop.rbac.v1.OrderService';
+const release = `rb${randomBytes(3).toString('hex')}`;
+const hooks: Array<() => Promise<void> | void> = [];
+const hook = { after: (fn: () => Promise<void> | void) => hooks.push(fn) };
+let cluster: TestCluster;
+let releaseNs: string;
+let appNs: string;
+let controller: KubeController | undefined;
+const tmp = mkdtempSync(join(tmpdir(), 'qbasis-rbac-'));
+
+/** A kubeconfig for the same API server that authenticates as `system:serviceaccount:<ns>:<sa>`. */
+function serviceAccountKubeconfig(adminKubeconfig: string, token: string): string {
+  const admin = parse(readFileSync(adminKubeconfig, 'utf8')) as { clusters: Array<{ name: string; cluster: Record<string, unknown> }> };
+  const c = admin.clusters[0]!;
+  const file = join(tmp, 'sa.kubeconfig');
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: c.name, cluster: c.cluster }],
+      users: [{ name: 'controller-sa', user: { token } }],
+      contexts: [{ name: 'sa', context: { cluster: c.name, user: 'controller-sa' } }],
+      'current-context': 'sa',
+    }),
+  );
+  return file;
+}
+
+before(async () => {
+  cluster = await useCluster();
+  await applyCrds(cluster);
+  releaseNs = await cluster.namespace(hook, 'qbasis-rbac');
+  appNs = await cluster.namespace(hook, 'rbac-app');
+  // CRDs come from files/ (another release may own them); the webhook has its own tests.
+  await cluster.helm(['install', release, CHART, '--namespace', releaseNs, '--set', 'crds.enabled=false', '--set', 'webhook.enabled=false']);
+}, { timeout: CLUSTER_START_TIMEOUT_MS });
+
+after(async () => {
+  await controller?.stop();
+  await cluster?.helm(['uninstall', release, '--namespace', releaseNs], { allowFailure: true });
+  for (const h of hooks.reverse()) await h();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test("the controller running with only the chart's ServiceAccount RBAC publishes BasisServices, warns with one Event and holds its Lease", { timeout: 240_000 }, async () => {
+  type Deployment = { spec: { template: { spec: { serviceAccountName: string; containers: Array<{ args: string[] }> } } } };
+  const deployments = await getJson<{ items: Deployment[] }>(cluster, ['-n', releaseNs, 'get', 'deployment', '-l', 'app.kubernetes.io/component=controller']);
+  const deploy = deployments.items[0]!;
+  const sa = deploy.spec.template.spec.serviceAccountName;
+  const leaseName = deploy.spec.template.spec.containers[0]!.args.find((a) => a.startsWith('--lease-name='))!.slice('--lease-name='.length);
+  const token = (await cluster.kubectl(['-n', releaseNs, 'create', 'token', sa, '--duration=1h'])).stdout.trim();
+  const kubeconfig = serviceAccountKubeconfig(cluster.kubeconfig, token);
+
+  // What the chart grants and what it must not: no Secrets outside its own, no wildcard power.
+  const can = async (...args: string[]): Promise<string> =>
+    (await cluster.kubectl(['auth', 'can-i', '--as', `system:serviceaccount:${releaseNs}:${sa}`, ...args], { allowFailure: true })).stdout.trim();
+  assert.equal(await can('list', 'secrets', '-A'), 'no');
+  assert.equal(await can('delete', 'pods', '-n', appNs), 'no');
+  assert.equal(await can('watch', 'pods', '-A'), 'yes');
+
+  await createPods(cluster, appNs, [
+    { name: 'orders-1', annotations: { 'qbasis.io/provides': `${API}@1.4.0`, 'qbasis.io/app-port': '50051' } },
+    { name: 'broken-1', annotations: { 'qbasis.io/provides': `${API}@1.4`, 'qbasis.io/app-port': '50051' } },
+  ]);
+  controller = await startKubeController({
+    cluster: { ...cluster, kubeconfig },
+    namespace: appNs,
+    host: '127.0.62.1',
+    identity: 'rbac-replica',
+    leaseName,
+    args: ['--lease-namespace', releaseNs],
+  });
+
+  const row = await poll('BasisService Ready and Synced', 120_000, async () => {
+    const table = await getBsvcTable(cluster, appNs);
+    const r = table.rows.find((x) => x.api === API);
+    return r !== undefined && r.ready === '1/1' && r.synced === 'True' ? r : undefined;
+  });
+  assert.equal(row.versions, '1.4.0');
+
+  const events = await poll('one InvalidAnnotation Event on broken-1', 120_000, async () => {
+    const list = await getJson<{ items: Array<{ reason: string; type: string; message: string; involvedObject: { name: string } }> }>(cluster, ['-n', appNs, 'get', 'events']);
+    const hits = list.items.filter((e) => e.reason === 'InvalidAnnotation' && e.involvedObject.name === 'broken-1');
+    return hits.length > 0 ? hits : undefined;
+  });
+  assert.equal(events.length, 1);
+  assert.equal(events[0]!.type, 'Warning');
+  assert.match(events[0]!.message, /qbasis\.io\/provides/);
+
+  const lease = await getJson<{ spec: { holderIdentity?: string } }>(cluster, ['-n', releaseNs, 'get', 'lease', leaseName]);
+  assert.equal(lease.spec.holderIdentity, 'rbac-replica');
+
+  const refused = controller.logs.filter((l) => /forbidden|\b403\b/i.test(JSON.stringify(l)));
+  assert.deepEqual(refused, [], 'no request of the controller was refused by RBAC');
+});
