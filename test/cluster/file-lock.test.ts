@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withFileLock } from './file-lock.ts';
@@ -23,29 +23,31 @@ test('a lock left by a process that died is taken over', { timeout: 10_000 }, as
   assert.equal(existsSync(lock), false, 'released after use');
 });
 
-test('a second taker waits until the live holder releases the lock', { timeout: 10_000 }, async (t) => {
+test('a taker waits while another live process holds the lock, and gets it once released', { timeout: 10_000 }, async (t) => {
   const lock = join(tempDir(t), 'build.lock');
-  const order: string[] = [];
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  const first = withFileLock(lock, async () => {
-    order.push('first in');
-    await held;
-    order.push('first out');
-  });
-  await new Promise((r) => setTimeout(r, 50));
+  const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)']);
+  t.after(() => holder.kill('SIGKILL'));
+  writeFileSync(lock, String(holder.pid));
   let waitedFor: number | undefined;
-  const second = withFileLock(lock, async () => order.push('second in'), { onWait: (pid) => (waitedFor = pid) });
+  let entered = false;
+  const taking = withFileLock(lock, async () => (entered = true), { onWait: (pid) => (waitedFor = pid) });
   await new Promise((r) => setTimeout(r, 700));
-  assert.deepEqual(order, ['first in']);
-  assert.equal(waitedFor, process.pid);
-  release();
-  await Promise.all([first, second]);
-  assert.deepEqual(order, ['first in', 'first out', 'second in']);
+  assert.equal(entered, false, 'must not enter while the holder lives');
+  assert.equal(waitedFor, holder.pid);
+  unlinkSync(lock); // the holder releases
+  await taking;
+  assert.equal(entered, true);
 });
 
 test('the lock is released when the guarded work throws', { timeout: 10_000 }, async (t) => {
   const lock = join(tempDir(t), 'build.lock');
   await assert.rejects(withFileLock(lock, async () => Promise.reject(new Error('build failed'))), /build failed/);
   assert.equal(existsSync(lock), false);
+});
+
+test('taking a lock this process already holds fails at once instead of waiting forever', { timeout: 10_000 }, async (t) => {
+  const lock = join(tempDir(t), 'build.lock');
+  await withFileLock(lock, async () => {
+    await assert.rejects(withFileLock(lock, async () => 'inner'), /already held by this process/);
+  });
 });

@@ -15,6 +15,9 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: 
   for (;;) {
     if (tryAcquire(path)) break;
     const owner = readOwner(path);
+    if (owner === process.pid) {
+      throw new Error(`lock ${path} is already held by this process (pid ${process.pid}); expected a lock that is not taken twice by one process`);
+    }
     if ((owner !== undefined && !isAlive(owner)) || (owner === undefined && ageMs(path) > 10_000)) {
       // Stale: its owner died. Remove and retry; a racing taker is fine, O_EXCL picks one.
       try {
