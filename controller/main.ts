@@ -13,8 +13,10 @@ import { FlagError, flagUsage, parseFlags, type FlagSpec, type FlagValues } from
 import { PodsFileSource } from './local/pods-file-source.ts';
 import { controllerMetrics } from './metrics.ts';
 import type { PodSource } from './pod-source.ts';
-import { WEBHOOK_FLAG_SPECS, webhookComponent, webhookSettings } from './webhook/webhook.ts';
-import { KUBE_FLAG_SPECS, KubeMode } from './kube/kube-mode.ts';
+// Flags only: the Kubernetes client (~130 MB, ~1 s to load) comes in with the mode that uses it.
+import { WEBHOOK_FLAG_SPECS, webhookSettings } from './webhook/webhook-settings.ts';
+import { KUBE_FLAG_SPECS } from './kube/kube-flags.ts';
+import type { KubeMode } from './kube/kube-mode.ts';
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'pods-file', kind: 'string', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
@@ -35,7 +37,7 @@ class StartupError extends Error {}
  * Picks the pod source from the flags. Local mode: --pods-file. Kubernetes mode
  * (--kubeconfig / in-cluster) plugs in here: return the informer-backed source.
  */
-function selectPodSource(flags: FlagValues, logger: Logger): { source: PodSource; localMode: boolean; kube?: KubeMode } {
+async function selectPodSource(flags: FlagValues, logger: Logger): Promise<{ source: PodSource; localMode: boolean; kube?: KubeMode }> {
   const podsFile = flags.get('pods-file');
   if (podsFile !== undefined) {
     let st: fs.Stats;
@@ -48,17 +50,19 @@ function selectPodSource(flags: FlagValues, logger: Logger): { source: PodSource
     return { source: new PodsFileSource({ path: podsFile, logger, debounceMs: Number(flags.get('reload-debounce-ms')) }), localMode: true };
   }
   // Kubernetes mode: informer over pods (controller/kube/), kubeconfig or in-cluster config.
+  const { KubeMode } = await import('./kube/kube-mode.ts');
   const kube = new KubeMode(flags, logger);
   return { source: kube.source, localMode: false, kube };
 }
 
 /** Components that run beside the core: leader election, reconciler, webhook (Kubernetes mode adds them here). */
-function extraComponents(flags: FlagValues, deps: { registry: EndpointRegistry; logger: Logger; kube?: KubeMode }): ControllerComponent[] {
+async function extraComponents(flags: FlagValues, deps: { registry: EndpointRegistry; logger: Logger; kube?: KubeMode }): Promise<ControllerComponent[]> {
   const components: ControllerComponent[] = [];
   if (deps.kube !== undefined) components.push(deps.kube.component(deps.registry));
   // Sidecar injection (controller/webhook/): only with --webhook-port; needs a kubeconfig for its Secret.
   const webhook = webhookSettings(flags, flags.get('discovery-address') ?? (flags.get('pods-file') !== undefined ? '127.0.0.1' : '0.0.0.0'));
   if (webhook !== undefined) {
+    const { webhookComponent } = await import('./webhook/webhook.ts');
     const log = deps.logger.child({ component: 'webhook' });
     components.push(
       webhookComponent(webhook, {
@@ -96,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     logger = pino({ level: flags.get('log-level') ?? 'info', base: { name: 'qbasis-controller', pid: process.pid } });
-    picked = selectPodSource(flags, logger);
+    picked = await selectPodSource(flags, logger);
   } catch (err) {
     if (err instanceof FlagError) {
       process.stderr.write(`qbasis controller: ${err.message}\n`);
@@ -119,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   let components: ControllerComponent[];
   try {
-    components = extraComponents(flags, { registry, logger, ...(kube !== undefined ? { kube } : {}) });
+    components = await extraComponents(flags, { registry, logger, ...(kube !== undefined ? { kube } : {}) });
   } catch (err) {
     if (err instanceof FlagError) {
       process.stderr.write(`qbasis controller: ${err.message}\n`);

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ControllerComponent } from '../component.ts';
 import type { EndpointRegistry } from '../endpoint-registry.ts';
-import { FlagError, type FlagSpec, type FlagValues } from '../flags.ts';
+import { FlagError, type FlagValues } from '../flags.ts';
+export { KUBE_FLAG_SPECS } from './kube-flags.ts';
 import type { PodSink, PodSource } from '../pod-source.ts';
 import { AnnotationEvents } from './annotation-events.ts';
 import { BasisServiceReconciler } from './basis-service-reconciler.ts';
@@ -17,19 +18,6 @@ import { KubeClient, loadKubeConfig } from './kube-client.ts';
 import { LeaderElector } from './leader-elector.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
-export const KUBE_FLAG_SPECS: FlagSpec[] = [
-  { name: 'kubeconfig', kind: 'string', help: 'Kubernetes mode: kubeconfig file (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)' },
-  { name: 'namespaces', kind: 'string', help: 'Kubernetes mode: comma-separated namespaces to watch (default: all)' },
-  { name: 'leader-elect', kind: 'bool', default: 'true', help: 'Kubernetes mode: elect one writer of statuses and Events through a Lease' },
-  { name: 'lease-name', kind: 'string', default: 'qbasis-controller', help: 'leader election Lease name' },
-  { name: 'lease-namespace', kind: 'string', help: 'leader election Lease namespace (default $POD_NAMESPACE, else default)' },
-  { name: 'identity', kind: 'string', help: 'this replica in the Lease (default $POD_NAME, else hostname_pid)' },
-  { name: 'lease-duration-ms', kind: 'int', default: '15000', help: 'how long a standby trusts a holder it has not seen renew' },
-  { name: 'renew-deadline-ms', kind: 'int', default: '10000', help: 'a leader that cannot renew for this long steps down' },
-  { name: 'retry-period-ms', kind: 'int', default: '2000', help: 'lease acquire/renew interval' },
-  { name: 'reconcile-workers', kind: 'int', default: '4', help: 'BasisService keys reconciled in parallel' },
-  { name: 'resync-ms', kind: 'int', default: '60000', help: 'periodic re-check of every BasisService (0: off)' },
-];
 
 /** Forwards to the informer but tees pods into the caller index too. */
 class TeedSource implements PodSource {
