@@ -40,6 +40,14 @@ export class FailureAccrual {
     return false;
   }
 
+  /** Ejects at once: the endpoint itself said it is not what discovery claims (stale snapshot). */
+  eject(now: number): void {
+    if (now < this.#until) return;
+    this.#until = now + this.#penalty.next();
+    this.#probation = true;
+    this.ejections++;
+  }
+
   isEjected(now: number): boolean {
     return now < this.#until;
   }

@@ -217,9 +217,20 @@ export class OutboundCall {
 
   #onResponse = (headers: IncomingHttpHeaders, flags: number, raw: string[]): void => {
     if (this.#done) return;
-    this.#sent = null;
     const peer = this.#peer!;
     const now = performance.now();
+    const refusal = headers['qbasis-error-code'];
+    if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && this.#sent !== null && (refusal === 'QB_VERSION_INCOMPATIBLE' || refusal === 'QB_API_NOT_PROVIDED')) {
+      // The peer's own arrival check refused the call before its app saw anything: our snapshot is stale
+      // for that endpoint (e.g. its pod was replaced). Safe to send elsewhere; keep it out for a while.
+      peer.accrual.eject(now);
+      this.#ejected(peer);
+      this.#up = undefined;
+      this.#app.pause();
+      this.#retry(`${peer.key} refused on arrival: ${String(headers['grpc-message'] ?? refusal)}`, 'stale');
+      return;
+    }
+    this.#sent = null;
     peer.ewma.observe(now - this.#sentAt, now);
     if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
       // Trailers-only (a status with no messages): pass it on as such.
