@@ -2,9 +2,9 @@
 // caller's range are checked before the app is bothered; frames are checked as they arrive.
 import http2 from 'node:http2';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Status } from '../../proto/errors.ts';
+import { createH2Listener } from '../h2-listener.ts';
 import { respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import { InboundCall, type InboundContext } from './call.ts';
@@ -20,21 +20,7 @@ export interface InboundOptions extends InboundContext {
 }
 
 export function startInbound(o: InboundOptions): Promise<{ server: Http2Server; sessions: Set<ServerHttp2Session> }> {
-  const server = http2.createServer({ settings: { enablePush: false, initialWindowSize: 1024 * 1024 }, maxSessionMemory: 64 });
-  const sessions = new Set<ServerHttp2Session>();
-  server.on('session', (s: ServerHttp2Session) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-    s.on('error', () => {});
-    s.once('connect', () => {
-      try {
-        s.setLocalWindowSize(16 * 1024 * 1024);
-      } catch {
-        // only an optimisation
-      }
-    });
-  });
-  server.on('connection', (sock: Socket) => sock.setNoDelay(true));
+  const { server, sessions } = createH2Listener();
   const refuse = (stream: http2.ServerHttp2Stream, status: number, code: 'QB_BAD_REQUEST' | 'QB_API_NOT_PROVIDED' | 'QB_VERSION_INCOMPATIBLE', msg: string, path: unknown): void => {
     o.metrics.refused('inbound', code);
     o.log.warn({ direction: 'inbound', path, status, code }, msg);

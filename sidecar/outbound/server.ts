@@ -5,6 +5,7 @@ import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
 import { apiId, formatText, methodId } from '../../proto/basis/index.ts';
 import { Status } from '../../proto/errors.ts';
+import { createH2Listener } from '../h2-listener.ts';
 import { parseTimeout, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import { OutboundCall, type OutboundContext } from './call.ts';
@@ -24,21 +25,7 @@ export interface OutboundOptions {
 
 export function startOutbound(o: OutboundOptions): Promise<{ server: Http2Server; sessions: Set<ServerHttp2Session> }> {
   const ctx: OutboundContext = { log: o.log, metrics: o.metrics, maxFrameBytes: o.maxFrameBytes, inflight: o.inflight, onIdle: o.onIdle };
-  const server = http2.createServer({ settings: { enablePush: false, initialWindowSize: 1024 * 1024 }, maxSessionMemory: 64 });
-  const sessions = new Set<ServerHttp2Session>();
-  server.on('session', (s: ServerHttp2Session) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-    s.on('error', () => {});
-    s.once('connect', () => {
-      try {
-        s.setLocalWindowSize(16 * 1024 * 1024);
-      } catch {
-        // only an optimisation
-      }
-    });
-  });
-  server.on('connection', (sock: import('node:net').Socket) => sock.setNoDelay(true));
+  const { server, sessions } = createH2Listener();
   server.on('stream', (stream, headers, flags, rawHeaders) => {
     o.onCall();
     stream.on('error', () => {});

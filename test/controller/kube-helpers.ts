@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { TestCluster } from '../harness/cluster.ts';
-import { QBASIS_BIN, REPO, type LogLine } from '../fixtures/local-controller.ts';
+import { onJsonLines, QBASIS_BIN, REPO, type LogLine } from '../fixtures/local-controller.ts';
 
 export const CRD_DIR = path.join(REPO, 'charts/qbasis/files/crds');
 export const KWOK_NODE = 'kwok-node-0';
@@ -72,20 +72,9 @@ export async function startKubeController(o: StartOptions): Promise<KubeControll
   const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   let err = '';
-  let buf = '';
   const waiters = new Set<() => void>();
-  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as LogLine);
-      } catch {
-        logs.push({ level: 0, msg: line });
-      }
-    }
+  onJsonLines(proc.stdout!, (l) => {
+    logs.push(l);
     for (const w of waiters) w();
   });
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
