@@ -24,7 +24,7 @@ export async function ensureTools(opts: BuildOptions = {}): Promise<string> {
       for (const t of tools) {
         if (isBuilt(bin, t)) continue;
         const started = Date.now();
-        const hint = t === 'k8s-tools' ? ' (a cold build is about 27 CPU-minutes: ~20 min on 2 idle cores, 45 under load)' : '';
+        const hint = t === 'k8s-tools' ? ' (cold: about 12 min on 2 idle cores, 40 under load)' : '';
         log(`qbasis: building ${t} ${TOOLS[t].version}${hint}…`);
         await buildTool(bin, t, log);
         log(`qbasis: built ${t} in ${formatDuration(Date.now() - started)}`);
