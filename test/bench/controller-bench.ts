@@ -16,7 +16,7 @@ import { harnessFor, useCluster, type TestCluster } from '../harness/cluster.ts'
 import { KubeClient, loadKubeConfig } from '../../controller/kube/kube-client.ts';
 import { discoveryClientConstructor, type GeneratedDiscoveryClient, type Update__Output } from '../../proto/discovery.ts';
 import { applyCrds, KWOK_NODE } from '../controller/kube-helpers.ts';
-import { QBASIS_BIN, REPO } from '../fixtures/local-controller.ts';
+import { onJsonLines, QBASIS_BIN, REPO } from '../fixtures/local-controller.ts';
 
 const PODS = Number(process.env.BENCH_PODS ?? 5000);
 const APIS = Number(process.env.BENCH_APIS ?? 500);
@@ -161,28 +161,17 @@ async function main(): Promise<void> {
   let syncedAt = 0;
   let listMs = NaN;
   let uptimeAtSync = NaN;
-  let buf = '';
-  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        const l = JSON.parse(line) as { msg?: string; port?: number; level?: number; listMs?: number; uptimeMs?: number };
-        if (l.msg === 'discovery server listening') discoveryPort = l.port ?? 0;
-        if (typeof l.msg === 'string' && l.msg.startsWith('admin server listening')) adminPort = l.port ?? 0;
-        if (l.msg === 'pod cache synced') {
-          syncedAt = performance.now();
-          listMs = l.listMs ?? NaN;
-          uptimeAtSync = l.uptimeMs ?? NaN;
-        }
-        if (l.msg === 'controller ready') readyAt = performance.now();
-        if ((l.level ?? 0) >= 50) log(`controller: ${line}`);
-      } catch {
-        // not JSON
-      }
+  onJsonLines(proc.stdout!, (line) => {
+    const l = line as { msg?: string; port?: number; level?: number; listMs?: number; uptimeMs?: number };
+    if (l.msg === 'discovery server listening') discoveryPort = l.port ?? 0;
+    if (typeof l.msg === 'string' && l.msg.startsWith('admin server listening')) adminPort = l.port ?? 0;
+    if (l.msg === 'pod cache synced') {
+      syncedAt = performance.now();
+      listMs = l.listMs ?? NaN;
+      uptimeAtSync = l.uptimeMs ?? NaN;
     }
+    if (l.msg === 'controller ready') readyAt = performance.now();
+    if ((l.level ?? 0) >= 50) log(`controller: ${JSON.stringify(line)}`);
   });
   const stopController = async (): Promise<void> => {
     if (proc.exitCode !== null) return;

@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { CLUSTER_START_TIMEOUT_MS, useCluster } from '../harness/cluster.ts';
 import type { TestCluster } from '../harness/cluster.ts';
+import { poll } from '../controller/kube-helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // QBASIS_TEST_CHART: run these tests against a copy of the chart (e.g. while trying a change elsewhere).
@@ -41,19 +42,8 @@ function docs(yamlText: string): Doc[] {
     .filter((d): d is Doc => d !== null && typeof d === 'object');
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  return poll(what, timeoutMs, fn);
 }
 
 function portOpen(host: string, port: number): Promise<boolean> {

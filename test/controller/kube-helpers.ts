@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { TestCluster } from '../harness/cluster.ts';
-import { onJsonLines, QBASIS_BIN, REPO, type LogLine } from '../fixtures/local-controller.ts';
+import { captureLogs, QBASIS_BIN, REPO, type LogLine } from '../fixtures/local-controller.ts';
 
 export const CRD_DIR = path.join(REPO, 'charts/qbasis/files/crds');
 export const KWOK_NODE = 'kwok-node-0';
@@ -70,14 +70,7 @@ export async function startKubeController(o: StartOptions): Promise<KubeControll
     ...(o.args ?? []),
   ];
   const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: LogLine[] = [];
-  let err = '';
-  const waiters = new Set<() => void>();
-  onJsonLines(proc.stdout!, (l) => {
-    logs.push(l);
-    for (const w of waiters) w();
-  });
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const { logs, stderr, waitForLog: waitFor } = captureLogs(proc, `${o.identity}: `);
   let done = false;
   const exited = new Promise<number | null>((resolve) =>
     proc.on('exit', (code) => {
@@ -85,27 +78,11 @@ export async function startKubeController(o: StartOptions): Promise<KubeControll
       resolve(code);
     }),
   );
-  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 60_000, what = 'log line'): Promise<LogLine> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const hit = logs.find(pred);
-        if (hit) {
-          waiters.delete(check);
-          clearTimeout(t);
-          resolve(hit);
-        }
-      };
-      const t = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`${o.identity}: timed out waiting for ${what}; stderr: ${err.slice(-500)}; last logs: ${JSON.stringify(logs.slice(-5))}`));
-      }, timeoutMs);
-      waiters.add(check);
-      check();
-    });
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 60_000, what = 'log line'): Promise<LogLine> => waitFor(pred, timeoutMs, what);
   await Promise.race([
     waitForLog((l) => l.msg === 'controller ready', 120_000, 'controller ready'),
     exited.then((code) => {
-      throw new Error(`controller ${o.identity} exited with ${code} before ready: ${err}`);
+      throw new Error(`controller ${o.identity} exited with ${code} before ready: ${stderr()}`);
     }),
   ]);
   const disc = logs.find((l) => l.msg === 'discovery server listening');
@@ -116,7 +93,7 @@ export async function startKubeController(o: StartOptions): Promise<KubeControll
     logs,
     discoveryTarget: `${o.host}:${String(disc?.port)}`,
     adminUrl: `http://${o.host}:${String(admin?.port)}`,
-    stderr: () => err,
+    stderr,
     waitForLog,
     exited: () => done,
     async stop(signal = 'SIGTERM') {
