@@ -50,6 +50,10 @@ export const catalogue = {
   QB_UPSTREAM_FAILED: Status.UNAVAILABLE,
   QB_BAD_REQUEST: Status.INVALID_ARGUMENT,
   QB_INTERNAL: Status.INTERNAL,
+  /** The pod's app refused the connection: nothing reached it, so the caller may send the call elsewhere. */
+  QB_APP_UNAVAILABLE: Status.UNAVAILABLE,
+  /** No pod in the mesh provides the API at any version (UNAVAILABLE would tell clients to try again). */
+  QB_NO_PROVIDER: Status.UNIMPLEMENTED,
   // Control plane.
   QB_RECONCILE_TERMINAL: Status.FAILED_PRECONDITION,
   QB_KUBE_API: Status.UNAVAILABLE,

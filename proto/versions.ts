@@ -20,6 +20,10 @@ export function parseRange(text: string): string {
   return trimmed;
 }
 
+export function isRange(text: string): boolean {
+  return text.trim() !== '' && semver.validRange(text) !== null;
+}
+
 export function satisfies(version: string, range: string): boolean {
   return semver.satisfies(version, range);
 }
@@ -80,16 +84,24 @@ export function compatible(ep: EndpointTerms, caller: CallerTerms): Compatibilit
   return { ok: true };
 }
 
-/** Inbound check of a request: the frame's minimum, and the caller's full range when it sent one. */
+/**
+ * Inbound check of a request: the frame's minimum and, when the caller sent one, its full range; both
+ * must hold (a range that admits this pod never excuses a frame asking for more than it provides).
+ * Without a range the frame's minimum reads as caret: same major, at least that minor.
+ */
 export function acceptsRequest(provided: string, min: MajorMinor, range: string | undefined): Compatibility {
   const p = semver.parse(provided);
   if (p === null) return { ok: false, reason: `provided version '${provided}' is not semver` };
-  if (p.major !== min.major || p.minor < min.minor) {
-    if (range === undefined || !satisfies(provided, range)) {
-      return { ok: false, reason: `provides ${provided}, caller needs ${range ?? `>=${min.major}.${min.minor} <${min.major + 1}`}` };
+  if (range === undefined) {
+    if (p.major !== min.major || p.minor < min.minor) {
+      return { ok: false, reason: `provides ${provided}, caller needs >=${min.major}.${min.minor} <${min.major + 1}` };
     }
+    return { ok: true };
   }
-  if (range !== undefined && !satisfies(provided, range)) {
+  if (p.major < min.major || (p.major === min.major && p.minor < min.minor)) {
+    return { ok: false, reason: `provides ${provided}, below the frame's minimum ${min.major}.${min.minor}` };
+  }
+  if (!isRange(range) || !satisfies(provided, range)) {
     return { ok: false, reason: `provides ${provided}, outside the caller's range ${range}` };
   }
   return { ok: true };

@@ -2,6 +2,9 @@
 // node:http, off the hot path. /started (a snapshot for every required API) is the native-sidecar
 // startupProbe: it must not wait for the app, which Kubernetes starts only after it. /ready also needs
 // the app port to accept connections when this pod provides an API.
+// Who may ask what: the probes and /metrics answer anyone who reaches the pod IP (the kubelet,
+// Prometheus); /routes (every endpoint's pod, IP and version) and POST /shutdown answer only callers
+// inside the pod: a loopback source, or the pod's own IP as source (see fromThisPod).
 import http from 'node:http';
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -24,6 +27,18 @@ export interface AdminOptions {
 }
 
 const APP_PROBE_CACHE_MS = 1000;
+
+/**
+ * A caller inside this pod: a loopback source address, or the address it dialled (the pod's own IP:
+ * a process in the pod that dials the pod IP). Another pod arrives from its own, different IP. In
+ * local mode every "pod" is a 127.x address: the rule still holds when the caller binds its own.
+ */
+export function fromThisPod(sock: net.Socket): boolean {
+  const remote = sock.remoteAddress;
+  if (remote === undefined) return false;
+  if (remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1') return true;
+  return remote === sock.localAddress;
+}
 
 export function startAdmin(o: AdminOptions): Promise<http.Server> {
   let probeAt = -Infinity;
@@ -69,6 +84,10 @@ export function startAdmin(o: AdminOptions): Promise<http.Server> {
         return send(res, 200, 'ready\n');
       }
       if (url === '/metrics') return send(res, 200, await o.metrics.registry.metrics(), o.metrics.registry.contentType);
+      if ((url === '/routes' || url === '/shutdown') && !fromThisPod(req.socket)) {
+        o.log.warn({ url, method: req.method, remote: req.socket.remoteAddress }, 'admin request from outside the pod refused');
+        return send(res, 403, `${url} answers only from inside the pod (loopback); ${req.socket.remoteAddress ?? 'this caller'} is another host\n`);
+      }
       if (url === '/routes') return send(res, 200, JSON.stringify(o.routes(), null, 2) + '\n', 'application/json');
       if (url === '/shutdown') {
         if (req.method !== 'POST') return send(res, 405, 'use POST /shutdown\n');

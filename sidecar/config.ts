@@ -23,6 +23,10 @@ export interface SidecarConfig {
   podName: string;
   gracePeriodMs: number;
   maxFrameBytes: number;
+  maxConcurrentStreams: number;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  frameIdleTimeoutMs: number;
   logLevel: string;
 }
 
@@ -42,13 +46,17 @@ const FLAGS = {
   'pod-name': { type: 'string', help: 'pod name (for logs)' },
   'grace-period': { type: 'string', help: 'seconds to finish in-flight calls on SIGTERM (default 30)' },
   'max-frame-bytes': { type: 'string', help: 'largest message accepted, in bytes (default 4194304)' },
+  'max-concurrent-streams': { type: 'string', help: 'streams per connection, advertised and enforced on both listeners (default 1000)' },
+  'max-connections': { type: 'string', help: 'open connections per listener; more are closed at once (default 4096)' },
+  'idle-timeout': { type: 'string', help: 'seconds a connection may stay open with no call before GOAWAY (default 60)' },
+  'frame-idle-timeout': { type: 'string', help: 'seconds a started frame may wait for its next byte before the call fails (default 15)' },
   'log-level': { type: 'string', help: 'trace|debug|info|warn|error|fatal|silent (default info)' },
   help: { type: 'boolean', help: 'show this help' },
 } as const;
 
 export function usage(): string {
   const lines = ['Usage: qbasis sidecar --ip <pod ip> --discovery <host:port> --app-port <n> [flags]', '', 'Flags (each also as QBASIS_<FLAG>, e.g. QBASIS_APP_PORT):'];
-  for (const [name, f] of Object.entries(FLAGS)) lines.push(`  --${name.padEnd(16)} ${f.help}`);
+  for (const [name, f] of Object.entries(FLAGS)) lines.push(`  --${name.padEnd(22)} ${f.help}`);
   return lines.join('\n');
 }
 
@@ -129,6 +137,24 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
   const maxFrame = get('max-frame-bytes') ?? String(DEFAULT_MAX_PAYLOAD);
   const maxFrameBytes = /^\d+$/.test(maxFrame) ? Number(maxFrame) : NaN;
   if (!(maxFrameBytes >= 1024 && maxFrameBytes <= 0xffffffff)) throw flagError('max-frame-bytes', maxFrame, 'bytes from 1024 to 4294967295');
+  const count = (flag: string, dflt: number, max: number): number => {
+    const v = get(flag) ?? String(dflt);
+    const n = /^\d{1,10}$/.test(v) ? Number(v) : NaN;
+    if (!(n >= 1 && n <= max)) throw flagError(flag, v, `a whole number from 1 to ${max}`);
+    return n;
+  };
+  const seconds = (flag: string, dflt: number): number => {
+    const v = get(flag) ?? String(dflt);
+    const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+    if (!(n >= 0.05 && n <= 86_400)) throw flagError(flag, v, 'seconds from 0.05 to 86400');
+    return n * 1000;
+  };
+  const limits = {
+    maxConcurrentStreams: count('max-concurrent-streams', 1000, 2 ** 31 - 1),
+    maxConnections: count('max-connections', 4096, 1_000_000),
+    idleTimeoutMs: seconds('idle-timeout', 60),
+    frameIdleTimeoutMs: seconds('frame-idle-timeout', 15),
+  };
   const logLevel = get('log-level') ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) {
     throw flagError('log-level', logLevel, 'one of trace, debug, info, warn, error, fatal, silent');
@@ -141,6 +167,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
   return {
     ip, outboundHost, discovery, appPort, appHost, appProtocol: 'grpc', provides, requires, ...ports,
     namespace: get('namespace') ?? '', podName: get('pod-name') ?? `sidecar-${ip}`,
-    gracePeriodMs: graceSeconds * 1000, maxFrameBytes, logLevel,
+    gracePeriodMs: graceSeconds * 1000, maxFrameBytes, ...limits, logLevel,
   };
 }

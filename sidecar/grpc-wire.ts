@@ -4,18 +4,24 @@ import http2 from 'node:http2';
 import type { ServerHttp2Stream } from 'node:http2';
 
 export const GRPC_PREFIX_BYTES = 5;
-const { NGHTTP2_CANCEL } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 
 export type OnMessage = (compressed: boolean, payload: Buffer) => void;
 
-/** Splits gRPC's length-prefixed messages out of DATA chunks. Whole messages in one chunk are views (no copy). */
+/**
+ * Splits gRPC's length-prefixed messages out of DATA chunks. Whole messages in one chunk are views (no
+ * copy); a split one is kept as the chunks that arrived and joined once complete, so a declared length
+ * costs nothing until its bytes come.
+ */
 export class GrpcMessageReader {
   readonly #onMessage: OnMessage;
   readonly #max: number;
   readonly #prefix = Buffer.allocUnsafe(GRPC_PREFIX_BYTES);
   #prefixFill = 0;
   #compressed = false;
-  #payload: Buffer | undefined;
+  /** Declared size of the message being assembled; -1 when none. */
+  #size = -1;
+  #parts: Buffer[] = [];
   #fill = 0;
 
   constructor(maxMessage: number, onMessage: OnMessage) {
@@ -24,7 +30,7 @@ export class GrpcMessageReader {
   }
 
   get idle(): boolean {
-    return this.#prefixFill === 0 && this.#payload === undefined;
+    return this.#prefixFill === 0 && this.#size < 0;
   }
 
   /** Throws a TooLarge error when a message exceeds the limit. */
@@ -32,7 +38,7 @@ export class GrpcMessageReader {
     let off = 0;
     const len = chunk.length;
     while (off < len) {
-      if (this.#payload === undefined) {
+      if (this.#size < 0) {
         if (this.#prefixFill === 0 && len - off >= GRPC_PREFIX_BYTES) {
           const compressed = chunk[off] === 1;
           const size = chunk.readUInt32BE(off + 1);
@@ -44,8 +50,7 @@ export class GrpcMessageReader {
             continue;
           }
           this.#compressed = compressed;
-          this.#payload = Buffer.allocUnsafe(size);
-          this.#fill = 0;
+          this.#begin(size);
           continue;
         }
         const take = Math.min(GRPC_PREFIX_BYTES - this.#prefixFill, len - off);
@@ -61,20 +66,28 @@ export class GrpcMessageReader {
           this.#onMessage(this.#compressed, Buffer.alloc(0));
           continue;
         }
-        this.#payload = Buffer.allocUnsafe(size);
-        this.#fill = 0;
+        this.#begin(size);
         continue;
       }
-      const p = this.#payload;
-      const take = Math.min(p.length - this.#fill, len - off);
-      chunk.copy(p, this.#fill, off, off + take);
+      const size = this.#size;
+      const take = Math.min(size - this.#fill, len - off);
+      this.#parts.push(off === 0 && take === len ? chunk : chunk.subarray(off, off + take));
       this.#fill += take;
       off += take;
-      if (this.#fill === p.length) {
-        this.#payload = undefined;
+      if (this.#fill === size) {
+        const parts = this.#parts;
+        const p = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+        this.#parts = [];
+        this.#size = -1;
         this.#onMessage(this.#compressed, p);
       }
     }
+  }
+
+  #begin(size: number): void {
+    this.#size = size;
+    this.#parts = [];
+    this.#fill = 0;
   }
 }
 
@@ -146,6 +159,16 @@ export function respondTrailersOnly(stream: ServerHttp2Stream, trailers: Record<
   } catch {
     stream.close(NGHTTP2_CANCEL);
   }
+}
+
+/**
+ * Ends a call with a status of the sidecar's own: trailers-only when nothing was sent yet, then, if
+ * the peer is still sending, RST_STREAM NO_ERROR so it stops (RFC 9113 §8.1: a complete response
+ * may be followed by that instead of reading the rest of the request).
+ */
+export function endWithStatus(stream: ServerHttp2Stream, trailers: Record<string, string>): void {
+  respondTrailersOnly(stream, trailers);
+  if (!stream.readableEnded && !stream.destroyed && !stream.closed) stream.close(NGHTTP2_NO_ERROR);
 }
 
 /** Headers a proxy must not pass on (HTTP/2 pseudo-headers are rebuilt; qbasis-* are ours to set). */

@@ -1,24 +1,104 @@
 // The HTTP/2 server both listeners use: large windows (1 KiB messages at high rates would otherwise
-// stall on WINDOW_UPDATEs), no push, Nagle off, and the set of open sessions for draining.
+// stall on WINDOW_UPDATEs), no push, Nagle off, the set of open sessions for draining, and the limits
+// that keep one peer from taking the sidecar down: streams per connection, connections, memory per
+// connection, resets per second, bytes of partial frames held, and idle connections closed.
 import http2 from 'node:http2';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { ByteBudget } from '../proto/basis/index.ts';
 
-export function createH2Listener(): { server: Http2Server; sessions: Set<ServerHttp2Session> } {
-  const server = http2.createServer({ settings: { enablePush: false, initialWindowSize: 1024 * 1024 }, maxSessionMemory: 64 });
+export interface ListenerLimits {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS advertised and enforced per connection. */
+  maxConcurrentStreams: number;
+  /** Open connections; more are closed at once. */
+  maxConnections: number;
+  /** A connection with no open stream for this long is closed with GOAWAY (ms). */
+  idleTimeoutMs: number;
+  /** Bytes of partial (incomplete) frames one connection may hold. */
+  partialFrameBytes: number;
+  /** RST_STREAMs a peer may send: a burst, then this many per second; beyond, GOAWAY ENHANCE_YOUR_CALM. */
+  resetBurst: number;
+  resetRate: number;
+}
+
+/** Per-connection state the calls share. */
+export interface SessionState {
+  streams: number;
+  /** performance.now() when the last stream closed, or when the connection opened. */
+  idleSince: number;
+  budget: ByteBudget;
+}
+
+export interface H2Listener {
+  server: Http2Server;
+  sessions: Set<ServerHttp2Session>;
+  /** Stops the idle sweep (at shutdown). */
+  stopSweep(): void;
+}
+
+const SESSION_WINDOW = 16 * 1024 * 1024;
+/** nghttp2's own memory for one connection (MB): headers, queued frames, HPACK tables. */
+const MAX_SESSION_MEMORY_MB = 32;
+const states = new WeakMap<ServerHttp2Session, SessionState>();
+
+export function sessionState(s: ServerHttp2Session): SessionState | undefined {
+  return states.get(s);
+}
+
+export function createH2Listener(limits: ListenerLimits): H2Listener {
+  const server = http2.createServer({
+    settings: { enablePush: false, initialWindowSize: 1024 * 1024, maxConcurrentStreams: limits.maxConcurrentStreams },
+    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    streamResetBurst: limits.resetBurst,
+    streamResetRate: limits.resetRate,
+  });
+  server.maxConnections = limits.maxConnections;
   const sessions = new Set<ServerHttp2Session>();
   server.on('session', (s: ServerHttp2Session) => {
     sessions.add(s);
+    let held = 0;
+    const state: SessionState = {
+      streams: 0,
+      idleSince: performance.now(),
+      budget: {
+        take(n) {
+          if (held + n > limits.partialFrameBytes) return false;
+          held += n;
+          return true;
+        },
+        give(n) {
+          held -= n;
+        },
+      },
+    };
+    states.set(s, state);
+    s.on('stream', (stream) => {
+      state.streams++;
+      stream.once('close', () => {
+        if (--state.streams === 0) state.idleSince = performance.now();
+      });
+    });
     s.on('close', () => sessions.delete(s));
     s.on('error', () => {});
     s.once('connect', () => {
       try {
-        s.setLocalWindowSize(16 * 1024 * 1024);
+        s.setLocalWindowSize(SESSION_WINDOW);
       } catch {
         // only an optimisation
       }
     });
   });
   server.on('connection', (sock: Socket) => sock.setNoDelay(true));
-  return { server, sessions };
+  // One sweep per listener instead of a timer per connection.
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const s of sessions) {
+      const st = states.get(s);
+      if (st === undefined || st.streams > 0 || now - st.idleSince < limits.idleTimeoutMs) continue;
+      if (s.closed) s.destroy();
+      else s.close(); // GOAWAY: the peer reconnects when it has a call to make
+    }
+  }, Math.max(50, Math.min(5000, limits.idleTimeoutMs / 4)));
+  sweep.unref();
+  return { server, sessions, stopSweep: () => clearInterval(sweep) };
 }

@@ -10,6 +10,7 @@ import { Provided } from './inbound/provided.ts';
 import { startInbound } from './inbound/server.ts';
 import { Metrics, type EndpointCounts } from './metrics.ts';
 import { startOutbound } from './outbound/server.ts';
+import type { H2Listener, ListenerLimits } from './h2-listener.ts';
 import { Router } from './outbound/router.ts';
 import { Peer } from './peer.ts';
 import { PeerPool } from './peer-pool.ts';
@@ -58,18 +59,24 @@ async function run(cfg: SidecarConfig): Promise<number> {
   for (const api of router.balancers.keys()) discovery.watch(api);
 
   const app = new Peer(cfg.appHost, cfg.appPort, performance.now());
-  let listeners;
-  try {
-    const [outbound, inbound] = await Promise.all([
-      startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
-      startInbound({ host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, app, inflight, onIdle: () => {}, onCall: () => {} }),
-    ]);
-    listeners = { outbound, inbound };
-  } catch (err) {
-    process.stderr.write(`qbasis sidecar: cannot listen on ${cfg.ip}: ${(err as Error).message}\n`);
+  const limits: ListenerLimits = {
+    maxConcurrentStreams: cfg.maxConcurrentStreams, maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.idleTimeoutMs,
+    partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE,
+  };
+  const started = await Promise.allSettled([
+    startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
+    startInbound({ host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, frameIdleTimeoutMs: cfg.frameIdleTimeoutMs, app, inflight, limits, onIdle: () => {}, onCall: () => {} }),
+  ]);
+  const [out, inb] = started;
+  if (out.status === 'rejected' || inb.status === 'rejected') {
+    // Release whatever did bind, so nothing keeps a port or the process alive.
+    for (const r of started) if (r.status === 'fulfilled') closeListener(r.value);
+    const failed = out.status === 'rejected' ? { what: 'outbound', addr: `${cfg.outboundHost}:${cfg.outboundPort}`, err: out.reason as Error } : { what: 'inbound', addr: `${cfg.ip}:${cfg.inboundPort}`, err: (inb as PromiseRejectedResult).reason as Error };
+    process.stderr.write(`qbasis sidecar: cannot listen on ${failed.addr} (${failed.what}): ${listenError(failed.err)}\n`);
     discovery.close();
     return 1;
   }
+  const listeners = { outbound: out.value, inbound: inb.value };
 
   let stop: (reason: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => { stop = resolve; });
@@ -82,9 +89,9 @@ async function run(cfg: SidecarConfig): Promise<number> {
     shutdown: (reason) => stop(reason),
   }).catch((err: Error) => err);
   if (admin instanceof Error) {
-    process.stderr.write(`qbasis sidecar: cannot listen on ${cfg.ip}:${cfg.adminPort}: ${admin.message}\n`);
-    listeners.outbound.server.close();
-    listeners.inbound.server.close();
+    process.stderr.write(`qbasis sidecar: cannot listen on ${cfg.ip}:${cfg.adminPort} (admin): ${listenError(admin)}\n`);
+    closeListener(listeners.outbound);
+    closeListener(listeners.inbound);
     discovery.close();
     return 1;
   }
@@ -104,6 +111,8 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const reason = await stopped;
   draining = true;
   await drain({ log, graceMs: cfg.gracePeriodMs, inbound: listeners.inbound, outbound: listeners.outbound, inflight, lastOutboundCall: () => lastOutbound }, reason);
+  listeners.inbound.stopSweep();
+  listeners.outbound.stopSweep();
   discovery.close();
   pool.destroy();
   app.destroy();
@@ -112,6 +121,23 @@ async function run(cfg: SidecarConfig): Promise<number> {
   // Anything still holding the loop open (a stuck socket) must not keep a finished sidecar alive.
   setTimeout(() => process.exit(0), 500).unref();
   return 0;
+}
+
+/** Resets a peer may send per connection: nghttp2's CVE-2023-44487 defaults, set explicitly. */
+const RESET_BURST = 1000;
+const RESET_RATE = 33;
+
+function closeListener(l: H2Listener): void {
+  l.stopSweep();
+  l.server.close();
+  for (const s of l.sessions) s.destroy();
+}
+
+function listenError(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return 'the port is already in use; expected a free port (stop what holds it or choose another with the port flags)';
+  if (code === 'EADDRNOTAVAIL') return 'no such address on this host; expected the pod IP (--ip)';
+  return err.message;
 }
 
 function routesView(cfg: SidecarConfig, router: Router, discoveryState: string, inflight: { outbound: number; inbound: number }, now: number): unknown {

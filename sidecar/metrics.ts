@@ -15,29 +15,93 @@ export function statusName(code: number): string {
   return STATUS_NAMES[code] ?? String(code);
 }
 
-/** Counters and histogram of one (direction, api, method), bound once. */
-export class CallMetrics {
+/** The label children of one (direction, api, method): one counter per status, one histogram. */
+class Bound {
   readonly #m: Metrics;
-  readonly #labels: { direction: Direction; api: string; method: string };
+  readonly #labels: [Direction, string, string];
   readonly #byStatus: (Inc | undefined)[] = [];
   readonly #duration: Obs;
 
   constructor(m: Metrics, direction: Direction, api: string, method: string) {
     this.#m = m;
-    this.#labels = { direction, api, method };
+    this.#labels = [direction, api, method];
     this.#duration = m.duration.labels(direction, api, method);
   }
 
-  done(status: number, seconds: number): void {
+  record(status: number, seconds: number): void {
     let c = this.#byStatus[status];
     if (c === undefined) {
-      c = this.#m.requests.labels(this.#labels.direction, this.#labels.api, this.#labels.method, statusName(status));
+      const [d, a, mth] = this.#labels;
+      c = this.#m.requests.labels(d, a, mth, statusName(status));
       this.#byStatus[status] = c;
     }
     c.inc();
     this.#duration.observe(seconds);
   }
 }
+
+/** Most method names kept per (direction, API); the rest are counted as `other`. */
+export const MAX_METHOD_LABELS = 256;
+export const OTHER_METHOD = 'other';
+
+/**
+ * The method label values of one (direction, API). Method names come from the wire, so a name is
+ * kept only once the far end has answered a call to it with anything but UNIMPLEMENTED (the app
+ * knows it), and at most MAX_METHOD_LABELS of them: made-up names cannot grow the label sets.
+ */
+export class ApiMethods {
+  readonly #m: Metrics;
+  readonly #direction: Direction;
+  readonly #api: string;
+  readonly #known = new Map<string, Bound>();
+  readonly other: Bound;
+
+  constructor(m: Metrics, direction: Direction, api: string) {
+    this.#m = m;
+    this.#direction = direction;
+    this.#api = api;
+    this.other = new Bound(m, direction, api, OTHER_METHOD);
+  }
+
+  known(method: string): Bound | undefined {
+    return this.#known.get(method);
+  }
+
+  admit(method: string): Bound | undefined {
+    let b = this.#known.get(method);
+    if (b === undefined && this.#known.size < MAX_METHOD_LABELS && method !== OTHER_METHOD) {
+      b = new Bound(this.#m, this.#direction, this.#api, method);
+      this.#known.set(method, b);
+    }
+    return b;
+  }
+}
+
+/** Metrics of the calls to one path; the method label is its own name once admitted, else `other`. */
+export class CallMetrics {
+  readonly #methods: ApiMethods;
+  readonly #method: string;
+  #own: Bound | undefined;
+
+  constructor(methods: ApiMethods, method: string) {
+    this.#methods = methods;
+    this.#method = method;
+    this.#own = methods.known(method);
+  }
+
+  /** `answered`: the status came from the far end (the app, or the peer on its behalf), not from this sidecar. */
+  done(status: number, seconds: number, answered: boolean): void {
+    let b = this.#own;
+    if (b === undefined) {
+      if (answered && status !== UNIMPLEMENTED) b = this.#own = this.#methods.admit(this.#method);
+      else b = this.#methods.known(this.#method);
+      b ??= this.#methods.other;
+    }
+    b.record(status, seconds);
+  }
+}
+
+const UNIMPLEMENTED = 12;
 
 export interface EndpointCounts { api: string; state: string; count: number }
 
@@ -52,6 +116,7 @@ export class Metrics {
   #discoverySource: () => string = () => 'connecting';
   #inflightSource: () => { outbound: number; inbound: number } = () => ({ outbound: 0, inbound: 0 });
   readonly #refused = new Map<string, Inc>();
+  readonly #apis = new Map<string, ApiMethods>();
 
   constructor() {
     const registers = [this.registry];
@@ -96,6 +161,17 @@ export class Metrics {
     this.#endpointSource = s.endpoints;
     this.#discoverySource = s.discovery;
     this.#inflightSource = s.inflight;
+  }
+
+  /** Callers pass only bounded API names: provided or declared ones, or `undeclared`. */
+  methods(direction: Direction, api: string): ApiMethods {
+    const key = `${direction}/${api}`;
+    let m = this.#apis.get(key);
+    if (m === undefined) {
+      m = new ApiMethods(this, direction, api);
+      this.#apis.set(key, m);
+    }
+    return m;
   }
 
   refused(direction: Direction, reason: string): void {

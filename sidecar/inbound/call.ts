@@ -1,24 +1,29 @@
 // One inbound call: peer sidecar (basis frames) → app (plain gRPC), and the reply framed back with this
 // pod's provided version. Every frame is checked: well-formed, a request, for the API and method of the
-// path, at a version this pod serves. A bad frame ends the call with its coded status; the sidecar
-// keeps serving.
+// path, at a version this pod serves. A bad frame ends the call with its coded status (counted once);
+// the sidecar keeps serving. The app stream opens a turn after the call arrives, so a stream the peer
+// resets at once (rapid reset) never reaches the app; an app that refuses the connection gets
+// QB_APP_UNAVAILABLE, which tells the caller nothing reached the app and the call may go elsewhere.
 import http2 from 'node:http2';
 import type { ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
 import { FrameReader, formatText, HEADER_BYTES, writeHeader } from '../../proto/basis/index.ts';
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/errors.ts';
-import { GrpcMessageReader, grpcMessage, MessageTooLarge, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import { endWithStatus, GrpcMessageReader, grpcMessage, MessageTooLarge, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Peer } from '../peer.ts';
+import { sessionState } from '../h2-listener.ts';
 import { frameVerdict, type ProvidedPath } from './provided.ts';
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 export interface InboundContext {
   log: Logger;
   metrics: Metrics;
   maxFrameBytes: number;
+  /** A started frame that gets no byte for this long fails the call (ms). */
+  frameIdleTimeoutMs: number;
   app: Peer;
   inflight: { inbound: number };
   onIdle(): void;
@@ -30,11 +35,17 @@ export class InboundCall {
   readonly #e: ProvidedPath;
   readonly #range: string | undefined;
   readonly #started = performance.now();
+  readonly #headers: string[];
   #app: ClientHttp2Stream | undefined;
   #reader: FrameReader;
+  #timing = false;
+  /** Messages checked before the app stream opened (the first turn). */
+  #early: Buffer[] | undefined;
   #resReader: GrpcMessageReader | undefined;
   #trailers: IncomingHttpHeaders | Record<string, string> | undefined;
   #done = false;
+  /** A status of this sidecar's own replaces the app's (bad frame, lost app). */
+  #failed = false;
   #downEnded: boolean;
   #lastFrame: BasisHeader | undefined;
 
@@ -44,7 +55,8 @@ export class InboundCall {
     this.#e = e;
     this.#range = range;
     this.#downEnded = endStream;
-    this.#reader = new FrameReader({ maxPayload: ctx.maxFrameBytes, onFrame: this.#onFrame });
+    const budget = down.session === undefined ? undefined : sessionState(down.session as http2.ServerHttp2Session)?.budget;
+    this.#reader = new FrameReader({ maxPayload: ctx.maxFrameBytes, onFrame: this.#onFrame, ...(budget === undefined ? {} : { budget }) });
     ctx.inflight.inbound++;
     const h: string[] = [];
     for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -52,20 +64,30 @@ export class InboundCall {
       if (k.startsWith('qbasis-')) continue;
       h.push(k, rawHeaders[i + 1]!);
     }
+    this.#headers = h;
     down.on('close', this.#onDownClose);
     down.on('wantTrailers', this.#onWantTrailers);
     down.on('error', noop);
+    down.on('data', this.#onDownData);
+    down.on('end', this.#onDownEnd);
+    // Resets that arrive with the request (same read) are seen before the app is bothered.
+    setImmediate(this.#openApp);
+  }
+
+  #openApp = (): void => {
+    if (this.#done) return;
+    const ctx = this.#ctx;
     ctx.app.acquire((err, session) => {
       if (this.#done) return;
       if (err !== undefined || session === undefined) {
-        this.#fail(Status.UNAVAILABLE, 'QB_UPSTREAM_FAILED', `the app at ${ctx.app.key} does not accept connections: ${err?.message ?? 'no session'}`);
+        this.#fail(Status.UNAVAILABLE, 'QB_APP_UNAVAILABLE', `the app at ${ctx.app.key} does not accept connections (nothing was sent to it): ${err?.message ?? 'no session'}`);
         return;
       }
       let app: ClientHttp2Stream;
       try {
-        app = session.request(h, { endStream: false });
+        app = session.request(this.#headers, { endStream: false });
       } catch (e2) {
-        this.#fail(Status.UNAVAILABLE, 'QB_UPSTREAM_FAILED', `the app at ${ctx.app.key} refused the call: ${(e2 as Error).message}`);
+        this.#fail(Status.UNAVAILABLE, 'QB_APP_UNAVAILABLE', `the app at ${ctx.app.key} could not take the call (nothing was sent to it): ${(e2 as Error).message}`);
         return;
       }
       this.#app = app;
@@ -75,24 +97,46 @@ export class InboundCall {
       app.on('end', this.#onAppEnd);
       app.on('close', () => this.#onAppClose(app, session.destroyed));
       app.on('error', noop);
-      down.on('data', this.#onDownData);
-      down.on('end', this.#onDownEnd);
+      const early = this.#early;
+      if (early !== undefined) {
+        this.#early = undefined;
+        for (const m of early) app.write(m);
+      }
       if (this.#downEnded) app.end();
     });
-  }
+  };
 
   // ---- request: peer → app ----
 
   #onDownData = (chunk: Buffer): void => {
+    if (this.#done) return; // refused already: the rest is discarded, not counted again
+    const reader = this.#reader;
     try {
-      this.#reader.push(chunk);
+      reader.push(chunk);
     } catch (err) {
-      const q = isQbasisError(err) ? err : new QbasisError('QB_INTERNAL', `frame handling failed: ${(err as Error).message}`);
-      this.#ctx.metrics.refused('inbound', q.code);
-      const at = this.#lastFrame ?? (chunk.length >= HEADER_BYTES ? chunk.subarray(0, HEADER_BYTES) : undefined);
-      this.#fail(q.grpcStatus, q.code, q.message, at);
+      this.#refuseFrame(err, this.#lastFrame ?? (chunk.length >= HEADER_BYTES ? chunk.subarray(0, HEADER_BYTES) : undefined));
+      return;
+    }
+    // A frame left incomplete must not hold its bytes for ever.
+    const partial = !reader.idle;
+    if (partial !== this.#timing) {
+      this.#timing = partial;
+      this.#down.setTimeout(partial ? this.#ctx.frameIdleTimeoutMs : 0, partial ? this.#onFrameIdle : undefined);
     }
   };
+
+  #onFrameIdle = (): void => {
+    if (this.#done || this.#reader.idle) return;
+    const s = this.#ctx.frameIdleTimeoutMs / 1000;
+    this.#refuseFrame(new QbasisError('QB_FRAME_TRUNCATED', `a frame started but no byte of it arrived for ${s} s; expected the rest of the frame (--frame-idle-timeout)`), this.#lastFrame);
+  };
+
+  #refuseFrame(err: unknown, at: BasisHeader | Uint8Array | undefined): void {
+    const q = isQbasisError(err) ? err : new QbasisError('QB_INTERNAL', `frame handling failed: ${(err as Error).message}`);
+    this.#reader.discard();
+    this.#ctx.metrics.refused('inbound', q.code);
+    this.#fail(q.grpcStatus, q.code, q.message, at);
+  }
 
   #onFrame = (h: BasisHeader, payload: Buffer): void => {
     this.#lastFrame = h;
@@ -106,7 +150,11 @@ export class InboundCall {
     }
     const v = frameVerdict(e, h.major, h.minor, this.#range);
     if (!v.ok) throw new QbasisError('QB_VERSION_INCOMPATIBLE', v.reason);
-    const app = this.#app!;
+    const app = this.#app;
+    if (app === undefined) {
+      (this.#early ??= []).push(grpcMessage(h.gzip, payload));
+      return;
+    }
     if (!app.write(grpcMessage(h.gzip, payload))) {
       this.#down.pause();
       app.once('drain', () => this.#down.resume());
@@ -115,12 +163,11 @@ export class InboundCall {
 
   #onDownEnd = (): void => {
     this.#downEnded = true;
+    if (this.#done) return;
     try {
       this.#reader.end();
     } catch (err) {
-      const q = err as QbasisError;
-      this.#ctx.metrics.refused('inbound', q.code);
-      this.#fail(q.grpcStatus, q.code, q.message, this.#lastFrame);
+      this.#refuseFrame(err, this.#lastFrame);
       return;
     }
     const app = this.#app;
@@ -132,7 +179,8 @@ export class InboundCall {
     // The caller went away (cancel, deadline, reset): the app must see it.
     const app = this.#app;
     if (app !== undefined && !app.closed) app.close(NGHTTP2_CANCEL);
-    this.#finish(Status.CANCELLED);
+    this.#reader.discard();
+    this.#finish(Status.CANCELLED, false);
   };
 
   // ---- response: app → peer ----
@@ -143,7 +191,7 @@ export class InboundCall {
       const t: Record<string, string> = {};
       for (let i = 0; i < raw.length; i += 2) if (raw[i] !== ':status') t[raw[i]!] = raw[i + 1]!;
       respondTrailersOnly(this.#down, t);
-      this.#finish(Number(headers['grpc-status'] ?? Status.UNKNOWN));
+      this.#finish(Number(headers['grpc-status'] ?? Status.UNKNOWN), true);
       return;
     }
     this.#down.respond(raw, { waitForTrailers: true });
@@ -189,6 +237,7 @@ export class InboundCall {
   };
 
   #onWantTrailers = (): void => {
+    const fromApp = this.#trailers !== undefined && !this.#failed;
     const t = this.#trailers ?? statusTrailers(Status.INTERNAL, `the app at ${this.#ctx.app.key} ended the call without a gRPC status`, 'QB_UPSTREAM_FAILED');
     try {
       // Trailers never hold pseudo-headers: pass the received object on as is.
@@ -196,17 +245,22 @@ export class InboundCall {
     } catch {
       // the caller went away meanwhile
     }
-    this.#finish(Number(t['grpc-status'] ?? Status.UNKNOWN));
+    this.#finish(Number(t['grpc-status'] ?? Status.UNKNOWN), fromApp);
   };
 
   #onAppClose(app: ClientHttp2Stream, sessionLost: boolean): void {
     if (this.#done || this.#trailers !== undefined) return;
     const code = app.rstCode ?? NGHTTP2_NO_ERROR;
     if (!sessionLost && code === NGHTTP2_NO_ERROR) return;
+    if (code === NGHTTP2_REFUSED_STREAM && !this.#down.headersSent) {
+      // The app did not process it (its GOAWAY raced the call): the caller may send it elsewhere.
+      this.#fail(Status.UNAVAILABLE, 'QB_APP_UNAVAILABLE', `the app at ${this.#ctx.app.key} refused the stream (nothing was processed)`);
+      return;
+    }
     if (!sessionLost) {
       // The app reset the stream: reset the caller's stream alike so its app sees it.
       if (!this.#down.closed) this.#down.close(code);
-      this.#finish(Status.CANCELLED);
+      this.#finish(Status.CANCELLED, false);
       return;
     }
     this.#fail(Status.UNAVAILABLE, 'QB_UPSTREAM_FAILED', `connection to the app at ${this.#ctx.app.key} lost during the call`);
@@ -215,25 +269,27 @@ export class InboundCall {
   // ---- endings ----
 
   #fail(status: number, code: ErrorCode, message: string, frame?: BasisHeader | Uint8Array): void {
-    if (this.#done) return;
+    if (this.#done || this.#failed) return;
+    this.#failed = true;
     this.#ctx.log.warn({ direction: 'inbound', path: this.#e.path, status, code, frame: frame === undefined ? undefined : formatText(frame) }, message);
     const app = this.#app;
     if (app !== undefined && !app.closed) app.close(NGHTTP2_CANCEL);
     const down = this.#down;
     if (!down.headersSent) {
-      respondTrailersOnly(down, statusTrailers(status, message, code));
-      this.#finish(status);
+      endWithStatus(down, statusTrailers(status, message, code));
+      this.#finish(status, false);
       return;
     }
     this.#trailers = statusTrailers(status, message, code);
     if (!down.writableEnded && !down.destroyed) down.end();
-    else this.#finish(status);
+    else this.#finish(status, false);
   }
 
-  #finish(status: number): void {
+  #finish(status: number, answered: boolean): void {
     if (this.#done) return;
     this.#done = true;
-    this.#e.metrics.done(status, (performance.now() - this.#started) / 1000);
+    if (this.#timing) this.#down.setTimeout(0);
+    this.#e.metrics.done(status, (performance.now() - this.#started) / 1000, answered);
     if (--this.#ctx.inflight.inbound === 0) this.#ctx.onIdle();
   }
 }

@@ -3,7 +3,7 @@
 import type { ApiVersion } from '../../proto/annotations.ts';
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { apiId, CODEC_VERSION, methodId } from '../../proto/basis/index.ts';
-import { acceptsRequest, satisfies, versionSegment, type Compatibility } from '../../proto/versions.ts';
+import { acceptsRequest, isRange, satisfies, versionSegment, type Compatibility } from '../../proto/versions.ts';
 import { CallMetrics, type Metrics } from '../metrics.ts';
 import { splitPath } from '../outbound/router.ts';
 
@@ -23,6 +23,7 @@ export interface ProvidedPath {
 
 const MAX_PATHS_PER_API = 1024;
 const MAX_VERDICTS = 256;
+const MAX_RANGE_CHARS = 256;
 
 export class Provided {
   readonly list: readonly ApiVersion[];
@@ -54,7 +55,7 @@ export class Provided {
     const entry: ProvidedPath = {
       path, api: parts.api, method: parts.method, version, apiId: apiId(parts.api), methodId: methodId(parts.method),
       header: { codec: CODEC_VERSION, kind: 'response', gzip: false, encoding: 'protobuf', apiId: apiId(parts.api), methodId: methodId(parts.method), major: seg.major, minor: seg.minor, length: 0 },
-      metrics: new CallMetrics(this.#metrics, 'inbound', parts.api, parts.method),
+      metrics: new CallMetrics(this.#metrics.methods('inbound', parts.api), parts.method),
       verdicts: new Map(),
     };
     const n = this.#perApi.get(parts.api) ?? 0;
@@ -66,18 +67,18 @@ export class Provided {
   }
 }
 
+export type RangeVerdict = { ok: true } | { ok: false; malformed: boolean; reason: string };
+
 /** The caller's full range (header), checked once per path and range. */
-export function rangeVerdict(e: ProvidedPath, range: string): Compatibility {
+export function rangeVerdict(e: ProvidedPath, range: string): RangeVerdict {
   const key = `r${range}`;
-  let v = e.verdicts.get(key);
+  let v = e.verdicts.get(key) as RangeVerdict | undefined;
   if (v === undefined) {
-    let ok = false;
-    try {
-      ok = satisfies(e.version, range);
-    } catch {
-      ok = false;
+    if (range.length > MAX_RANGE_CHARS || !isRange(range)) {
+      v = { ok: false, malformed: true, reason: `qbasis-range '${range.slice(0, MAX_RANGE_CHARS)}' is not a semver range; expected a range such as ^1.2 or >=1.2 <3` };
+    } else {
+      v = satisfies(e.version, range) ? { ok: true } : { ok: false, malformed: false, reason: `${e.api}: this pod provides ${e.version}, outside the caller's range ${range}` };
     }
-    v = ok ? { ok: true } : { ok: false, reason: `${e.api}: this pod provides ${e.version}, outside the caller's range ${range}` };
     if (e.verdicts.size < MAX_VERDICTS) e.verdicts.set(key, v);
   }
   return v;

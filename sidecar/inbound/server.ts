@@ -1,11 +1,10 @@
 // The inbound listener (default :15006): peer sidecars open one stream per call. The path and the
 // caller's range are checked before the app is bothered; frames are checked as they arrive.
 import http2 from 'node:http2';
-import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
-import { Status } from '../../proto/errors.ts';
-import { createH2Listener } from '../h2-listener.ts';
-import { respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import { Status, type ErrorCode } from '../../proto/errors.ts';
+import { createH2Listener, type H2Listener, type ListenerLimits } from '../h2-listener.ts';
+import { endWithStatus, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import { InboundCall, type InboundContext } from './call.ts';
 import { rangeVerdict, type Provided } from './provided.ts';
@@ -16,15 +15,17 @@ export interface InboundOptions extends InboundContext {
   provided: Provided;
   metrics: Metrics;
   log: Logger;
+  limits: ListenerLimits;
   onCall(): void;
 }
 
-export function startInbound(o: InboundOptions): Promise<{ server: Http2Server; sessions: Set<ServerHttp2Session> }> {
-  const { server, sessions } = createH2Listener();
-  const refuse = (stream: http2.ServerHttp2Stream, status: number, code: 'QB_BAD_REQUEST' | 'QB_API_NOT_PROVIDED' | 'QB_VERSION_INCOMPATIBLE', msg: string, path: unknown): void => {
+export function startInbound(o: InboundOptions): Promise<H2Listener> {
+  const listener = createH2Listener(o.limits);
+  const { server } = listener;
+  const refuse = (stream: http2.ServerHttp2Stream, status: number, code: ErrorCode, msg: string, path: unknown): void => {
     o.metrics.refused('inbound', code);
     o.log.warn({ direction: 'inbound', path, status, code }, msg);
-    respondTrailersOnly(stream, statusTrailers(status, msg, code));
+    endWithStatus(stream, statusTrailers(status, msg, code));
   };
   server.on('stream', (stream, headers, flags, rawHeaders) => {
     o.onCall();
@@ -44,7 +45,7 @@ export function startInbound(o: InboundOptions): Promise<{ server: Http2Server; 
     if (range !== undefined) {
       const v = rangeVerdict(e, range);
       if (!v.ok) {
-        refuse(stream, Status.FAILED_PRECONDITION, 'QB_VERSION_INCOMPATIBLE', v.reason, path);
+        refuse(stream, v.malformed ? Status.INVALID_ARGUMENT : Status.FAILED_PRECONDITION, v.malformed ? 'QB_INVALID_RANGE' : 'QB_VERSION_INCOMPATIBLE', v.reason, path);
         return;
       }
     }
@@ -54,7 +55,7 @@ export function startInbound(o: InboundOptions): Promise<{ server: Http2Server; 
     server.once('error', reject);
     server.listen(o.port, o.host, () => {
       server.off('error', reject);
-      resolve({ server, sessions });
+      resolve(listener);
     });
   });
 }

@@ -8,7 +8,7 @@ import { FrameReader, formatText, HEADER_BYTES, writeHeader } from '../../proto/
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { Status, type ErrorCode, isQbasisError, QbasisError } from '../../proto/errors.ts';
 import { Backoff } from '../backoff.ts';
-import { formatTimeout, GrpcMessageReader, grpcMessage, MessageTooLarge, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import { decodeGrpcMessage, formatTimeout, GrpcMessageReader, grpcMessage, MessageTooLarge, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Peer } from '../peer.ts';
 import type { PathRoute } from './router.ts';
@@ -85,6 +85,11 @@ export class OutboundCall {
     let peer = b.pick(now, this.#tried);
     if (peer === undefined && this.#tried.length > 0) peer = b.pick(now, []);
     if (peer === undefined) {
+      if (b.snapshot !== undefined && b.snapshot.endpoints.length === 0) {
+        // Nobody provides it at all: "try again" (UNAVAILABLE) would only make clients spin.
+        this.#refuse(Status.UNIMPLEMENTED, 'QB_NO_PROVIDER', `no pod in the mesh provides ${this.#route.api} at any version (required range ${b.range})`);
+        return;
+      }
       this.#refuse(Status.UNAVAILABLE, 'QB_NO_COMPATIBLE_ENDPOINT',
         `no compatible endpoint for ${this.#route.api} (required range ${b.range}); versions that exist: ${b.versionsPresent()}`);
       return;
@@ -227,7 +232,16 @@ export class OutboundCall {
       this.#ejected(peer);
       this.#up = undefined;
       this.#app.pause();
-      this.#retry(`${peer.key} refused on arrival: ${String(headers['grpc-message'] ?? refusal)}`, 'stale');
+      this.#retry(`${peer.key} refused on arrival: ${decodeGrpcMessage(headers['grpc-message']) || refusal}`, 'stale');
+      return;
+    }
+    if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && this.#sent !== null && refusal === 'QB_APP_UNAVAILABLE') {
+      // The peer's app is down and nothing reached it: a failure of that endpoint (not a fast answer
+      // that would improve its latency score), and safe to send elsewhere.
+      if (peer.accrual.failure(now)) this.#ejected(peer);
+      this.#up = undefined;
+      this.#app.pause();
+      this.#retry(`${peer.key}: ${decodeGrpcMessage(headers['grpc-message']) || refusal}`, 'app-unavailable');
       return;
     }
     this.#sent = null;
@@ -365,7 +379,7 @@ export class OutboundCall {
     this.#done = true;
     const peer = this.#peer;
     if (ok && peer !== undefined) peer.accrual.success();
-    this.#route.metrics.done(status, (performance.now() - this.#started) / 1000);
+    this.#route.metrics.done(status, (performance.now() - this.#started) / 1000, ok);
     if (--this.#ctx.inflight.outbound === 0) this.#ctx.onIdle();
   }
 }

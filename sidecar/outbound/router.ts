@@ -49,8 +49,8 @@ export class Router {
     const route: PathRoute = {
       path, api: parts.api, method: parts.method, balancer,
       header: { codec: CODEC_VERSION, kind: 'request', gzip: false, encoding, apiId: apiId(parts.api), methodId: methodId(parts.method), major: min.major, minor: min.minor, length: 0 },
-      // Unknown APIs share one label set so arbitrary paths cannot grow the metrics.
-      metrics: new CallMetrics(this.#metrics, 'outbound', balancer ? parts.api : 'undeclared', balancer ? parts.method : 'undeclared'),
+      // Undeclared APIs share one API label; method labels are bounded by CallMetrics.
+      metrics: new CallMetrics(this.#metrics.methods('outbound', balancer ? parts.api : 'undeclared'), parts.method),
     };
     if (balancer !== undefined || this.#paths.size < MAX_CACHED_PATHS) {
       if (this.#paths.size >= MAX_CACHED_PATHS) this.#paths.clear();

@@ -1,11 +1,10 @@
 // The outbound listener (default :15001): the app's gRPC stubs dial it in h2c. Each stream becomes an
 // OutboundCall unless it is refused up front (bad path, API not in --requires, draining).
 import http2 from 'node:http2';
-import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
 import { apiId, formatText, methodId } from '../../proto/basis/index.ts';
 import { Status } from '../../proto/errors.ts';
-import { createH2Listener } from '../h2-listener.ts';
+import { createH2Listener, type H2Listener, type ListenerLimits } from '../h2-listener.ts';
 import { parseTimeout, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import { OutboundCall, type OutboundContext } from './call.ts';
@@ -19,13 +18,15 @@ export interface OutboundOptions {
   metrics: Metrics;
   maxFrameBytes: number;
   inflight: { outbound: number };
+  limits: ListenerLimits;
   onIdle(): void;
   onCall(): void;
 }
 
-export function startOutbound(o: OutboundOptions): Promise<{ server: Http2Server; sessions: Set<ServerHttp2Session> }> {
+export function startOutbound(o: OutboundOptions): Promise<H2Listener> {
   const ctx: OutboundContext = { log: o.log, metrics: o.metrics, maxFrameBytes: o.maxFrameBytes, inflight: o.inflight, onIdle: o.onIdle };
-  const { server, sessions } = createH2Listener();
+  const listener = createH2Listener(o.limits);
+  const { server } = listener;
   server.on('stream', (stream, headers, flags, rawHeaders) => {
     o.onCall();
     stream.on('error', () => {});
@@ -49,7 +50,7 @@ export function startOutbound(o: OutboundOptions): Promise<{ server: Http2Server
       o.metrics.refused('outbound', 'QB_API_NOT_PROVIDED');
       o.log.warn({ direction: 'outbound', path, code: 'QB_API_NOT_PROVIDED', frame: formatText({ ...route.header, apiId: apiId(route.api), methodId: methodId(route.method) }) }, msg);
       respondTrailersOnly(stream, statusTrailers(Status.FAILED_PRECONDITION, msg, 'QB_API_NOT_PROVIDED'));
-      route.metrics.done(Status.FAILED_PRECONDITION, 0);
+      route.metrics.done(Status.FAILED_PRECONDITION, 0, false);
       return;
     }
     new OutboundCall(ctx, stream, route, rawHeaders as unknown as string[], parseTimeout(headers['grpc-timeout']), (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);
@@ -58,7 +59,7 @@ export function startOutbound(o: OutboundOptions): Promise<{ server: Http2Server
     server.once('error', reject);
     server.listen(o.port, o.host, () => {
       server.off('error', reject);
-      resolve({ server, sessions });
+      resolve(listener);
     });
   });
 }
