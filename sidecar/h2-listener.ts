@@ -16,9 +16,12 @@ export interface ListenerLimits {
   idleTimeoutMs: number;
   /** Bytes of partial (incomplete) frames one connection may hold. */
   partialFrameBytes: number;
-  /** RST_STREAMs a peer may send: a burst, then this many per second; beyond, GOAWAY ENHANCE_YOUR_CALM. */
+  /** RST_STREAMs a peer may send (nghttp2's limit): a burst, then this many per second; beyond, GOAWAY. */
   resetBurst: number;
   resetRate: number;
+  /** Streams reset before the sidecar acted on them (rapid reset): a burst, then per second; beyond, GOAWAY ENHANCE_YOUR_CALM. */
+  rapidResetBurst: number;
+  rapidResetRate: number;
 }
 
 /** Per-connection state the calls share. */
@@ -27,6 +30,8 @@ export interface SessionState {
   /** performance.now() when the last stream closed, or when the connection opened. */
   idleSince: number;
   budget: ByteBudget;
+  /** A stream was reset before it was acted on; past the limit the connection is closed. */
+  rapidReset(): void;
 }
 
 export interface H2Listener {
@@ -57,6 +62,8 @@ export function createH2Listener(limits: ListenerLimits): H2Listener {
   server.on('session', (s: ServerHttp2Session) => {
     sessions.add(s);
     let held = 0;
+    let tokens = limits.rapidResetBurst;
+    let refilledAt = performance.now();
     const state: SessionState = {
       streams: 0,
       idleSince: performance.now(),
@@ -69,6 +76,15 @@ export function createH2Listener(limits: ListenerLimits): H2Listener {
         give(n) {
           held -= n;
         },
+      },
+      rapidReset() {
+        const now = performance.now();
+        tokens = Math.min(limits.rapidResetBurst, tokens + ((now - refilledAt) / 1000) * limits.rapidResetRate);
+        refilledAt = now;
+        if (--tokens >= 0 || s.destroyed) return;
+        // CVE-2023-44487: the answer HTTP/2 servers give; nothing of these streams reached the app.
+        s.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        s.destroy();
       },
     };
     states.set(s, state);

@@ -61,7 +61,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const app = new Peer(cfg.appHost, cfg.appPort, performance.now());
   const limits: ListenerLimits = {
     maxConcurrentStreams: cfg.maxConcurrentStreams, maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.idleTimeoutMs,
-    partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE,
+    partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE, rapidResetBurst: RAPID_RESET_BURST, rapidResetRate: RAPID_RESET_RATE,
   };
   const started = await Promise.allSettled([
     startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
@@ -126,6 +126,9 @@ async function run(cfg: SidecarConfig): Promise<number> {
 /** Resets a peer may send per connection: nghttp2's CVE-2023-44487 defaults, set explicitly. */
 const RESET_BURST = 1000;
 const RESET_RATE = 33;
+/** Streams reset before the sidecar opened them to the app: legitimate cancels come later than that. */
+const RAPID_RESET_BURST = 100;
+const RAPID_RESET_RATE = 10;
 
 function closeListener(l: H2Listener): void {
   l.stopSweep();

@@ -13,7 +13,7 @@ import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/
 import { endWithStatus, GrpcMessageReader, grpcMessage, MessageTooLarge, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Peer } from '../peer.ts';
-import { sessionState } from '../h2-listener.ts';
+import { sessionState, type SessionState } from '../h2-listener.ts';
 import { frameVerdict, type ProvidedPath } from './provided.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -39,6 +39,7 @@ export class InboundCall {
   #app: ClientHttp2Stream | undefined;
   #reader: FrameReader;
   #timing = false;
+  readonly #state: SessionState | undefined;
   /** Messages checked before the app stream opened (the first turn). */
   #early: Buffer[] | undefined;
   #resReader: GrpcMessageReader | undefined;
@@ -55,7 +56,8 @@ export class InboundCall {
     this.#e = e;
     this.#range = range;
     this.#downEnded = endStream;
-    const budget = down.session === undefined ? undefined : sessionState(down.session as http2.ServerHttp2Session)?.budget;
+    this.#state = down.session === undefined ? undefined : sessionState(down.session as http2.ServerHttp2Session);
+    const budget = this.#state?.budget;
     this.#reader = new FrameReader({ maxPayload: ctx.maxFrameBytes, onFrame: this.#onFrame, ...(budget === undefined ? {} : { budget }) });
     ctx.inflight.inbound++;
     const h: string[] = [];
@@ -179,6 +181,7 @@ export class InboundCall {
     // The caller went away (cancel, deadline, reset): the app must see it.
     const app = this.#app;
     if (app !== undefined && !app.closed) app.close(NGHTTP2_CANCEL);
+    else if (app === undefined) this.#state?.rapidReset(); // reset before the sidecar even opened the app stream
     this.#reader.discard();
     this.#finish(Status.CANCELLED, false);
   };
