@@ -10,7 +10,7 @@ import type { ControllerComponent } from './component.ts';
 import { DiscoveryServer } from './discovery-server.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
 import { FlagError, flagUsage, parseFlags, type FlagSpec, type FlagValues } from './flags.ts';
-import { PodsFileSource } from './local/pods-file-source.ts';
+import { DEFAULT_PODS_FILE_MAX_BYTES, PodsFileSource } from './local/pods-file-source.ts';
 import { controllerMetrics } from './metrics.ts';
 import type { PodSource } from './pod-source.ts';
 // Flags only: the Kubernetes client (~130 MB, ~1 s to load) comes in with the mode that uses it.
@@ -26,6 +26,7 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'admin-address', kind: 'string', help: 'admin bind address (default: the discovery address)' },
   { name: 'inbound-port', kind: 'port', default: String(DEFAULT_INBOUND_PORT), help: "the sidecars' inbound port, advertised for every endpoint" },
   { name: 'reload-debounce-ms', kind: 'int', default: '100', help: 'local mode: quiet time after a pods file change before re-reading' },
+  { name: 'pods-file-max-bytes', kind: 'int', default: String(DEFAULT_PODS_FILE_MAX_BYTES), help: 'local mode: a larger pods file is refused unread (the last good state is kept)' },
   { name: 'log-level', kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
   ...WEBHOOK_FLAG_SPECS,
   ...KUBE_FLAG_SPECS,
@@ -47,7 +48,9 @@ async function selectPodSource(flags: FlagValues, logger: Logger): Promise<{ sou
       throw new FlagError(`--pods-file '${podsFile}' is invalid: expected an existing file (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
     }
     if (!st.isFile()) throw new FlagError(`--pods-file '${podsFile}' is invalid: expected a file, got a directory or device`);
-    return { source: new PodsFileSource({ path: podsFile, logger, debounceMs: Number(flags.get('reload-debounce-ms')) }), localMode: true };
+    const maxBytes = Number(flags.get('pods-file-max-bytes'));
+    if (maxBytes < 1) throw new FlagError(`--pods-file-max-bytes '${flags.get('pods-file-max-bytes')}' is invalid: expected a positive number of bytes`);
+    return { source: new PodsFileSource({ path: podsFile, logger, debounceMs: Number(flags.get('reload-debounce-ms')), maxBytes }), localMode: true };
   }
   // Kubernetes mode: informer over pods (controller/kube/), kubeconfig or in-cluster config.
   const { KubeMode } = await import('./kube/kube-mode.ts');

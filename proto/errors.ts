@@ -40,6 +40,8 @@ export const catalogue = {
   QB_INVALID_FLAG: Status.INVALID_ARGUMENT,
   QB_INVALID_VERSION: Status.INVALID_ARGUMENT,
   QB_INVALID_RANGE: Status.INVALID_ARGUMENT,
+  /** The local controller's pods file (or an entry in it) was refused: too large, not UTF-8, not YAML, a bad podIP. */
+  QB_INVALID_PODS_FILE: Status.INVALID_ARGUMENT,
   // Routing.
   QB_NO_COMPATIBLE_ENDPOINT: Status.UNAVAILABLE,
   QB_API_NOT_PROVIDED: Status.FAILED_PRECONDITION,
@@ -54,6 +56,8 @@ export const catalogue = {
   QB_APP_UNAVAILABLE: Status.UNAVAILABLE,
   /** No pod in the mesh provides the API at any version (UNAVAILABLE would tell clients to try again). */
   QB_NO_PROVIDER: Status.UNIMPLEMENTED,
+  /** A gRPC message prefix that breaks the gRPC wire format (e.g. a compressed flag other than 0 or 1). */
+  QB_BAD_MESSAGE: Status.INTERNAL,
   // Control plane.
   QB_RECONCILE_TERMINAL: Status.FAILED_PRECONDITION,
   QB_KUBE_API: Status.UNAVAILABLE,

@@ -1,0 +1,161 @@
+// Pure parsing of a pods file: bytes → UTF-8 check, text → pods. No I/O, no logger, so
+// that it runs the same on the main thread (small files) and in a worker (large files,
+// see pods-file-worker.ts).
+import { isUtf8 } from 'node:buffer';
+import net from 'node:net';
+import YAML from 'yaml';
+import { podInfoFromObject } from '../pod-info.ts';
+import type { PodInfo } from '../pod-source.ts';
+
+export class PodsFileError extends Error {}
+
+/** A pods file entry that was left out, and why. */
+export interface SkippedEntry {
+  /** "document 1 item 3" */
+  where: string;
+  /** What was wrong and what is expected (includes the pod's name when it has one). */
+  message: string;
+  /** Same problem, same key: reported once, not on every reload (no position in it). */
+  key: string;
+  namespace?: string;
+  pod?: string;
+  field?: string;
+  value?: string;
+  expected?: string;
+}
+
+/** A parse hands back at most this many skipped entries (a hostile file can have 500,000); the rest are only counted. */
+export const MAX_RETURNED_SKIPPED = 1000;
+
+/** What a parse (inline or in the worker) hands back. */
+export type ParseReply = { ok: true; pods: PodInfo[]; skipped: SkippedEntry[]; skippedTotal: number } | { ok: false; error: string };
+
+const IP_EXPECTED = 'an IPv4 or IPv6 address literal, e.g. 10.1.2.3 or fd00::1:5 (no host name, port, prefix length or zone)';
+
+/** A hostile value can be megabytes long or full of control characters: quote a bounded, printable form. */
+export function shown(v: string, max = 80): string {
+  const printable = v.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return printable.length > max ? `${printable.slice(0, max)}…(${v.length} chars)` : printable;
+}
+
+/** Why `status.podIP` is not usable, or undefined when it is (or is absent: no IP yet). */
+function podIpProblem(raw: unknown): { value: string; message: string } | undefined {
+  const status = raw !== null && typeof raw === 'object' ? (raw as { status?: unknown }).status : undefined;
+  if (status === null || typeof status !== 'object') return undefined;
+  const ip = (status as { podIP?: unknown }).podIP;
+  if (ip === undefined || ip === null || ip === '') return undefined;
+  if (typeof ip !== 'string') return { value: String(ip), message: `status.podIP ${shown(String(ip))} is invalid: expected ${IP_EXPECTED}, as a string` };
+  if (net.isIP(ip) === 0 || ip.includes('%')) return { value: ip, message: `status.podIP '${shown(ip)}' is invalid: expected ${IP_EXPECTED}` };
+  return undefined;
+}
+
+/** Parses a pods file's text into pods; throws PodsFileError saying what and where. Pod-level problems go to `skipped`. */
+export function parsePodsFile(text: string, skipped: SkippedEntry[] = []): PodInfo[] {
+  const docs = YAML.parseAllDocuments(text, { prettyErrors: true });
+  if (!Array.isArray(docs)) throw new PodsFileError('not a YAML stream');
+  const pods: PodInfo[] = [];
+  docs.forEach((doc, d) => {
+    const err = doc.errors[0];
+    if (err !== undefined) throw new PodsFileError(`invalid YAML in document ${d + 1}: ${err.message.split('\n')[0]}`);
+    const obj: unknown = doc.toJS();
+    if (obj === null || obj === undefined) return; // empty document (e.g. a trailing ---)
+    if (typeof obj !== 'object' || Array.isArray(obj)) {
+      throw new PodsFileError(`document ${d + 1} is not a mapping; expected a Pod or a List/PodList with items`);
+    }
+    const o = obj as { kind?: unknown; items?: unknown };
+    let items: unknown[];
+    if (o.kind === 'List' || o.kind === 'PodList') {
+      if (o.items === null || o.items === undefined) items = [];
+      else if (Array.isArray(o.items)) items = o.items;
+      else throw new PodsFileError(`document ${d + 1}: kind ${o.kind} has 'items' that is not a list`);
+    } else if (o.kind === 'Pod' || o.kind === undefined) {
+      items = [obj];
+    } else {
+      throw new PodsFileError(`document ${d + 1} has kind ${shown(String(o.kind))}; expected Pod, List or PodList`);
+    }
+    items.forEach((item, i) => {
+      const where = `document ${d + 1} item ${i + 1}`;
+      let info: PodInfo;
+      try {
+        info = podInfoFromObject(item);
+      } catch (e) {
+        const message = (e as Error).message;
+        skipped.push({ where, message, key: `${where}: ${message}` });
+        return;
+      }
+      // Sidecars dial this address: a host name would be looked up in DNS, anything else fails later and far away.
+      const bad = podIpProblem(item);
+      if (bad !== undefined) {
+        const ref = `${info.namespace}/${info.name}`;
+        skipped.push({
+          where,
+          message: `pod ${shown(ref)}: ${bad.message}`,
+          key: `${ref} status.podIP ${bad.value}`,
+          namespace: info.namespace,
+          pod: info.name,
+          field: 'status.podIP',
+          value: shown(bad.value, 200),
+          expected: IP_EXPECTED,
+        });
+        return;
+      }
+      pods.push(info);
+    });
+  });
+  return pods;
+}
+
+/** No YAML content: only blank lines, comments and document markers (an empty file is one). */
+export function hasNoContent(text: string): boolean {
+  const blank = /^(?:---|\.\.\.)?[ \t\r]*(?:#[^\n]*)?$/;
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const line = text.slice(start, end);
+    if (!blank.test(line.startsWith('\uFEFF') ? line.slice(1) : line)) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+/** The byte offset of the first invalid UTF-8 sequence (RFC 3629: no overlongs, surrogates or > U+10FFFF), or -1. */
+export function invalidUtf8Offset(buf: Uint8Array): number {
+  if (isUtf8(buf)) return -1;
+  const n = buf.length;
+  let i = 0;
+  while (i < n) {
+    const b = buf[i]!;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) need = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      need = 2;
+      if (b === 0xe0) lo = 0xa0;
+      else if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      need = 3;
+      if (b === 0xf0) lo = 0x90;
+      else if (b === 0xf4) hi = 0x8f;
+    } else return i;
+    for (let k = 1; k <= need; k++) {
+      const c = buf[i + k];
+      if (c === undefined) return i; // truncated at the end of the file
+      if (k === 1 ? c < lo || c > hi : c < 0x80 || c > 0xbf) return i;
+    }
+    i += need + 1;
+  }
+  return -1; // isUtf8 and this scan disagree only if one of them is wrong; trust the scan
+}
+
+/** "byte 0xff at offset 1234 (line 56)": where the first invalid UTF-8 sequence starts. */
+export function describeInvalidUtf8(buf: Uint8Array, offset: number): string {
+  let line = 1;
+  for (let i = 0; i < offset; i++) if (buf[i] === 0x0a) line++;
+  return `byte 0x${buf[offset]!.toString(16).padStart(2, '0')} at offset ${offset} (line ${line})`;
+}
