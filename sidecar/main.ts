@@ -64,7 +64,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
     partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE, rapidResetBurst: RAPID_RESET_BURST, rapidResetRate: RAPID_RESET_RATE,
   };
   const started = await Promise.allSettled([
-    startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
+    startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits: { ...limits, resetBurst: APP_RESET_BURST, resetRate: APP_RESET_RATE }, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
     startInbound({ host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, frameIdleTimeoutMs: cfg.frameIdleTimeoutMs, app, inflight, limits, onIdle: () => {}, onCall: () => {} }),
   ]);
   const [out, inb] = started;
@@ -123,12 +123,15 @@ async function run(cfg: SidecarConfig): Promise<number> {
   return 0;
 }
 
-/** Resets a peer may send per connection: nghttp2's CVE-2023-44487 defaults, set explicitly. */
+/** Resets a peer sidecar may send per connection: nghttp2's CVE-2023-44487 defaults, set explicitly (callers rotate connections below them). */
 const RESET_BURST = 1000;
 const RESET_RATE = 33;
+/** The app's own cancels (a deadline storm) are legitimate: only same-turn resets are limited on outbound. */
+const APP_RESET_BURST = 100_000;
+const APP_RESET_RATE = 10_000;
 /** Streams reset before the sidecar opened them to the app: legitimate cancels come later than that. */
-const RAPID_RESET_BURST = 100;
-const RAPID_RESET_RATE = 10;
+const RAPID_RESET_BURST = 200;
+const RAPID_RESET_RATE = 20;
 
 function closeListener(l: H2Listener): void {
   l.stopSweep();

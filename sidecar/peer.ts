@@ -2,7 +2,7 @@
 // loss, reconnected with backoff), plus the load signals the balancer reads: latency EWMA, in-flight
 // calls, failure accrual.
 import http2 from 'node:http2';
-import type { ClientHttp2Session } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import net from 'node:net';
 import { Backoff } from './backoff.ts';
 import { FailureAccrual } from './ejection.ts';
@@ -15,6 +15,14 @@ const DEFAULT_RTT_MS = 1;
 const SESSION_WINDOW = 16 * 1024 * 1024;
 /** A session whose PING stays unanswered this long is dead (peer host gone without a reset). */
 const PING_INTERVAL_MS = 15_000;
+/**
+ * The far end's limit on RST_STREAMs per connection (nghttp2's CVE-2023-44487 default, which Node
+ * servers, grpc-js apps and peer sidecars all have): a burst, then a rate. Cancels are legitimate,
+ * but one connection that carries many would be closed with every call on it, so past half the
+ * burst new calls go on a fresh connection and the old one finishes its streams.
+ */
+const PEER_RESET_BURST = 1000;
+const PEER_RESET_RATE = 33;
 
 export type ConnState = 'idle' | 'connecting' | 'ready' | 'backoff';
 
@@ -31,6 +39,8 @@ export class Peer {
   readonly #reconnect = new Backoff({ initialMs: 100, maxMs: 5000, jitter: 0.5 });
   #retryAt = 0;
   #closed = false;
+  #resetTokens = PEER_RESET_BURST;
+  #resetAt = 0;
   lastError: string | undefined;
 
   constructor(address: string, port: number, now: number) {
@@ -54,6 +64,27 @@ export class Peer {
     if (this.#session) return 'connecting';
     return now < this.#retryAt ? 'backoff' : 'idle';
   }
+
+  /** Cancels a stream of ours (RST_STREAM CANCEL), keeping the connection under the far end's reset limit. */
+  cancel(stream: ClientHttp2Stream): void {
+    if (stream.closed || stream.destroyed) return;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    const s = this.#session;
+    if (s === undefined || stream.session !== s) return;
+    const now = performance.now();
+    this.#resetTokens = Math.min(PEER_RESET_BURST, this.#resetTokens + ((now - this.#resetAt) / 1000) * PEER_RESET_RATE);
+    this.#resetAt = now;
+    if (--this.#resetTokens >= PEER_RESET_BURST / 2) return;
+    // Retire this connection: its open streams finish, new calls get a new one.
+    this.#session = undefined;
+    this.#ready = false;
+    this.#resetTokens = PEER_RESET_BURST;
+    this.retired++;
+    if (!s.closed && !s.destroyed) s.close();
+  }
+
+  /** Connections retired because they carried many cancels. */
+  retired = 0;
 
   /** Calls back with a connected session (at once when one is up). */
   acquire(cb: Acquired): void {

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { FrameReader, formatText, HEADER_BYTES, writeHeader } from '../../proto/basis/index.ts';
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/errors.ts';
-import { endWithStatus, GrpcMessageReader, grpcMessage, MessageTooLarge, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import { endWithStatus, GrpcMessageReader, grpcMessage, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Peer } from '../peer.ts';
 import { sessionState, type SessionState } from '../h2-listener.ts';
@@ -42,6 +42,8 @@ export class InboundCall {
   readonly #state: SessionState | undefined;
   /** Messages checked before the app stream opened (the first turn). */
   #early: Buffer[] | undefined;
+  #opening = false;
+  #openOnFrame = false;
   #resReader: GrpcMessageReader | undefined;
   #trailers: IncomingHttpHeaders | Record<string, string> | undefined;
   #done = false;
@@ -77,7 +79,14 @@ export class InboundCall {
   }
 
   #openApp = (): void => {
-    if (this.#done) return;
+    if (this.#done || this.#app !== undefined || this.#opening) return;
+    // Part of a frame but no whole one yet: the app sees the call once a frame completes (or the
+    // stream ends), so a stream held open on a partial frame never costs the app anything.
+    if (this.#early === undefined && !this.#reader.idle && !this.#downEnded) {
+      this.#openOnFrame = true;
+      return;
+    }
+    this.#opening = true;
     const ctx = this.#ctx;
     ctx.app.acquire((err, session) => {
       if (this.#done) return;
@@ -155,6 +164,7 @@ export class InboundCall {
     const app = this.#app;
     if (app === undefined) {
       (this.#early ??= []).push(grpcMessage(h.gzip, payload));
+      if (this.#openOnFrame) this.#openApp();
       return;
     }
     if (!app.write(grpcMessage(h.gzip, payload))) {
@@ -174,14 +184,15 @@ export class InboundCall {
     }
     const app = this.#app;
     if (app !== undefined && !app.writableEnded) app.end();
+    else if (app === undefined && this.#openOnFrame) this.#openApp();
   };
 
   #onDownClose = (): void => {
     if (this.#done) return;
     // The caller went away (cancel, deadline, reset): the app must see it.
     const app = this.#app;
-    if (app !== undefined && !app.closed) app.close(NGHTTP2_CANCEL);
-    else if (app === undefined) this.#state?.rapidReset(); // reset before the sidecar even opened the app stream
+    if (app !== undefined) this.#ctx.app.cancel(app);
+    else this.#state?.rapidReset(); // reset before the sidecar even opened the app stream
     this.#reader.discard();
     this.#finish(Status.CANCELLED, false);
   };
@@ -205,8 +216,9 @@ export class InboundCall {
     try {
       this.#resReader.push(chunk);
     } catch (err) {
-      const tooLarge = err instanceof MessageTooLarge;
-      this.#fail(tooLarge ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL, tooLarge ? 'QB_FRAME_TOO_LARGE' : 'QB_INTERNAL', `app response: ${(err as Error).message}`);
+      const q = isQbasisError(err) ? err : new QbasisError('QB_INTERNAL', (err as Error).message);
+      this.#ctx.metrics.refused('inbound', q.code);
+      this.#fail(q.grpcStatus, q.code, `app response: ${q.message}`);
     }
   };
 
@@ -276,7 +288,7 @@ export class InboundCall {
     this.#failed = true;
     this.#ctx.log.warn({ direction: 'inbound', path: this.#e.path, status, code, frame: frame === undefined ? undefined : formatText(frame) }, message);
     const app = this.#app;
-    if (app !== undefined && !app.closed) app.close(NGHTTP2_CANCEL);
+    if (app !== undefined) this.#ctx.app.cancel(app);
     const down = this.#down;
     if (!down.headersSent) {
       endWithStatus(down, statusTrailers(status, message, code));

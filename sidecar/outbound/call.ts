@@ -2,13 +2,14 @@
 // Retries only when the peer cannot have processed anything: a connect error, or a stream the peer
 // refused (REFUSED_STREAM / GOAWAY) while the request bytes sent so far are still held (≤ 64 KiB).
 import http2 from 'node:http2';
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
 import { FrameReader, formatText, HEADER_BYTES, writeHeader } from '../../proto/basis/index.ts';
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { Status, type ErrorCode, isQbasisError, QbasisError } from '../../proto/errors.ts';
 import { Backoff } from '../backoff.ts';
-import { decodeGrpcMessage, formatTimeout, GrpcMessageReader, grpcMessage, MessageTooLarge, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import { decodeGrpcMessage, formatTimeout, GrpcMessageReader, grpcMessage, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import { sessionState, type SessionState } from '../h2-listener.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Peer } from '../peer.ts';
 import type { PathRoute } from './router.ts';
@@ -47,6 +48,7 @@ export class OutboundCall {
   #responded = false;
   #trailers: IncomingHttpHeaders | undefined;
   #done = false;
+  readonly #session: SessionState | undefined;
   #reqReader: GrpcMessageReader | undefined;
   #resReader: FrameReader | undefined;
 
@@ -69,10 +71,16 @@ export class OutboundCall {
     app.on('close', this.#onAppClose);
     app.on('wantTrailers', this.#onWantTrailers);
     app.on('error', noop);
+    this.#session = app.session === undefined ? undefined : sessionState(app.session as ServerHttp2Session);
     // No 'data' listener yet: the app's request waits in the stream (flow-controlled) until a peer
-    // stream exists to take it.
-    this.#attempt();
+    // stream exists to take it. The first attempt waits a turn, so a stream the app resets at once
+    // (rapid reset) never reaches a peer: the shared connection to that peer must not pay for it.
+    setImmediate(this.#first);
   }
+
+  #first = (): void => {
+    this.#attempt();
+  };
 
   #attempt(): void {
     if (this.#done) return;
@@ -171,8 +179,9 @@ export class OutboundCall {
     try {
       this.#reqReader.push(chunk);
     } catch (err) {
-      if (err instanceof MessageTooLarge) this.#fail(Status.RESOURCE_EXHAUSTED, 'QB_FRAME_TOO_LARGE', err.message, true);
-      else this.#fail(Status.INTERNAL, 'QB_INTERNAL', `request framing failed: ${(err as Error).message}`, true);
+      const q = isQbasisError(err) ? err : new QbasisError('QB_INTERNAL', `request framing failed: ${(err as Error).message}`);
+      this.#ctx.metrics.refused('outbound', q.code);
+      this.#fail(q.grpcStatus, q.code, `request from the app: ${q.message}`, true);
     }
   };
 
@@ -203,6 +212,7 @@ export class OutboundCall {
   #onAppEnd = (): void => {
     this.#appEnded = true;
     if (this.#reqReader !== undefined && !this.#reqReader.idle) {
+      this.#ctx.metrics.refused('outbound', 'QB_FRAME_TRUNCATED');
       this.#fail(Status.INTERNAL, 'QB_FRAME_TRUNCATED', 'the app ended its request inside a gRPC message', true);
       return;
     }
@@ -214,7 +224,8 @@ export class OutboundCall {
     if (this.#done) return;
     // The app went away first (cancel, deadline, reset): pass the cancellation on.
     const up = this.#up;
-    if (up !== undefined && !up.closed) up.close(NGHTTP2_CANCEL);
+    if (up !== undefined) this.#peer!.cancel(up);
+    else if (this.#tried.length === 0) this.#session?.rapidReset(); // reset before any peer was tried
     this.#finish(Status.CANCELLED, false);
   };
 
@@ -357,7 +368,7 @@ export class OutboundCall {
   #fail(status: number, code: ErrorCode, message: string, resetUp: boolean): void {
     if (this.#done) return;
     this.#log(status, code, message);
-    if (resetUp && this.#up !== undefined && !this.#up.closed) this.#up.close(NGHTTP2_CANCEL);
+    if (resetUp && this.#up !== undefined) this.#peer!.cancel(this.#up);
     if (!this.#app.headersSent) {
       respondTrailersOnly(this.#app, statusTrailers(status, message, code));
       this.#finish(status, false);

@@ -163,3 +163,31 @@ test('a sidecar whose outbound port is taken exits 1 with one line naming the po
     squatter.close();
   }
 });
+
+test('a deadline storm (4,000 calls cancelled mid-flight) never trips the far ends\' reset limits: good calls beside it do not fail', { timeout: 240_000 }, async () => {
+  let stop = false;
+  const failed: string[] = [];
+  let ok = 0;
+  const good = (async () => {
+    while (!stop) {
+      try {
+        await unary('good');
+        ok++;
+      } catch (err) {
+        failed.push((err as Error).message);
+      }
+    }
+  })();
+  let expired = 0;
+  for (let batch = 0; batch < 40; batch++) {
+    const results = await Promise.all(Array.from({ length: 100 }, () => new Promise<number>((resolve) => {
+      client.Unary({ text: 'slow', delay_ms: 2000 }, { deadline: Date.now() + 50 }, (err: grpc.ServiceError | null) => resolve(err?.code ?? 0));
+    })));
+    expired += results.filter((c) => c === grpc.status.DEADLINE_EXCEEDED).length;
+  }
+  stop = true;
+  await good;
+  assert.ok(expired >= 3000, `the storm cancelled ${expired} calls mid-flight`);
+  assert.deepEqual(failed, [], `good calls beside ${expired} cancels`);
+  assert.ok(ok > 0);
+});

@@ -237,3 +237,48 @@ test('a 64 MiB frame is refused once with RESOURCE_EXHAUSTED and its code while 
   assert.notEqual(a.rstCode, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   assert.equal(await metric(PROVIDER, series), before + 1, 'counted once');
 });
+
+test("an app's rapid resets on its outbound port never reach a peer: the caller's shared connection survives, good calls do not fail, the abusing connection gets ENHANCE_YOUR_CALM", { timeout: 180_000 }, async () => {
+  const callsBefore = Number((await stats()).calls);
+  let resets = 0;
+  let goaway: number | undefined;
+  const result = await goodTrafficDuring(async () => {
+    const deadline = Date.now() + 20_000;
+    while (resets < 4000 && Date.now() < deadline) {
+      const s = connect(CALLER, 15001);
+      s.on('goaway', (code) => (goaway ??= code));
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+      for (let round = 0; round < 10 && !s.destroyed && !s.closed; round++) {
+        for (let i = 0; i < 200; i++) {
+          try {
+            const req = s.request({ ':method': 'POST', ':path': `/${ECHO_API}/Unary`, 'content-type': 'application/grpc', te: 'trailers' });
+            req.on('error', () => {});
+            req.write(Buffer.concat([Buffer.from([0, 0, 0, 0, OK_PAYLOAD.length]), OK_PAYLOAD]));
+            req.close(http2.constants.NGHTTP2_CANCEL);
+            resets++;
+          } catch {
+            break;
+          }
+        }
+        await sleep(5);
+      }
+      s.destroy();
+    }
+  });
+  assert.deepEqual(result.failed, [], 'good calls through the same caller sidecar');
+  const reached = Number((await stats()).calls) - callsBefore - result.ok - 1;
+  assert.ok(reached <= resets * 0.1, `${reached} of ${resets} reset calls reached the provider's app`);
+  assert.equal(goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+});
+
+test('a gRPC message whose compressed flag is neither 0 nor 1 is refused with INTERNAL (QB_BAD_MESSAGE) and counted, not passed on', { timeout: 30_000 }, async () => {
+  const series = 'qbasis_sidecar_frames_refused_total{direction="outbound",reason="QB_BAD_MESSAGE"}';
+  const before = await metric(CALLER, series);
+  const s = connect(CALLER, 15001);
+  const a = await rawCall(s, [Buffer.concat([Buffer.from([2, 0, 0, 0, OK_PAYLOAD.length]), OK_PAYLOAD])]);
+  s.close();
+  assert.equal(a.status, 13, a.message);
+  assert.equal(a.code, 'QB_BAD_MESSAGE');
+  assert.match(a.message, /compressed flag 2; expected 0 or 1/);
+  assert.equal(await metric(CALLER, series), before + 1);
+});
