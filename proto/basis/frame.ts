@@ -21,14 +21,6 @@ export function encodeFrame(h: BasisHeader, payload: Uint8Array): Buffer {
   return out;
 }
 
-/** Header and payload as two buffers for a vectored write: no payload copy. */
-export function frameParts(h: BasisHeader, payload: Buffer): [Buffer, Buffer] {
-  checkLength(h, payload);
-  const head = Buffer.allocUnsafe(HEADER_BYTES);
-  writeHeader(h, head, 0);
-  return [head, payload];
-}
-
 export interface DecodedFrame {
   header: BasisHeader;
   /** A view into the input: no copy. */
