@@ -12,7 +12,7 @@ import { Metrics, type EndpointCounts } from './metrics.ts';
 import { startOutbound } from './outbound/server.ts';
 import type { H2Listener, ListenerLimits } from './h2-listener.ts';
 import { Router } from './outbound/router.ts';
-import { Peer } from './peer.ts';
+import { H2Connection } from './connection.ts';
 import { PeerPool } from './peer-pool.ts';
 import { SIDECAR_CODECS } from './balancer.ts';
 import { drain } from './shutdown.ts';
@@ -23,7 +23,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     cfg = parseConfig(argv, process.env);
   } catch (err) {
-    process.stderr.write(`qbasis sidecar: ${err instanceof QbasisError ? err.message : String(err)}\n`);
+    process.stderr.write(`qbasis sidecar: ${err instanceof QbasisError ? `${err.code}: ${err.message}` : String(err)}\n`);
     return 2;
   }
   if (cfg === 'help') {
@@ -58,7 +58,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   });
   for (const api of router.balancers.keys()) discovery.watch(api);
 
-  const app = new Peer(cfg.appHost, cfg.appPort, performance.now());
+  const app = new H2Connection(cfg.appHost, cfg.appPort);
   const limits: ListenerLimits = {
     maxConcurrentStreams: cfg.maxConcurrentStreams, maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.idleTimeoutMs,
     partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE, rapidResetBurst: RAPID_RESET_BURST, rapidResetRate: RAPID_RESET_RATE,

@@ -1,58 +1,45 @@
-// One peer sidecar's inbound port: a pooled HTTP/2 session (connected on first use, dropped on GOAWAY or
-// loss, reconnected with backoff), plus the load signals the balancer reads: latency EWMA, in-flight
-// calls, failure accrual.
-import http2 from 'node:http2';
-import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
-import net from 'node:net';
-import { Backoff } from './backoff.ts';
+// One peer sidecar as the balancer sees it: its pooled connection plus the load signals P2C reads
+// (latency EWMA, in-flight calls, failure accrual). The pod's own app uses a bare H2Connection.
+import type { ClientHttp2Stream } from 'node:http2';
+import { H2Connection, peerKey, type Acquired, type ConnState } from './connection.ts';
 import { FailureAccrual } from './ejection.ts';
 import { PeakEwma } from './ewma.ts';
 
-export type Acquired = (err: Error | undefined, session: ClientHttp2Session | undefined) => void;
+export { peerKey };
 
 /** RTT assumed for a peer before its first response (ms). */
 const DEFAULT_RTT_MS = 1;
-const SESSION_WINDOW = 16 * 1024 * 1024;
-/** A session whose PING stays unanswered this long is dead (peer host gone without a reset). */
-const PING_INTERVAL_MS = 15_000;
-/**
- * The far end's limit on RST_STREAMs per connection (nghttp2's CVE-2023-44487 default, which Node
- * servers, grpc-js apps and peer sidecars all have): a burst, then a rate. Cancels are legitimate,
- * but one connection that carries many would be closed with every call on it, so past half the
- * burst new calls go on a fresh connection and the old one finishes its streams.
- */
-const PEER_RESET_BURST = 1000;
-const PEER_RESET_RATE = 33;
-
-export type ConnState = 'idle' | 'connecting' | 'ready' | 'backoff';
 
 export class Peer {
-  readonly key: string;
-  readonly address: string;
-  readonly port: number;
+  readonly conn: H2Connection;
   readonly ewma: PeakEwma;
   readonly accrual = new FailureAccrual();
   inflight = 0;
-  #session: ClientHttp2Session | undefined;
-  #ready = false;
-  #waiting: Acquired[] = [];
-  readonly #reconnect = new Backoff({ initialMs: 100, maxMs: 5000, jitter: 0.5 });
-  #retryAt = 0;
-  #closed = false;
-  #resetTokens = PEER_RESET_BURST;
-  #resetAt = 0;
-  lastError: string | undefined;
 
   constructor(address: string, port: number, now: number) {
-    this.address = address;
-    this.port = port;
-    this.key = peerKey(address, port);
+    this.conn = new H2Connection(address, port);
     this.ewma = new PeakEwma(DEFAULT_RTT_MS, now);
+  }
+
+  get key(): string {
+    return this.conn.key;
+  }
+
+  get address(): string {
+    return this.conn.address;
+  }
+
+  get port(): number {
+    return this.conn.port;
+  }
+
+  get lastError(): string | undefined {
+    return this.conn.lastError;
   }
 
   /** May the balancer send a new call here? (not ejected, not waiting out a reconnect backoff) */
   available(now: number): boolean {
-    return now >= this.#retryAt && !this.accrual.isEjected(now);
+    return now >= this.conn.retryAt && !this.accrual.isEjected(now);
   }
 
   cost(now: number): number {
@@ -60,147 +47,22 @@ export class Peer {
   }
 
   connState(now: number): ConnState {
-    if (this.#session && this.#ready) return 'ready';
-    if (this.#session) return 'connecting';
-    return now < this.#retryAt ? 'backoff' : 'idle';
+    return this.conn.connState(now);
   }
 
-  /** Cancels a stream of ours (RST_STREAM CANCEL), keeping the connection under the far end's reset limit. */
-  cancel(stream: ClientHttp2Stream): void {
-    if (stream.closed || stream.destroyed) return;
-    stream.close(http2.constants.NGHTTP2_CANCEL);
-    const s = this.#session;
-    if (s === undefined || stream.session !== s) return;
-    const now = performance.now();
-    this.#resetTokens = Math.min(PEER_RESET_BURST, this.#resetTokens + ((now - this.#resetAt) / 1000) * PEER_RESET_RATE);
-    this.#resetAt = now;
-    if (--this.#resetTokens >= PEER_RESET_BURST / 2) return;
-    // Retire this connection: its open streams finish, new calls get a new one.
-    this.#session = undefined;
-    this.#ready = false;
-    this.#resetTokens = PEER_RESET_BURST;
-    this.retired++;
-    if (!s.closed && !s.destroyed) s.close();
-  }
-
-  /** Connections retired because they carried many cancels. */
-  retired = 0;
-
-  /** Calls back with a connected session (at once when one is up). */
   acquire(cb: Acquired): void {
-    const s = this.#session;
-    if (s !== undefined && this.#ready && !s.closed && !s.destroyed) {
-      cb(undefined, s);
-      return;
-    }
-    if (this.#closed) {
-      cb(new Error(`peer ${this.key} was removed from discovery`), undefined);
-      return;
-    }
-    this.#waiting.push(cb);
-    if (s === undefined) this.#connect();
+    this.conn.acquire(cb);
   }
 
-  #connect(): void {
-    const host = this.address;
-    const port = this.port;
-    const authority = net.isIPv6(host) ? `http://[${host}]:${port}` : `http://${host}:${port}`;
-    const session = http2.connect(authority, {
-      createConnection: () => net.connect({ host, port, noDelay: true }),
-      settings: { enablePush: false, initialWindowSize: 1024 * 1024 },
-      maxSessionMemory: 64,
-    });
-    this.#session = session;
-    this.#ready = false;
-    session.once('connect', () => {
-      if (this.#session !== session) return;
-      this.#keepalive(session);
-      this.#ready = true;
-      this.#reconnect.reset();
-      try {
-        session.setLocalWindowSize(SESSION_WINDOW);
-      } catch {
-        // only an optimisation
-      }
-      this.#flush(undefined, session);
-    });
-    session.on('error', (err: Error) => {
-      this.lastError = err.message;
-      this.#drop(session, err);
-    });
-    session.once('goaway', () => this.#drop(session, new Error(`peer ${this.key} sent GOAWAY`)));
-    session.once('close', () => this.#drop(session, new Error(`connection to peer ${this.key} closed`)));
+  cancel(stream: ClientHttp2Stream): void {
+    this.conn.cancel(stream);
   }
 
-  #keepalive(session: ClientHttp2Session): void {
-    let outstanding = false;
-    const timer = setInterval(() => {
-      if (session.destroyed || session.closed) {
-        clearInterval(timer);
-        return;
-      }
-      if (outstanding) {
-        this.lastError = `no PING answer from ${this.key} within ${PING_INTERVAL_MS} ms`;
-        session.destroy(new Error(this.lastError));
-        clearInterval(timer);
-        return;
-      }
-      outstanding = true;
-      try {
-        session.ping((err) => {
-          if (err === null) outstanding = false;
-        });
-      } catch {
-        // session closing
-      }
-    }, PING_INTERVAL_MS);
-    timer.unref();
-    session.once('close', () => clearInterval(timer));
-  }
-
-  #drop(session: ClientHttp2Session, err: Error): void {
-    if (this.#session !== session) return;
-    const wasReady = this.#ready;
-    this.#session = undefined;
-    this.#ready = false;
-    if (!wasReady) {
-      // Never connected: wait before the balancer may pick this peer again.
-      this.#retryAt = performance.now() + this.#reconnect.next();
-      this.lastError = err.message;
-    }
-    // A GOAWAY'd session keeps serving its open streams; close() lets them finish.
-    if (!session.closed && !session.destroyed) session.close();
-    this.#flush(err, undefined);
-  }
-
-  #flush(err: Error | undefined, session: ClientHttp2Session | undefined): void {
-    const w = this.#waiting;
-    if (w.length === 0) return;
-    this.#waiting = [];
-    for (const cb of w) cb(err, session);
-  }
-
-  /** Marks a connect failure seen by a call (the peer stays out of rotation for the reconnect backoff). */
-  get retryAt(): number {
-    return this.#retryAt;
-  }
-
-  /** Graceful: open streams finish, no new ones. */
   close(): void {
-    this.#closed = true;
-    const s = this.#session;
-    this.#session = undefined;
-    if (s && !s.closed && !s.destroyed) s.close();
-    this.#flush(new Error(`peer ${this.key} was removed from discovery`), undefined);
+    this.conn.close();
   }
 
   destroy(): void {
-    this.#closed = true;
-    this.#session?.destroy();
-    this.#session = undefined;
+    this.conn.destroy();
   }
-}
-
-export function peerKey(address: string, port: number): string {
-  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
 }

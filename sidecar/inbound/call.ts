@@ -14,7 +14,7 @@ import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/
 import { GrpcMessageReader, grpcMessage } from '../grpc-wire.ts';
 import { sessionState, type SessionState } from '../h2-listener.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Peer } from '../peer.ts';
+import type { H2Connection } from '../connection.ts';
 import { CallRelay, passHeaders } from '../relay.ts';
 import { frameVerdict, type ProvidedPath } from './provided.ts';
 
@@ -26,7 +26,7 @@ export interface InboundContext {
   maxFrameBytes: number;
   /** A started frame that gets no byte for this long fails the call (ms). */
   frameIdleTimeoutMs: number;
-  app: Peer;
+  app: H2Connection;
   inflight: { inbound: number };
   onIdle(): void;
 }

@@ -5,7 +5,7 @@ import type { BasisHeader } from '../../proto/basis/index.ts';
 import { apiId, CODEC_VERSION, methodId } from '../../proto/basis/index.ts';
 import { acceptsRequest, isRange, satisfies, versionSegment, type Compatibility } from '../../proto/versions.ts';
 import { CallMetrics, type Metrics } from '../metrics.ts';
-import { splitPath } from '../outbound/router.ts';
+import { splitPath } from '../grpc-path.ts';
 
 export interface ProvidedPath {
   path: string;

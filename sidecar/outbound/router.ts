@@ -5,6 +5,7 @@ import type { BasisHeader, Encoding } from '../../proto/basis/index.ts';
 import { apiId, CODEC_VERSION, methodId } from '../../proto/basis/index.ts';
 import { minVersion } from '../../proto/versions.ts';
 import { Balancer } from '../balancer.ts';
+import { splitPath } from '../grpc-path.ts';
 import { CallMetrics, type Metrics } from '../metrics.ts';
 
 export interface PathRoute {
@@ -19,13 +20,6 @@ export interface PathRoute {
 }
 
 const MAX_CACHED_PATHS = 4096;
-
-export function splitPath(path: string | undefined): { api: string; method: string } | undefined {
-  if (path === undefined || path.length < 4 || path.charCodeAt(0) !== 47) return undefined;
-  const slash = path.indexOf('/', 1);
-  if (slash <= 1 || slash === path.length - 1 || path.indexOf('/', slash + 1) !== -1) return undefined;
-  return { api: path.slice(1, slash), method: path.slice(slash + 1) };
-}
 
 export class Router {
   readonly balancers = new Map<string, Balancer>();
