@@ -1,12 +1,13 @@
 // Controller metrics, read at scrape time from the registry and the discovery server.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { registerDefaultMetrics } from '../proto/default-metrics.ts';
 import type { DiscoveryServer } from './discovery-server.ts';
 import type { EndpointRegistry } from './endpoint-registry.ts';
 import type { PodSource } from './pod-source.ts';
 
 export function controllerMetrics(deps: { registry: EndpointRegistry; discovery: DiscoveryServer; source: PodSource }): Registry {
   const reg = new Registry();
-  collectDefaultMetrics({ register: reg, prefix: 'qbasis_controller_' });
+  registerDefaultMetrics(reg);
   const { registry, discovery, source } = deps;
   new Gauge({
     name: 'qbasis_controller_endpoints',

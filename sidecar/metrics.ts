@@ -1,6 +1,7 @@
 // Prometheus metrics of one sidecar. The hot path only touches pre-bound label children (one counter
 // inc and one histogram observe per call); gauges about endpoints and discovery are computed at scrape.
 import client from 'prom-client';
+import { registerDefaultMetrics } from '../proto/default-metrics.ts';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -154,7 +155,7 @@ export class Metrics {
         this.set({ direction: 'inbound' }, f.inbound);
       },
     });
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'qbasis_sidecar_' });
+    registerDefaultMetrics(this.registry);
   }
 
   sources(s: { endpoints: () => EndpointCounts[]; discovery: () => string; inflight: () => { outbound: number; inbound: number } }): void {
