@@ -36,10 +36,18 @@ export class H2Connection {
   #resetAt = 0;
   lastError: string | undefined;
 
-  constructor(address: string, port: number) {
+  readonly #keepalive: boolean;
+
+  /**
+   * `keepalive: false` for the pod's own app: loopback needs no dead-peer detection (a dead app closes
+   * the socket), and gRPC servers with default keepalive policy (grpc-go, grpc-java) answer PINGs
+   * every 15 s on a quiet connection with GOAWAY too_many_pings, failing every call on it.
+   */
+  constructor(address: string, port: number, opts: { keepalive?: boolean } = {}) {
     this.address = address;
     this.port = port;
     this.key = peerKey(address, port);
+    this.#keepalive = opts.keepalive ?? true;
   }
 
   connState(now: number): ConnState {
@@ -97,7 +105,7 @@ export class H2Connection {
     this.#ready = false;
     session.once('connect', () => {
       if (this.#session !== session) return;
-      this.#keepalive(session);
+      if (this.#keepalive) this.#ping(session);
       this.#ready = true;
       this.#reconnect.reset();
       try {
@@ -115,7 +123,7 @@ export class H2Connection {
     session.once('close', () => this.#drop(session, new Error(`connection to ${this.key} closed`)));
   }
 
-  #keepalive(session: ClientHttp2Session): void {
+  #ping(session: ClientHttp2Session): void {
     let outstanding = false;
     const timer = setInterval(() => {
       if (session.destroyed || session.closed) {

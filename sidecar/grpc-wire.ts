@@ -2,6 +2,7 @@
 // the 5-byte message prefix, grpc-timeout, grpc-message encoding and ending a stream with a status.
 import http2 from 'node:http2';
 import type { ServerHttp2Stream } from 'node:http2';
+import { QbasisError } from '../proto/errors.ts';
 
 export const GRPC_PREFIX_BYTES = 5;
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
@@ -33,16 +34,16 @@ export class GrpcMessageReader {
     return this.#prefixFill === 0 && this.#size < 0;
   }
 
-  /** Throws a TooLarge error when a message exceeds the limit. */
+  /** Throws QB_FRAME_TOO_LARGE when a message exceeds the limit, QB_BAD_MESSAGE for a prefix that is not gRPC. */
   push(chunk: Buffer): void {
     let off = 0;
     const len = chunk.length;
     while (off < len) {
       if (this.#size < 0) {
         if (this.#prefixFill === 0 && len - off >= GRPC_PREFIX_BYTES) {
-          const compressed = chunk[off] === 1;
+          const compressed = compressedFlag(chunk[off]!);
           const size = chunk.readUInt32BE(off + 1);
-          if (size > this.#max) throw new MessageTooLarge(size, this.#max);
+          if (size > this.#max) throw tooLarge(size, this.#max);
           off += GRPC_PREFIX_BYTES;
           if (len - off >= size) {
             this.#onMessage(compressed, chunk.subarray(off, off + size));
@@ -60,8 +61,8 @@ export class GrpcMessageReader {
         if (this.#prefixFill < GRPC_PREFIX_BYTES) return;
         this.#prefixFill = 0;
         const size = this.#prefix.readUInt32BE(1);
-        if (size > this.#max) throw new MessageTooLarge(size, this.#max);
-        this.#compressed = this.#prefix[0] === 1;
+        if (size > this.#max) throw tooLarge(size, this.#max);
+        this.#compressed = compressedFlag(this.#prefix[0]!);
         if (size === 0) {
           this.#onMessage(this.#compressed, Buffer.alloc(0));
           continue;
@@ -91,14 +92,14 @@ export class GrpcMessageReader {
   }
 }
 
-export class MessageTooLarge extends Error {
-  readonly size: number;
-  readonly max: number;
-  constructor(size: number, max: number) {
-    super(`gRPC message of ${size} bytes exceeds the limit; expected at most ${max} bytes (--max-frame-bytes)`);
-    this.size = size;
-    this.max = max;
-  }
+function tooLarge(size: number, max: number): QbasisError {
+  return new QbasisError('QB_FRAME_TOO_LARGE', `gRPC message of ${size} bytes exceeds the limit; expected at most ${max} bytes (--max-frame-bytes)`);
+}
+
+/** gRPC's Compressed-Flag is 0 or 1; anything else is not gRPC, and guessing would pass it on wrongly. */
+function compressedFlag(byte: number): boolean {
+  if (byte > 1) throw new QbasisError('QB_BAD_MESSAGE', `gRPC message prefix has compressed flag ${byte}; expected 0 or 1`);
+  return byte === 1;
 }
 
 /** One gRPC message (prefix + payload) in one buffer. */
@@ -169,6 +170,25 @@ export function respondTrailersOnly(stream: ServerHttp2Stream, trailers: Record<
 export function endWithStatus(stream: ServerHttp2Stream, trailers: Record<string, string>): void {
   respondTrailersOnly(stream, trailers);
   if (!stream.readableEnded && !stream.destroyed && !stream.closed) stream.close(NGHTTP2_NO_ERROR);
+}
+
+/**
+ * Answers a request that is not gRPC (content-type not application/grpc…) with 415 and a one-line
+ * text body, as gRPC servers should, and reads (discards) the rest of the request. Both keep it an
+ * ordinary HTTP/2 exchange: a bodiless answer ends the stream in the turn it opened, before the
+ * client's WINDOW_UPDATE or PRIORITY for it arrive, and an unread stream is reset by node:http2 once
+ * the answer is sent, so nghttp2 never checks the request's remaining frames (h2spec generic/2/2,
+ * generic/2/3, 5.1.2/1, 6.1/3, 8.1.2.6/2).
+ */
+export function respondNotGrpc(stream: ServerHttp2Stream, contentType: unknown): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  try {
+    stream.resume();
+    stream.respond({ ':status': 415, 'content-type': 'text/plain; charset=utf-8' });
+    stream.end(`unsupported content-type '${String(contentType ?? '').slice(0, 64)}'; expected application/grpc\n`);
+  } catch {
+    stream.close(NGHTTP2_CANCEL);
+  }
 }
 
 /** Headers a proxy must not pass on (HTTP/2 pseudo-headers are rebuilt; qbasis-* are ours to set). */

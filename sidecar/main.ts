@@ -58,7 +58,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   });
   for (const api of router.balancers.keys()) discovery.watch(api);
 
-  const app = new H2Connection(cfg.appHost, cfg.appPort);
+  const app = new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });
   const limits: ListenerLimits = {
     maxConcurrentStreams: cfg.maxConcurrentStreams, maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.idleTimeoutMs,
     partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE, rapidResetBurst: RAPID_RESET_BURST, rapidResetRate: RAPID_RESET_RATE,

@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import type { Logger } from 'pino';
 import { Status, type ErrorCode } from '../../proto/errors.ts';
 import { createH2Listener, type H2Listener, type ListenerLimits } from '../h2-listener.ts';
-import { endWithStatus, statusTrailers } from '../grpc-wire.ts';
+import { endWithStatus, respondNotGrpc, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import { InboundCall, type InboundContext } from './call.ts';
 import { rangeVerdict, type Provided } from './provided.ts';
@@ -30,6 +30,11 @@ export function startInbound(o: InboundOptions): Promise<H2Listener> {
   server.on('stream', (stream, headers, flags, rawHeaders) => {
     o.onCall();
     stream.on('error', () => {});
+    const ct = headers['content-type'];
+    if (typeof ct !== 'string' || !ct.startsWith('application/grpc')) {
+      respondNotGrpc(stream, ct);
+      return;
+    }
     const path = headers[':path'];
     const e = o.provided.lookup(path);
     if (e === 'bad-path') {

@@ -158,6 +158,9 @@ export class OutboundCall extends CallRelay {
     } else {
       app.resume(); // paused while the refused stream was being replaced
     }
+    // A request that ended within the first turn (END_STREAM on an empty DATA frame) may have emitted
+    // 'end' before anyone listened.
+    if (app.readableEnded) this.#appEnded = true;
     if (this.#appEnded && !up.writableEnded) up.end();
   }
 

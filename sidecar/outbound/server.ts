@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { apiId, formatText, methodId } from '../../proto/basis/index.ts';
 import { Status } from '../../proto/errors.ts';
 import { createH2Listener, type H2Listener, type ListenerLimits } from '../h2-listener.ts';
-import { parseTimeout, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
+import { parseTimeout, respondNotGrpc, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import { OutboundCall, type OutboundContext } from './call.ts';
 import { encodingOf, type Router } from './router.ts';
@@ -33,7 +33,7 @@ export function startOutbound(o: OutboundOptions): Promise<H2Listener> {
     const path = headers[':path'];
     const encoding = encodingOf(headers['content-type']);
     if (encoding === undefined) {
-      stream.respond({ ':status': 415 }, { endStream: true });
+      respondNotGrpc(stream, headers['content-type']);
       return;
     }
     const route = o.router.route(path, encoding);

@@ -1,42 +1,54 @@
 // Builds the pinned tools from their Go modules into the cache, once: temp dir, then rename, under a lock.
-// Run directly: node test/cluster/build.ts [--tools k8s-tools,kwok,helm,ghz,grpcurl]
+// Run directly: node test/cluster/build.ts [--tools k8s-tools,kwok,helm,ghz,grpcurl,h2spec,grpc-interop-server,grpc-interop-client]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, readlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { withFileLock } from './file-lock.ts';
-import { CLUSTER_TOOLS, K8S_MODULE_DIR, KUBERNETES_VERSION, TOOLS, toolsBinDir, type ToolName } from './versions.ts';
+import { CLUSTER_TOOLS, K8S_MODULE_DIR, KUBERNETES_VERSION, TOOLS, isStamped, stampOf, stampPath, toolsBinDir, type ToolName } from './versions.ts';
 
 export interface BuildOptions {
   tools?: ToolName[];
   log?: (line: string) => void;
 }
 
-/** Ensures each requested tool is in the bin dir; returns the bin dir. Instant when all are present. */
+/**
+ * Ensures each requested tool is in the bin dir; returns the bin dir. Instant when all are present.
+ * The hashed tools build under one lock (build.lock); each stamped tool under its own (build-<tool>.lock),
+ * so building h2spec never waits for a control-plane build in another process.
+ */
 export async function ensureTools(opts: BuildOptions = {}): Promise<string> {
   const tools = opts.tools ?? CLUSTER_TOOLS;
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const bin = toolsBinDir();
   if (tools.every((t) => isBuilt(bin, t))) return bin;
   mkdirSync(bin, { recursive: true });
-  await withFileLock(
-    join(dirname(bin), 'build.lock'),
-    async () => {
-      for (const t of tools) {
-        if (isBuilt(bin, t)) continue;
-        const started = Date.now();
-        const hint = t === 'k8s-tools' ? ' (cold: about 12 min on 2 idle cores, 40 under load)' : '';
-        log(`qbasis: building ${t} ${TOOLS[t].version}${hint}…`);
-        await buildTool(bin, t, log);
-        log(`qbasis: built ${t} in ${formatDuration(Date.now() - started)}`);
-      }
-    },
-    { onWait: (pid) => log(`qbasis: waiting for the tool build already running in pid ${pid}…`) },
-  );
+  const build = async (group: ToolName[]): Promise<void> => {
+    for (const t of group) {
+      if (isBuilt(bin, t)) continue;
+      const started = Date.now();
+      const hint = t === 'k8s-tools' ? ' (cold: about 12 min on 2 idle cores, 40 under load)' : '';
+      log(`qbasis: building ${t} ${TOOLS[t].version}${hint}…`);
+      await buildTool(bin, t, log);
+      log(`qbasis: built ${t} in ${formatDuration(Date.now() - started)}`);
+    }
+  };
+  const onWait = (pid: number): void => log(`qbasis: waiting for the tool build already running in pid ${pid}…`);
+  const hashed = tools.filter((t) => !isStamped(t) && !isBuilt(bin, t));
+  if (hashed.length > 0) await withFileLock(join(dirname(bin), 'build.lock'), () => build(hashed), { onWait });
+  for (const t of tools.filter((x) => isStamped(x) && !isBuilt(bin, x))) {
+    await withFileLock(join(dirname(bin), `build-${t}.lock`), () => build([t]), { onWait });
+  }
   return bin;
 }
 
 function isBuilt(bin: string, t: ToolName): boolean {
-  return existsSync(join(bin, t)) && TOOLS[t].aliases.every((a) => existsSync(join(bin, a)));
+  if (!existsSync(join(bin, t)) || !TOOLS[t].aliases.every((a) => existsSync(join(bin, a)))) return false;
+  if (!isStamped(t)) return true;
+  try {
+    return readFileSync(stampPath(bin, t), 'utf8') === stampOf(t);
+  } catch {
+    return false;
+  }
 }
 
 async function buildTool(bin: string, t: ToolName, log: (l: string) => void): Promise<void> {
@@ -50,7 +62,9 @@ async function buildTool(bin: string, t: ToolName, log: (l: string) => void): Pr
       GOTOOLCHAIN: 'local',
       PATH: `${process.env['PATH'] ?? ''}:/usr/local/go/bin`,
     };
-    if (spec.goPackage === undefined) {
+    if (spec.moduleDir !== undefined) {
+      await run(goBinary(), ['build', '-trimpath', '-ldflags', '-s -w', '-o', join(tmp, t), '.'], spec.moduleDir, env, log);
+    } else if (spec.goPackage === undefined) {
       await run(goBinary(), ['build', '-trimpath', '-ldflags', versionLdflags(), '-o', join(tmp, t), '.'], K8S_MODULE_DIR, env, log);
     } else {
       await run(goBinary(), ['install', '-trimpath', '-ldflags', '-s -w', `${spec.goPackage}@${spec.version}`], tmp, { ...env, GOBIN: tmp }, log);
@@ -64,7 +78,14 @@ async function buildTool(bin: string, t: ToolName, log: (l: string) => void): Pr
       } catch {}
       symlinkSync(t, link);
     }
-    renameSync(join(tmp, t), join(bin, t));
+    renameSync(join(tmp, spec.goBinary ?? t), join(bin, t));
+    if (isStamped(t)) {
+      // Stamp last: a crash before it leaves a stale or missing stamp, i.e. "not built".
+      const stamp = stampPath(bin, t);
+      mkdirSync(dirname(stamp), { recursive: true });
+      writeFileSync(join(tmp, 'stamp'), stampOf(t));
+      renameSync(join(tmp, 'stamp'), stamp);
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const KUBERNETES_VERSION = 'v1.37.2';
 export const ETCD_VERSION = 'v3.7.0';
@@ -10,7 +10,7 @@ export const ETCD_VERSION = 'v3.7.0';
 /** The Go module (test/k8s) that builds the multi-call control-plane binary. */
 export const K8S_MODULE_DIR = join(import.meta.dirname, '..', 'k8s');
 
-export type ToolName = 'k8s-tools' | 'kwok' | 'helm' | 'ghz' | 'grpcurl';
+export type ToolName = 'k8s-tools' | 'kwok' | 'helm' | 'ghz' | 'grpcurl' | 'h2spec' | 'grpc-interop-server' | 'grpc-interop-client' | 'promlint';
 
 export interface ToolSpec {
   name: ToolName;
@@ -19,7 +19,14 @@ export interface ToolSpec {
   version: string;
   /** Extra names symlinked to this binary (the multi-call tools). */
   aliases: string[];
+  /** The file `go install` writes when it is not `name` (the last element of goPackage). */
+  goBinary?: string;
+  /** A small Go module of ours under test/, built with `go build` (its sources are part of the stamp). */
+  moduleDir?: string;
 }
+
+/** grpc-go, whose interop server and client are built on request (test/attacks/grpc-interop.test.ts). */
+export const GRPC_GO_VERSION = 'v1.85.0';
 
 export const TOOLS: Record<ToolName, ToolSpec> = {
   'k8s-tools': {
@@ -31,19 +38,55 @@ export const TOOLS: Record<ToolName, ToolSpec> = {
   helm: { name: 'helm', goPackage: 'helm.sh/helm/v3/cmd/helm', version: 'v3.22.0', aliases: [] },
   ghz: { name: 'ghz', goPackage: 'github.com/bojand/ghz/cmd/ghz', version: 'v0.121.0', aliases: [] },
   grpcurl: { name: 'grpcurl', goPackage: 'github.com/fullstorydev/grpcurl/cmd/grpcurl', version: 'v1.9.3', aliases: [] },
+  // Stamped tools (not in HASHED_TOOLS). h2spec: v2.2.1 is the newest tag the module proxy serves
+  // (later tags carry a go.mod without the /v2 suffix, which `go install` refuses); having no go.mod, its
+  // dependencies (golang.org/x/net, cobra, color) resolve to their latest versions at build time.
+  h2spec: { name: 'h2spec', goPackage: 'github.com/summerwind/h2spec/cmd/h2spec', version: 'v2.2.1+incompatible', aliases: [] },
+  'grpc-interop-server': { name: 'grpc-interop-server', goPackage: 'google.golang.org/grpc/interop/server', version: GRPC_GO_VERSION, aliases: [], goBinary: 'server' },
+  'grpc-interop-client': { name: 'grpc-interop-client', goPackage: 'google.golang.org/grpc/interop/client', version: GRPC_GO_VERSION, aliases: [], goBinary: 'client' },
+  // promtool's metric lint without promtool (minutes to build): client_golang's promlint package, test/promlint.
+  promlint: { name: 'promlint', version: 'client_golang-v1.23.2', aliases: [], moduleDir: join(import.meta.dirname, '..', 'promlint') },
 };
 
-/** What a cluster needs; ghz and grpcurl are built only on request (benchmarks). */
+/** What a cluster needs; the others are built only on request (benchmarks, conformance tests). */
 export const CLUSTER_TOOLS: ToolName[] = ['k8s-tools', 'kwok', 'helm'];
+
+/**
+ * The tools whose versions name the bin dir (versionsHash). Frozen: adding a tool here changes the dir and
+ * so rebuilds every tool (a 15-minute cold build). Every other tool is "stamped": it lives in the same bin
+ * dir with its own stamp (stampPath) recording what it was built from, so adding it or bumping its
+ * version rebuilds only that tool.
+ */
+export const HASHED_TOOLS: readonly ToolName[] = ['k8s-tools', 'kwok', 'helm', 'ghz', 'grpcurl'];
+
+export function isStamped(t: ToolName): boolean {
+  return !HASHED_TOOLS.includes(t);
+}
+
+/** What a stamped tool's stamp must say for its binary to count as built. */
+export function stampOf(t: ToolName): string {
+  const spec = TOOLS[t];
+  if (spec.moduleDir === undefined) return `${spec.goPackage ?? t}@${spec.version}\n`;
+  const h = createHash('sha256');
+  for (const f of readdirSync(spec.moduleDir).sort()) {
+    if (f === 'go.mod' || f === 'go.sum' || f.endsWith('.go')) h.update(`${f}\n`).update(readFileSync(join(spec.moduleDir, f)));
+  }
+  return `${t}@${spec.version} sources ${h.digest('hex').slice(0, 12)}\n`;
+}
+
+/** tools-…/stamps/<tool>, next to the bin dir (not on PATH). */
+export function stampPath(bin: string, t: ToolName): string {
+  return join(dirname(bin), 'stamps', t);
+}
 
 export function cacheRoot(): string {
   return process.env['QBASIS_CACHE_DIR'] ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'qbasis');
 }
 
-/** Hash of every pinned version and of the local Go module's sources: a new pin means a new bin dir. */
+/** Hash of the HASHED_TOOLS pins and of the local Go module's sources: a new pin there means a new bin dir. */
 export function versionsHash(): string {
   const h = createHash('sha256');
-  for (const t of Object.values(TOOLS)) h.update(`${t.name}@${t.version}\n`);
+  for (const name of HASHED_TOOLS) h.update(`${name}@${TOOLS[name].version}\n`);
   for (const f of readdirSync(K8S_MODULE_DIR).sort()) {
     if (f === 'go.mod' || f === 'go.sum' || f.endsWith('.go')) {
       h.update(`${f}\n`);
