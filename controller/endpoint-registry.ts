@@ -5,8 +5,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { parsePodAnnotations, type AnnotationProblem } from '../proto/annotations.ts';
-import { apiId } from '../proto/basis/index.ts';
 import { DEFAULT_INBOUND_PORT, endpointChanged, endpointKey, type Endpoint } from '../proto/discovery.ts';
+import { ApiIdCollisions, apiIdHex } from './api-id-collisions.ts';
 import type { PodInfo, PodRef, PodSink } from './pod-source.ts';
 
 export interface RejectedPod {
@@ -46,8 +46,8 @@ export class EndpointRegistry extends EventEmitter implements PodSink {
   readonly #podApis = new Map<string, Set<string>>();
   readonly #versions = new Map<string, number>();
   readonly #rejected = new Map<string, { pod: RejectedPod; signature: string }>();
-  /** basis API id → API names seen with it (more than one is a collision). */
-  readonly #ids = new Map<number, Set<string>>();
+  /** Every API ever seen (never forgotten: a collision is reported once). */
+  readonly #ids = new ApiIdCollisions();
 
   constructor(opts: EndpointRegistryOptions) {
     super();
@@ -180,18 +180,13 @@ export class EndpointRegistry extends EventEmitter implements PodSink {
 
   /** Frames name an API by a 32-bit hash: two APIs with one id must be reported, not guessed between. */
   #checkId(api: string): void {
-    const id = apiId(api);
-    let names = this.#ids.get(id);
-    if (names === undefined) {
-      names = new Set();
-      this.#ids.set(id, names);
-    }
-    if (names.has(api)) return;
-    names.add(api);
-    if (names.size > 1) {
+    if (!this.#ids.add(api)) return;
+    const others = this.#ids.collidesWith(api);
+    if (others.length > 0) {
+      const names = [...others, api];
       this.#log.error(
-        { code: 'QB_API_ID_COLLISION', apiId: `0x${id.toString(16).padStart(8, '0')}`, apis: [...names] },
-        `APIs ${[...names].join(' and ')} share basis API id 0x${id.toString(16)}; sidecars cannot tell their frames apart (rename one API)`,
+        { code: 'QB_API_ID_COLLISION', apiId: `0x${apiIdHex(api)}`, apis: names },
+        `APIs ${names.join(' and ')} share basis API id 0x${apiIdHex(api)}; sidecars cannot tell their frames apart (rename one API)`,
       );
     }
   }

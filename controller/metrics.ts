@@ -60,7 +60,7 @@ export function controllerMetrics(deps: { registry: EndpointRegistry; discovery:
     },
   });
   new Gauge({
-    name: 'qbasis_discovery_streams',
+    name: 'qbasis_controller_discovery_streams',
     help: 'Open discovery watch streams',
     registers: [reg],
     collect() {
@@ -71,7 +71,7 @@ export function controllerMetrics(deps: { registry: EndpointRegistry; discovery:
   let lastSent = 0;
   let lastCoalesced = 0;
   new Counter({
-    name: 'qbasis_discovery_messages_sent_total',
+    name: 'qbasis_controller_discovery_messages_sent_total',
     help: 'Discovery messages written to subscribers',
     registers: [reg],
     collect() {
@@ -81,7 +81,7 @@ export function controllerMetrics(deps: { registry: EndpointRegistry; discovery:
     },
   });
   new Counter({
-    name: 'qbasis_discovery_coalesced_total',
+    name: 'qbasis_controller_discovery_coalesced_total',
     help: 'Registry changes folded into a later message because the stream was still busy',
     registers: [reg],
     collect() {

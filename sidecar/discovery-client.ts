@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { Backoff } from '../proto/backoff.ts';
 import {
   DISCOVERY_KEEPALIVE,
   discoveryClientConstructor,
@@ -56,7 +57,8 @@ interface Watch {
   /** Has this watch ever been live (distinguishes connecting from disconnected). */
   everLive: boolean;
   version: number;
-  attempt: number;
+  /** Reconnects since the stream last delivered an update. */
+  backoff: Backoff;
   timer: NodeJS.Timeout | undefined;
   snapshot: ApiSnapshot | undefined;
 }
@@ -105,7 +107,8 @@ export class DiscoveryClient extends EventEmitter {
   /** Start (once) keeping a stream for `api`. Idempotent. */
   watch(api: string): void {
     if (this.#closed || this.#watches.has(api)) return;
-    const w: Watch = { api, call: undefined, endpoints: new Map(), live: false, everLive: false, version: 0, attempt: 0, timer: undefined, snapshot: undefined };
+    const backoff = new Backoff({ initialMs: this.#opts.backoffInitialMs ?? 250, maxMs: this.#opts.backoffMaxMs ?? 5000, jitter: 0.5 });
+    const w: Watch = { api, call: undefined, endpoints: new Map(), live: false, everLive: false, version: 0, backoff, timer: undefined, snapshot: undefined };
     this.#watches.set(api, w);
     this.#open(w);
     this.#updateState();
@@ -208,7 +211,7 @@ export class DiscoveryClient extends EventEmitter {
     const firstOnStream = !w.live;
     w.live = true;
     w.everLive = true;
-    w.attempt = 0;
+    w.backoff.reset();
     const endpoints = [...w.endpoints.values()].sort((a, b) => (endpointKey(a) < endpointKey(b) ? -1 : 1));
     w.snapshot = { api: w.api, version: u.version, endpoints };
     if (firstOnStream) this.#log.info({ api: w.api, version: u.version, endpoints: endpoints.length }, 'discovery stream up');
@@ -224,13 +227,10 @@ export class DiscoveryClient extends EventEmitter {
     call.on('error', () => {});
     call.cancel();
     w.live = false;
-    const initial = this.#opts.backoffInitialMs ?? 250;
-    const cap = this.#opts.backoffMaxMs ?? 5000;
-    const base = Math.min(cap, initial * 2 ** Math.min(w.attempt, 20));
-    const delay = Math.round(base / 2 + Math.random() * (base / 2)); // "equal jitter": never 0, never above the cap
-    w.attempt++;
-    const lvl = w.attempt === 1 ? 'warn' : 'debug';
-    this.#log[lvl]({ api: w.api, why, retryInMs: delay, attempt: w.attempt, keptVersion: w.snapshot?.version ?? null }, 'discovery stream lost; keeping last snapshot');
+    const delay = Math.round(w.backoff.next()); // jitter 0.5 ("equal jitter"): never 0, never above the cap
+    const attempt = w.backoff.attempts;
+    const lvl = attempt === 1 ? 'warn' : 'debug';
+    this.#log[lvl]({ api: w.api, why, retryInMs: delay, attempt, keptVersion: w.snapshot?.version ?? null }, 'discovery stream lost; keeping last snapshot');
     w.timer = setTimeout(() => {
       w.timer = undefined;
       this.#open(w);
@@ -244,7 +244,7 @@ export class DiscoveryClient extends EventEmitter {
     const ws = [...this.#watches.values()];
     if (ws.length === 0) s = this.#channelState;
     else if (ws.every((w) => w.live)) s = 'connected';
-    else if (ws.some((w) => !w.live && (w.everLive || w.attempt > 0))) s = 'disconnected';
+    else if (ws.some((w) => !w.live && (w.everLive || w.backoff.attempts > 0))) s = 'disconnected';
     else s = 'connecting';
     this.#setState(s);
   }

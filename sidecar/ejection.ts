@@ -1,7 +1,7 @@
 // Failure accrual (as linkerd's): this many consecutive failures eject an endpoint for a penalty that
 // doubles on each ejection (1 s → 1 min, jittered); when it expires the endpoint is on probation: one
 // success restores it (and resets the penalty), one failure ejects it again.
-import { Backoff } from './backoff.ts';
+import { Backoff } from '../proto/backoff.ts';
 
 export const FAILURES_TO_EJECT = 7;
 

@@ -5,8 +5,8 @@
 // gone. Only the leader writes; on becoming leader every key is enqueued, and a periodic resync
 // lists managed BasisServices to catch objects changed or deleted behind our back.
 import type { Logger } from 'pino';
-import { apiId } from '../../proto/basis/index.ts';
 import { QbasisError } from '../../proto/errors.ts';
+import { ApiIdCollisions } from '../api-id-collisions.ts';
 import type { EndpointRegistry, ApiChange } from '../endpoint-registry.ts';
 import {
   API_ANNOTATION,
@@ -23,8 +23,9 @@ import {
   statusEqual,
   type BasisServiceStatus,
 } from './basis-service-status.ts';
-import { reconcileKey, splitKey, type CallerIndex } from './caller-index.ts';
+import type { CallerIndex } from './caller-index.ts';
 import { isNotFound, type KubeClient } from './kube-client.ts';
+import { reconcileKey, splitKey } from './reconcile-key.ts';
 import { WorkQueue, type ReconcileResult } from './work-queue.ts';
 
 export const FIELD_MANAGER = 'qbasis-controller';
@@ -81,8 +82,8 @@ export class BasisServiceReconciler {
   readonly #known = new Map<string, Known>();
   /** api → namespaces where it had endpoints at the last change (to find namespaces it left). */
   readonly #apiNamespaces = new Map<string, Set<string>>();
-  /** apiId → APIs with that id (endpoint APIs and required APIs). */
-  readonly #ids = new Map<number, Set<string>>();
+  /** APIs with endpoints or callers now, by API id. */
+  readonly #ids = new ApiIdCollisions();
   #resyncTimer: NodeJS.Timeout | undefined;
   /** Keys of the managed objects the last resync listed: a key outside it needs no GET before its create. */
   #listed: Set<string> | undefined;
@@ -193,20 +194,9 @@ export class BasisServiceReconciler {
   }
 
   #trackId(api: string, present: boolean): void {
-    const id = apiId(api);
-    let set = this.#ids.get(id);
-    const had = set?.has(api) ?? false;
-    if (present === had) return;
-    if (present) {
-      if (set === undefined) this.#ids.set(id, (set = new Set()));
-      set.add(api);
-    } else {
-      set?.delete(api);
-      if (set?.size === 0) this.#ids.delete(id);
-    }
+    if (!(present ? this.#ids.add(api) : this.#ids.remove(api))) return;
     // a collision appeared or went away: every API with this id must say so
-    for (const other of this.#ids.get(id) ?? []) {
-      if (other === api) continue;
+    for (const other of this.#ids.collidesWith(api)) {
       for (const ns of this.#apiNamespaces.get(other) ?? []) this.queue.add(reconcileKey(ns, other));
     }
   }
@@ -243,7 +233,7 @@ export class BasisServiceReconciler {
       }
       this.#known.set(key, current);
     }
-    const collidesWith = [...(this.#ids.get(apiId(api)) ?? [])].filter((a) => a !== api);
+    const collidesWith = this.#ids.collidesWith(api);
     const status = computeStatus(
       {
         api,

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import semver from 'semver';
 import { satisfies } from '../../proto/versions.ts';
-import { apiId } from '../../proto/basis/index.ts';
+import { apiIdHex } from '../api-id-collisions.ts';
 
 export const GROUP = 'qbasis.io';
 export const VERSION = 'v1alpha1';
@@ -84,7 +84,7 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 export function basisServiceLabels(api: string): Record<string, string> {
   const labels: Record<string, string> = {
     [MANAGED_BY_LABEL]: MANAGED_BY,
-    [API_ID_LABEL]: apiId(api).toString(16).padStart(8, '0'),
+    [API_ID_LABEL]: apiIdHex(api),
   };
   if (api.length <= 63 && LABEL_VALUE.test(api)) labels[API_LABEL] = api;
   return labels;
@@ -128,7 +128,7 @@ function plural(n: number, word: string): string {
 function compatibleCondition(input: StatusInput): DesiredCondition {
   const type = 'Compatible';
   if (input.collidesWith.length > 0) {
-    const id = apiId(input.api).toString(16).padStart(8, '0');
+    const id = apiIdHex(input.api);
     return {
       type,
       status: 'False',
@@ -248,21 +248,4 @@ function canonical(s: Partial<BasisServiceStatus>): string {
     ready: s.ready,
     conditions: (s.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message, c.lastTransitionTime, c.observedGeneration]),
   });
-}
-
-/** Group APIs by API id; returns, for each API, the other APIs sharing its id. */
-export function apiIdCollisions(apis: Iterable<string>): Map<string, string[]> {
-  const byId = new Map<number, string[]>();
-  for (const api of apis) {
-    const id = apiId(api);
-    const list = byId.get(id) ?? [];
-    if (!list.includes(api)) list.push(api);
-    byId.set(id, list);
-  }
-  const out = new Map<string, string[]>();
-  for (const list of byId.values()) {
-    if (list.length < 2) continue;
-    for (const api of list) out.set(api, list.filter((a) => a !== api));
-  }
-  return out;
 }

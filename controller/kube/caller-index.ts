@@ -1,19 +1,12 @@
 // Who calls what: pods' qbasis.io/requires, per namespace and API. A PodSink placed beside the
-// endpoint registry (see tee-sink.ts) so the BasisService `Compatible` condition can name callers
-// whose range a live version does not match. Emits 'change' with the `namespace/api` keys touched.
+// endpoint registry (tee-sink.ts feeds both) so the BasisService `Compatible` condition can name callers
+// whose range a live version does not match. Emits 'change' with the `namespace/api` keys touched
+// (reconcile-key.ts).
 import { EventEmitter } from 'node:events';
 import { ANNOTATIONS, parseRequires } from '../../proto/annotations.ts';
 import type { PodInfo, PodRef, PodSink } from '../pod-source.ts';
 import type { KnownCaller } from './basis-service-status.ts';
-
-export function reconcileKey(namespace: string, api: string): string {
-  return `${namespace}/${api}`;
-}
-
-export function splitKey(key: string): { namespace: string; api: string } {
-  const i = key.indexOf('/');
-  return { namespace: key.slice(0, i), api: key.slice(i + 1) };
-}
+import { reconcileKey, splitKey } from './reconcile-key.ts';
 
 export class CallerIndex extends EventEmitter implements PodSink {
   /** namespace/pod → (api → range) */
@@ -105,13 +98,4 @@ export class CallerIndex extends EventEmitter implements PodSink {
     }
     if (touched.size > 0) this.emit('change', [...touched]);
   }
-}
-
-/** Feeds every sink the same pods, in order. */
-export function teeSink(...sinks: PodSink[]): PodSink {
-  return {
-    upsert: (pod) => sinks.forEach((s) => s.upsert(pod)),
-    delete: (ref) => sinks.forEach((s) => s.delete(ref)),
-    resync: (pods) => sinks.forEach((s) => s.resync(pods)),
-  };
 }

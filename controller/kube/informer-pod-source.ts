@@ -1,9 +1,11 @@
 // Kubernetes mode's pod source: list then watch pods (all namespaces, or each configured one),
 // keep only pods with qbasis.io/* annotations, and feed the sink. Like client-go's reflector:
 // a watch that ends is resumed from the last resourceVersion; 410 Gone (or an expired list
-// continue token) relists; any other error backs off exponentially (with jitter) and retries.
+// continue token) relists; any other error backs off (proto/backoff.ts: 200 ms doubling to 30 s,
+// up to a quarter less at random) and retries.
 // Nothing here ever gives up: a controller must not die of a watch error.
 import type { Logger } from 'pino';
+import { Backoff, type BackoffOptions } from '../../proto/backoff.ts';
 import { podInfoFromObject } from '../pod-info.ts';
 import type { PodInfo, PodSink, PodSource } from '../pod-source.ts';
 import { KubeApiError, type KubeClient } from './kube-client.ts';
@@ -15,6 +17,7 @@ export interface InformerPodSourceOptions {
   namespaces?: readonly string[];
   /** Page size of the initial list and relists. */
   pageSize?: number;
+  /** Retry backoff after a failed list or watch: first delay and cap (defaults 200 and 30000). */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   /** A watch with no bytes (not even a bookmark) for this long is restarted. */
@@ -63,8 +66,7 @@ export class InformerPodSource implements PodSource {
   readonly #log: Logger;
   readonly #scopes: string[];
   readonly #pageSize: number;
-  readonly #baseMs: number;
-  readonly #maxMs: number;
+  readonly #backoff: BackoffOptions;
   readonly #inactivityMs: number;
   readonly #onEvent: InformerPodSourceOptions['onEvent'];
   /** Qbasis pods by scope, then by namespace/name. */
@@ -84,19 +86,13 @@ export class InformerPodSource implements PodSource {
     const ns = (opts.namespaces ?? []).filter((n) => n !== '');
     this.#scopes = ns.length === 0 ? [''] : [...new Set(ns)];
     this.#pageSize = opts.pageSize ?? 1000;
-    this.#baseMs = opts.backoffBaseMs ?? 200;
-    this.#maxMs = opts.backoffMaxMs ?? 30_000;
+    this.#backoff = { initialMs: opts.backoffBaseMs ?? 200, maxMs: opts.backoffMaxMs ?? 30_000, jitter: 0.25 };
     this.#inactivityMs = opts.watchInactivityMs ?? 120_000;
     this.#onEvent = opts.onEvent;
   }
 
   synced(): boolean {
     return this.#synced;
-  }
-
-  /** Every scope's latest list is complete and its watch is not in a relist. */
-  fresh(): boolean {
-    return this.#synced && this.#scopes.every((s) => this.#listed.has(s));
   }
 
   /** Pods held (qbasis-annotated only). */
@@ -131,7 +127,7 @@ export class InformerPodSource implements PodSource {
   async #run(scope: string): Promise<void> {
     const log = this.#log.child({ scope: scope === '' ? '*' : scope });
     let rv = '';
-    let failures = 0;
+    const backoff = new Backoff(this.#backoff);
     while (!this.#stopped) {
       try {
         if (rv === '') {
@@ -150,7 +146,7 @@ export class InformerPodSource implements PodSource {
         const started = Date.now();
         const result = await this.#watch(scope, rv, log);
         rv = result.rv;
-        failures = 0;
+        backoff.reset();
         // A watch the server closes at once, again and again, would spin: pace it.
         if (Date.now() - started < 1000 && !this.#stopped) await this.#sleep(500);
       } catch (err) {
@@ -161,9 +157,8 @@ export class InformerPodSource implements PodSource {
           rv = '';
           continue;
         }
-        failures++;
-        const delay = Math.min(this.#maxMs, this.#baseMs * 2 ** Math.min(failures - 1, 20)) * (0.75 + Math.random() * 0.5);
-        log.warn({ err: err instanceof Error ? err.message : String(err), failures, retryInMs: Math.round(delay) }, 'pod list/watch failed; retrying');
+        const delay = backoff.next();
+        log.warn({ err: err instanceof Error ? err.message : String(err), failures: backoff.attempts, retryInMs: Math.round(delay) }, 'pod list/watch failed; retrying');
         this.#onEvent?.('error', scope, err);
         await this.#sleep(delay);
       }

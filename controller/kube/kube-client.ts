@@ -1,7 +1,8 @@
-// A thin JSON client over the API server, built on client-node's auth (kubeconfig or in-cluster)
+// The controller's one way to the API server (informer, BasisServices, Leases, Events, the webhook's
+// Secret and caBundle): a thin JSON client built on client-node's auth (kubeconfig or in-cluster)
 // and its HTTP library. Raw JSON instead of the generated model classes: no (de)serialization
-// cost on 5,000-pod lists, no MicroTime/Date reformatting on Leases, and server-side apply is
-// one call with the right content type.
+// cost on 5,000-pod lists, no MicroTime/Date reformatting on Leases, server-side apply is one call
+// with the right content type, and watches are client-node's Watch with our inactivity timeout.
 import { HttpMethod, IsomorphicFetchHttpLibrary, KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
 import { QbasisError } from '../../proto/errors.ts';
 
@@ -57,19 +58,15 @@ export interface RequestOptions {
 }
 
 export class KubeClient {
-  readonly config: KubeConfig;
+  readonly #config: KubeConfig;
   readonly #http = new IsomorphicFetchHttpLibrary();
   readonly #server: string;
 
   constructor(config: KubeConfig) {
-    this.config = config;
+    this.#config = config;
     const cluster = config.getCurrentCluster();
     if (cluster === null) throw new QbasisError('QB_INVALID_FLAG', 'kubeconfig has no current cluster');
     this.#server = cluster.server.replace(/\/+$/, '');
-  }
-
-  get server(): string {
-    return this.#server;
   }
 
   /** One request; resolves with the parsed JSON body, throws KubeApiError on non-2xx. */
@@ -77,7 +74,7 @@ export class KubeClient {
     const url = new URL(this.#server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), HttpMethod[method]);
-    await this.config.applySecurityAuthentication(ctx);
+    await this.#config.applySecurityAuthentication(ctx);
     ctx.setHeaderParam('Accept', 'application/json');
     if (opts.body !== undefined) {
       ctx.setHeaderParam('Content-Type', opts.contentType ?? 'application/json');
@@ -97,7 +94,7 @@ export class KubeClient {
 
   /** A client-node Watch sharing this config (streams newline-delimited watch events). */
   watcher(inactivityTimeoutMs: number): Watch {
-    const w = new Watch(this.config);
+    const w = new Watch(this.#config);
     // private in the typings, but it is the knob for the inactivity timeout (default 30 s)
     (w as unknown as { requestTimeoutMs: number }).requestTimeoutMs = inactivityTimeoutMs;
     return w;

@@ -1,6 +1,8 @@
-// Kubernetes-mode flags, apart from kube-mode.ts so that parsing flags (and local mode) never loads
-// the Kubernetes client.
-import type { FlagSpec } from '../flags.ts';
+// Kubernetes-mode flags and the settings they give (checked: namespace names, positive counts and
+// durations), apart from kube-mode.ts so that parsing flags (and local mode) never loads the
+// Kubernetes client.
+import os from 'node:os';
+import { FlagError, type FlagSpec, type FlagValues } from '../flags.ts';
 
 export const KUBE_FLAG_SPECS: FlagSpec[] = [
   { name: 'kubeconfig', kind: 'string', help: 'Kubernetes mode: kubeconfig file (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)' },
@@ -15,3 +17,61 @@ export const KUBE_FLAG_SPECS: FlagSpec[] = [
   { name: 'reconcile-workers', kind: 'int', default: '4', help: 'BasisService keys reconciled in parallel' },
   { name: 'resync-ms', kind: 'int', default: '60000', help: 'periodic re-check of every BasisService (0: off)' },
 ];
+
+export interface LeaseSettings {
+  namespace: string;
+  name: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+export interface KubeSettings {
+  /** Namespaces to watch; empty: all. */
+  namespaces: string[];
+  /** This replica in the Lease and in the Events it writes. */
+  identity: string;
+  /** undefined: no leader election (--leader-elect=false), this replica always writes. */
+  lease: LeaseSettings | undefined;
+  reconcileWorkers: number;
+  resyncMs: number;
+}
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** The Kubernetes-mode settings from parsed flags; a bad value is a FlagError naming it. */
+export function kubeSettings(flags: FlagValues): KubeSettings {
+  const namespaces = (flags.get('namespaces') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const ns of namespaces) {
+    if (!NAMESPACE.test(ns) || ns.length > 63) {
+      throw new FlagError(`--namespaces '${flags.get('namespaces')}' is invalid: '${ns}' is not a namespace name (RFC 1123 label)`);
+    }
+  }
+  const reconcileWorkers = positive(flags, 'reconcile-workers');
+  const lease: LeaseSettings | undefined =
+    flags.get('leader-elect') === 'false'
+      ? undefined
+      : {
+          namespace: flags.get('lease-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
+          name: flags.get('lease-name') ?? 'qbasis-controller',
+          leaseDurationMs: positive(flags, 'lease-duration-ms'),
+          renewDeadlineMs: positive(flags, 'renew-deadline-ms'),
+          retryPeriodMs: positive(flags, 'retry-period-ms'),
+        };
+  return {
+    namespaces,
+    identity: flags.get('identity') ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`,
+    lease,
+    reconcileWorkers,
+    resyncMs: Number(flags.get('resync-ms') ?? '60000'),
+  };
+}
+
+function positive(flags: FlagValues, name: string): number {
+  const n = Number(flags.get(name));
+  if (!(n > 0)) throw new FlagError(`--${name} '${flags.get(name)}' is invalid: expected a positive integer`);
+  return n;
+}

@@ -1,6 +1,7 @@
 // A controller-runtime style work queue: keys, not events. A key added many times before a worker
 // takes it runs once; a key never runs on two workers at once (added while running, it runs again
 // after); failures retry with per-key exponential backoff; a terminal error is logged, not retried.
+import { backoffDelayMs, type BackoffOptions } from '../../proto/backoff.ts';
 import { isQbasisError } from '../../proto/errors.ts';
 
 export type ReconcileResult = 'success' | 'requeue' | 'error' | 'terminal';
@@ -26,8 +27,7 @@ export interface WorkQueueOptions {
 export class WorkQueue {
   readonly #reconcile: ReconcileFn;
   readonly #workers: number;
-  readonly #baseDelayMs: number;
-  readonly #maxDelayMs: number;
+  readonly #backoff: BackoffOptions;
   readonly #onResult: WorkQueueOptions['onResult'];
   /** Keys waiting for a worker, FIFO (a Set keeps insertion order and removes duplicates). */
   readonly #ready = new Set<string>();
@@ -44,8 +44,8 @@ export class WorkQueue {
   constructor(reconcile: ReconcileFn, options: WorkQueueOptions = {}) {
     this.#reconcile = reconcile;
     this.#workers = Math.max(1, options.workers ?? 4);
-    this.#baseDelayMs = options.baseDelayMs ?? 5;
-    this.#maxDelayMs = options.maxDelayMs ?? 60_000;
+    // no jitter, as controller-runtime's per-item rate limiter
+    this.#backoff = { initialMs: options.baseDelayMs ?? 5, maxMs: options.maxDelayMs ?? 60_000, jitter: 0 };
     this.#onResult = options.onResult;
   }
 
@@ -93,8 +93,7 @@ export class WorkQueue {
 
   /** Backoff delay the next failure of this key would get (for tests and logs). */
   nextDelayMs(key: string): number {
-    const n = this.#failures.get(key) ?? 0;
-    return Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** n);
+    return backoffDelayMs(this.#failures.get(key) ?? 0, this.#backoff);
   }
 
   failures(key: string): number {

@@ -2,15 +2,27 @@
 // step with it. Every replica reads the Secret (and serves what it holds); only a writer (the leader, or
 // any replica when there is no leader election) creates or renews it. Writes carry resourceVersion, so two
 // writers racing cannot both win: the loser re-reads and serves the winner's certificate.
-import { AdmissionregistrationV1Api, CoreV1Api } from '@kubernetes/client-node';
-import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
+import { isConflict, isNotFound, type KubeClient } from '../kube/kube-client.ts';
 import { bundleProblem, createServingBundle, issueServingCert } from './certificates.ts';
 import type { ServingBundle } from './certificates.ts';
 
 export const SECRET_KEYS = { caCert: 'ca.crt', caKey: 'ca.key', cert: 'tls.crt', key: 'tls.key' } as const;
 
+/** The parts of a Secret read and written here (raw JSON: the rest is passed back as read). */
+interface Secret {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+  type?: string;
+  data?: Record<string, string>;
+}
+
+/** The parts of a MutatingWebhookConfiguration read and written here. */
+interface MutatingWebhookConfiguration {
+  metadata?: { name?: string; resourceVersion?: string };
+  webhooks?: Array<{ clientConfig: { caBundle?: string } }>;
+}
+
 export interface CertKeeperOptions {
-  kubeConfig: KubeConfig;
+  client: KubeClient;
   namespace: string;
   secretName: string;
   /** MutatingWebhookConfiguration whose caBundle follows the Secret; undefined: leave it to others. */
@@ -29,12 +41,7 @@ export interface CertKeeperOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-function status(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown };
-  return typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
-}
-
-function decode(secret: V1Secret | undefined): Partial<ServingBundle> {
+function decode(secret: Secret | undefined): Partial<ServingBundle> {
   const d = secret?.data ?? {};
   const get = (k: string): string | undefined => (d[k] === undefined ? undefined : Buffer.from(d[k], 'base64').toString('utf8'));
   return { caCert: get(SECRET_KEYS.caCert), caKey: get(SECRET_KEYS.caKey), cert: get(SECRET_KEYS.cert), key: get(SECRET_KEYS.key) } as Partial<ServingBundle>;
@@ -51,8 +58,7 @@ function encode(b: ServingBundle): Record<string, string> {
 
 export class CertKeeper {
   readonly #o: CertKeeperOptions;
-  readonly #core: CoreV1Api;
-  readonly #admission: AdmissionregistrationV1Api;
+  readonly #client: KubeClient;
   #timer: NodeJS.Timeout | undefined;
   #servedCert: string | undefined;
   #stopped = false;
@@ -60,8 +66,7 @@ export class CertKeeper {
 
   constructor(options: CertKeeperOptions) {
     this.#o = options;
-    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.#admission = options.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    this.#client = options.client;
   }
 
   #log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void {
@@ -94,15 +99,20 @@ export class CertKeeper {
     await this.#running;
   }
 
+  #secrets(name?: string): string {
+    const base = `/api/v1/namespaces/${encodeURIComponent(this.#o.namespace)}/secrets`;
+    return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
+  }
+
   /** One pass: read, (writer) create or renew, serve, (writer) align caBundle. */
   async sync(): Promise<void> {
     const o = this.#o;
     const writer = o.mode === 'self' && (o.isWriter?.() ?? true);
-    let secret: V1Secret | undefined;
+    let secret: Secret | undefined;
     try {
-      secret = await this.#core.readNamespacedSecret({ name: o.secretName, namespace: o.namespace });
+      secret = await this.#client.request<Secret>('GET', this.#secrets(o.secretName));
     } catch (err) {
-      if (status(err) !== 404) throw err;
+      if (!isNotFound(err)) throw err;
     }
     let bundle = decode(secret);
     const problem = complete(bundle, o.mode) ? bundleProblem(bundle, o.mode === 'self' ? o.hosts : []) : 'the Secret holds no certificate yet';
@@ -112,18 +122,18 @@ export class CertKeeper {
       const data = encode(fresh);
       try {
         if (secret === undefined) {
-          await this.#core.createNamespacedSecret({
-            namespace: o.namespace,
-            body: { metadata: { name: o.secretName, namespace: o.namespace, labels: { 'app.kubernetes.io/managed-by': 'qbasis' } }, type: 'Opaque', data },
+          await this.#client.request('POST', this.#secrets(), {
+            body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: o.secretName, namespace: o.namespace, labels: { 'app.kubernetes.io/managed-by': 'qbasis' } }, type: 'Opaque', data },
           });
         } else {
-          await this.#core.replaceNamespacedSecret({ name: o.secretName, namespace: o.namespace, body: { ...secret, data: { ...(secret.data ?? {}), ...data } } });
+          // the resourceVersion read above comes back with it: a write racing ours makes this one 409
+          await this.#client.request('PUT', this.#secrets(o.secretName), { body: { ...secret, data: { ...(secret.data ?? {}), ...data } } });
         }
         bundle = fresh;
       } catch (err) {
-        if (status(err) !== 409) throw err;
+        if (!isConflict(err)) throw err;
         this.#log('info', 'another replica wrote the webhook certificate first; re-reading');
-        bundle = decode(await this.#core.readNamespacedSecret({ name: o.secretName, namespace: o.namespace }));
+        bundle = decode(await this.#client.request<Secret>('GET', this.#secrets(o.secretName)));
       }
     } else if (problem !== undefined && o.mode === 'load' && complete(bundle, o.mode)) {
       this.#log('warn', 'webhook certificate in the Secret has a problem; serving it anyway', { reason: problem });
@@ -153,13 +163,14 @@ export class CertKeeper {
 
   async #alignCaBundle(caPem: string): Promise<void> {
     const name = this.#o.webhookConfigName as string;
+    const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${encodeURIComponent(name)}`;
     const want = Buffer.from(caPem, 'utf8').toString('base64');
     for (let attempt = 0; attempt < 5; attempt++) {
-      let config;
+      let config: MutatingWebhookConfiguration;
       try {
-        config = await this.#admission.readMutatingWebhookConfiguration({ name });
+        config = await this.#client.request<MutatingWebhookConfiguration>('GET', path);
       } catch (err) {
-        if (status(err) === 404) {
+        if (isNotFound(err)) {
           this.#log('warn', 'MutatingWebhookConfiguration not found; caBundle not set', { name });
           return;
         }
@@ -169,11 +180,11 @@ export class CertKeeper {
       if (hooks.every((h) => h.clientConfig.caBundle === want)) return;
       for (const h of hooks) h.clientConfig.caBundle = want;
       try {
-        await this.#admission.replaceMutatingWebhookConfiguration({ name, body: config });
+        await this.#client.request('PUT', path, { body: config });
         this.#log('info', 'caBundle updated', { webhookConfiguration: name });
         return;
       } catch (err) {
-        if (status(err) !== 409) throw err;
+        if (!isConflict(err)) throw err;
       }
     }
   }

@@ -1,21 +1,12 @@
 // Composition of the injection webhook inside `qbasis controller`: flags → injection config → certificate
 // (Secret, self-managed or cert-manager's) → HTTPS server. main.ts only spreads the flags and calls start.
-import { KubeConfig } from '@kubernetes/client-node';
 import type { ControllerComponent } from '../component.ts';
+import { FlagError } from '../flags.ts';
+import { KubeClient, loadKubeConfig } from '../kube/kube-client.ts';
 import { AdmissionServer } from './admission-server.ts';
 import type { AdmissionOutcome } from './admission.ts';
 import { CertKeeper } from './cert-keeper.ts';
 import type { WebhookSettings } from './webhook-settings.ts';
-export { WEBHOOK_FLAG_SPECS, webhookSettings, type WebhookSettings } from './webhook-settings.ts';
-
-/** A kubeconfig file if given, else in-cluster, else $KUBECONFIG / ~/.kube/config. */
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (path !== undefined && path !== '') kc.loadFromFile(path);
-  else if (process.env.KUBERNETES_SERVICE_HOST !== undefined && process.env.KUBECONFIG === undefined) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
-}
 
 export interface RunningWebhook {
   port: number;
@@ -24,7 +15,7 @@ export interface RunningWebhook {
 
 export interface StartWebhookOptions {
   settings: WebhookSettings;
-  kubeConfig: KubeConfig;
+  client: KubeClient;
   /** The leader writes the Secret and the caBundle; without leader election every replica may. */
   isLeader?: () => boolean;
   /** Aborting stops the wait for a first certificate. */
@@ -40,7 +31,7 @@ export async function startWebhook(o: StartWebhookOptions): Promise<RunningWebho
   let first: (b: { cert: string; key: string }) => void = () => {};
   const firstBundle = new Promise<{ cert: string; key: string }>((r) => (first = r));
   const keeper = new CertKeeper({
-    kubeConfig: o.kubeConfig,
+    client: o.client,
     namespace: s.namespace,
     secretName: s.secretName,
     webhookConfigName: s.certMode === 'self' ? s.webhookConfigName : undefined,
@@ -79,9 +70,9 @@ export async function startWebhook(o: StartWebhookOptions): Promise<RunningWebho
  */
 export function webhookComponent(
   settings: WebhookSettings,
-  opts: Omit<StartWebhookOptions, 'settings' | 'kubeConfig'> & { kubeConfig?: KubeConfig; kubeconfigPath?: string | undefined },
+  opts: Omit<StartWebhookOptions, 'settings' | 'client'> & { client?: KubeClient; kubeconfigPath?: string | undefined },
 ): ControllerComponent {
-  const deps = { ...opts, kubeConfig: opts.kubeConfig ?? loadKubeConfig(opts.kubeconfigPath) };
+  const deps = { ...opts, client: opts.client ?? webhookClient(opts.kubeconfigPath) };
   let running: RunningWebhook | undefined;
   let starting: Promise<void> | undefined;
   let stopped = false;
@@ -104,4 +95,13 @@ export function webhookComponent(
     },
     ready: () => running !== undefined && !stopped,
   };
+}
+
+/** Local mode has no Kubernetes-mode client to share: the webhook loads its own config (same rules). */
+function webhookClient(kubeconfig: string | undefined): KubeClient {
+  try {
+    return new KubeClient(loadKubeConfig({ kubeconfig }));
+  } catch (err) {
+    throw new FlagError(`cannot load Kubernetes config for the webhook: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

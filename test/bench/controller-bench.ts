@@ -275,7 +275,7 @@ async function main(): Promise<void> {
     const metrics = await (await fetch(`http://${HOST}:${adminPort}/metrics`)).text();
     const hist = (q: number): number | undefined => {
       // p-quantile upper bound from the histogram buckets (seconds → ms)
-      const buckets = [...metrics.matchAll(/^qbasis_discovery_push_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)].map((m) => ({ le: Number(m[1]), n: Number(m[2]) }));
+      const buckets = [...metrics.matchAll(/^qbasis_controller_discovery_push_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)].map((m) => ({ le: Number(m[1]), n: Number(m[2]) }));
       const total = buckets.at(-1)?.n ?? 0;
       if (total === 0) return undefined;
       const b = buckets.find((x) => x.n >= q * total);

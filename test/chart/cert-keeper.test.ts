@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { CertKeeper } from '../../controller/webhook/cert-keeper.ts';
 import { createServingBundle } from '../../controller/webhook/certificates.ts';
 import type { ServingBundle } from '../../controller/webhook/certificates.ts';
-import { loadKubeConfig } from '../../controller/webhook/webhook.ts';
+import { KubeClient, loadKubeConfig } from '../../controller/kube/kube-client.ts';
 import { CLUSTER_START_TIMEOUT_MS, useCluster } from '../harness/cluster.ts';
 import type { TestCluster } from '../harness/cluster.ts';
 
@@ -24,7 +24,7 @@ describe('webhook certificate keeper on the real API server', { timeout: CLUSTER
 
   const keeper = (secretName: string, opts: { writer?: () => boolean; onBundle?: (b: ServingBundle) => void } = {}) => {
     const k = new CertKeeper({
-      kubeConfig: loadKubeConfig(cluster.kubeconfig),
+      client: new KubeClient(loadKubeConfig({ kubeconfig: cluster.kubeconfig })),
       namespace: ns,
       secretName,
       webhookConfigName: mwc,
@@ -88,9 +88,16 @@ describe('webhook certificate keeper on the real API server', { timeout: CLUSTER
 
   it('a replica that may not write waits for the writer, then serves what it wrote', async () => {
     let servedByReader: string | undefined;
-    const reader = keeper('wait-tls', { writer: () => false, onBundle: (b) => (servedByReader = b.cert) });
+    // The keeper asks "may I write?" at the start of every pass: a third question means two whole passes
+    // found no Secret and decided as a reader (a pass that wrote anyway would have created the Secret).
+    let asked = 0;
+    const reader = keeper('wait-tls', { writer: () => (asked++, false), onBundle: (b) => (servedByReader = b.cert) });
     const waiting = reader.start();
-    await new Promise((r) => setTimeout(r, 1500));
+    const deadline = Date.now() + 60_000;
+    while (asked < 3) {
+      if (Date.now() > deadline) assert.fail(`the reader made ${asked} passes in 60 s`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
     assert.equal(servedByReader, undefined, 'nothing to serve before the writer');
     assert.notEqual((await cluster.kubectl(['-n', ns, 'get', 'secret', 'wait-tls'], { allowFailure: true })).code, 0, 'the reader created nothing');
     await keeper('wait-tls').start();

@@ -1,7 +1,10 @@
-// The caller index (pods' qbasis.io/requires per namespace and API) as a pod sink: upserts, deletes, resyncs.
+// The caller index (pods' qbasis.io/requires per namespace and API) as a pod sink: upserts, deletes, resyncs;
+// the reconcile keys it emits, and the tee that feeds it beside the registry.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallerIndex, splitKey, reconcileKey, teeSink } from '../../controller/kube/caller-index.ts';
+import { CallerIndex } from '../../controller/kube/caller-index.ts';
+import { reconcileKey, splitKey } from '../../controller/kube/reconcile-key.ts';
+import { teeSink } from '../../controller/kube/tee-sink.ts';
 import type { PodInfo } from '../../controller/pod-source.ts';
 
 const A = 'shop.orders.v1.OrderService';

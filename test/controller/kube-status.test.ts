@@ -1,8 +1,8 @@
 // BasisService status rules as pure functions: names, conditions, reasons, transition times.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ApiIdCollisions } from '../../controller/api-id-collisions.ts';
 import {
-  apiIdCollisions,
   basisServiceLabels,
   basisServiceName,
   computeStatus,
@@ -113,10 +113,15 @@ test('API id collisions between known APIs make Compatible False with both names
   const a = 'shop.s1332789.Svc';
   const b = 'shop.s1529192.Svc';
   assert.equal(apiId(a), apiId(b));
-  const coll = apiIdCollisions([a, b, API]);
-  assert.deepEqual(coll.get(a), [b]);
-  assert.deepEqual(coll.get(b), [a]);
-  assert.equal(coll.has(API), false);
+  const coll = new ApiIdCollisions();
+  for (const api of [a, b, API]) assert.equal(coll.add(api), true);
+  assert.equal(coll.add(a), false, 'known already');
+  assert.deepEqual(coll.collidesWith(a), [b]);
+  assert.deepEqual(coll.collidesWith(b), [a]);
+  assert.deepEqual(coll.collidesWith(API), []);
+  assert.equal(coll.remove(b), true);
+  assert.deepEqual(coll.collidesWith(a), [], 'gone with the other API');
+  assert.equal(coll.remove(b), false);
   const s = computeStatus(input({ api: a, endpoints: [ep('p', '1.0.0')], collidesWith: [b] }), undefined, T0);
   assert.equal(cond(s, 'Compatible').reason, 'ApiIdCollision');
   assert.match(cond(s, 'Compatible').message, new RegExp(b.replace(/\./g, '\\.')));
