@@ -19,6 +19,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
+COPY cli ./cli
 COPY proto ./proto
 COPY controller ./controller
 COPY sidecar ./sidecar

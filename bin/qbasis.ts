@@ -1,14 +1,26 @@
 #!/usr/bin/env node
 // The one place that reaches both sides: parse the subcommand, hand over to that side's main.
+// The command-line convention (syntax, messages, exit codes 2 usage / 1 runtime) is cli/flags.ts's.
 import process from 'node:process';
+
+// Node 24 only: it runs the TypeScript directly (type stripping) and is what the code is tested on.
+// npm's own `engines` check is not used (it printed ten EBADENGINE lines before every first
+// `npx qbasis` on a machine whose Node is older, although the pinned Node 24 runs the command).
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+if (NODE_MAJOR !== 24) {
+  process.stderr.write(
+    `qbasis: needs Node.js 24, this is ${process.version}; run it as 'npx qbasis …' or through the npm scripts after 'npm ci' (they use the Node 24 of the 'node' package), or install Node 24\n`,
+  );
+  process.exit(1);
+}
 
 type Main = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, { summary: string; load: () => Promise<Main> }> = {
-  basis: { summary: 'encode and decode basis frame headers', load: async () => (await import('../proto/cli/basis-cli.ts')).main },
+  basis: { summary: 'encode and decode basis frame headers', load: async () => (await import('../cli/basis.ts')).main },
   sidecar: { summary: 'run the per-pod sidecar proxy', load: async () => (await import('../sidecar/main.ts')).main },
   controller: { summary: 'run the discovery controller (local pods file or Kubernetes)', load: async () => (await import('../controller/main.ts')).main },
-  cluster: { summary: 'a real local Kubernetes control plane for tests and demos (up|down|env|status)', load: async () => (await import('../test/cluster/cli.ts')).main },
+  cluster: { summary: 'a real local Kubernetes control plane for tests and demos (up|down|env|status|build)', load: async () => (await import('../test/cluster/cli.ts')).main },
   demo: { summary: 'run the local rolling-upgrade demo (no cluster needed)', load: async () => (await import('../test/demo/demo.ts')).main },
 };
 
@@ -21,24 +33,35 @@ function usage(): string {
     'Commands:',
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`),
     '',
-    "Run 'qbasis <command> --help' for a command's flags.",
+    "Run 'qbasis <command> --help' (or 'qbasis help <command>') for a command's flags.",
+    'Exit codes: 0 done, 1 failed while running, 2 usage error (one line on stderr with its QB_* code).',
   ];
   return lines.join('\n');
 }
 
 async function run(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  let [name, ...rest] = argv;
+  if (name === 'help' && rest.length > 0) [name, rest] = [rest[0], ['--help']];
+  if (name === undefined) {
+    process.stderr.write(usage() + '\n');
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage() + '\n');
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   const command = commands[name];
   if (command === undefined) {
-    process.stderr.write(`qbasis: unknown command '${name}'; expected one of: ${Object.keys(commands).join(', ')}\n`);
-    return 2;
+    const { reportFailure, shown, UsageError } = await import('../cli/flags.ts');
+    return reportFailure('', new UsageError(`unknown command ${shown(name)}: expected one of ${Object.keys(commands).join(', ')}; run 'qbasis --help'`, { code: 'QB_USAGE' }));
   }
   const main = await command.load();
-  return main(rest);
+  try {
+    return await main(rest);
+  } catch (err) {
+    const { reportFailure } = await import('../cli/flags.ts');
+    return reportFailure(name, err);
+  }
 }
 
 run(process.argv.slice(2)).then(

@@ -2,14 +2,17 @@
 // discovery server → extra components → admin HTTP, then wait for SIGTERM/SIGINT and
 // take it all down in reverse. See controller/README.md for the extension points.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import process from 'node:process';
+import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { DEFAULT_DISCOVERY_PORT, DEFAULT_INBOUND_PORT } from '../proto/discovery.ts';
 import { AdminServer, type ReadinessCheck } from './admin-server.ts';
 import type { ControllerComponent } from './component.ts';
 import { DiscoveryServer } from './discovery-server.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
-import { FlagError, flagUsage, parseFlags, type FlagSpec, type FlagValues } from './flags.ts';
+import { commandUsage, parseCommandLine, reportFailure, UsageError, type CommandSpec, type FlagSpec, type FlagValues } from '../cli/flags.ts';
 import { DEFAULT_PODS_FILE_MAX_BYTES, PodsFileSource } from './local/pods-file-source.ts';
 import { controllerMetrics } from './metrics.ts';
 import type { PodSource } from './pod-source.ts';
@@ -19,18 +22,43 @@ import { KUBE_FLAG_SPECS } from './kube/kube-flags.ts';
 import type { KubeMode } from './kube/kube-mode.ts';
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
-  { name: 'pods-file', kind: 'string', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
+  { name: 'pods-file', kind: 'string', arg: '<file>', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
   { name: 'discovery-port', kind: 'port', default: String(DEFAULT_DISCOVERY_PORT), help: 'discovery gRPC port' },
   { name: 'discovery-address', kind: 'string', help: 'discovery bind address (default 127.0.0.1 in local mode)' },
   { name: 'admin-port', kind: 'port', default: '8080', help: 'admin HTTP port (/live /ready /metrics)' },
   { name: 'admin-address', kind: 'string', help: 'admin bind address (default: the discovery address)' },
   { name: 'inbound-port', kind: 'port', default: String(DEFAULT_INBOUND_PORT), help: "the sidecars' inbound port, advertised for every endpoint" },
   { name: 'reload-debounce-ms', kind: 'int', default: '100', help: 'local mode: quiet time after a pods file change before re-reading' },
-  { name: 'pods-file-max-bytes', kind: 'int', default: String(DEFAULT_PODS_FILE_MAX_BYTES), help: 'local mode: a larger pods file is refused unread (the last good state is kept)' },
+  { name: 'pods-file-max-bytes', kind: 'int', min: 1, expected: 'a positive number of bytes', default: String(DEFAULT_PODS_FILE_MAX_BYTES), help: 'local mode: a larger pods file is refused unread (the last good state is kept)' },
   { name: 'log-level', kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
   ...WEBHOOK_FLAG_SPECS,
   ...KUBE_FLAG_SPECS,
 ];
+
+export const CONTROLLER_COMMAND: CommandSpec = {
+  name: 'controller',
+  synopsis: '--pods-file <file> | --kubeconfig <file> [flags]',
+  summary: 'Local mode with --pods-file; Kubernetes mode with --kubeconfig, $KUBECONFIG, ~/.kube/config or an in-cluster service account.',
+  env: true,
+  flags: CONTROLLER_FLAGS,
+};
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * Where Kubernetes mode would find its config (the order @kubernetes/client-node's loadFromDefault
+ * uses), or undefined when there is none: then the client would fall back to http://localhost:8080
+ * and retry for ever, so main refuses at once instead.
+ */
+function kubeConfigSource(flags: FlagValues, env: NodeJS.ProcessEnv): string | undefined {
+  if (flags.get('kubeconfig') !== undefined) return '--kubeconfig';
+  if (env.KUBERNETES_SERVICE_HOST !== undefined && env.KUBERNETES_SERVICE_HOST !== '') return 'in-cluster';
+  if (env.KUBECONFIG !== undefined && env.KUBECONFIG !== '') return '$KUBECONFIG';
+  const home = env.HOME ?? os.homedir();
+  if (home !== '' && fs.existsSync(path.join(home, '.kube', 'config'))) return '~/.kube/config';
+  if (fs.existsSync(SERVICE_ACCOUNT_TOKEN)) return 'in-cluster';
+  return undefined;
+}
 
 class StartupError extends Error {}
 
@@ -45,14 +73,18 @@ async function selectPodSource(flags: FlagValues, logger: Logger): Promise<{ sou
     try {
       st = fs.statSync(podsFile);
     } catch (err) {
-      throw new FlagError(`--pods-file '${podsFile}' is invalid: expected an existing file (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+      throw new UsageError(`--pods-file '${podsFile}' is invalid: expected an existing file (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
     }
-    if (!st.isFile()) throw new FlagError(`--pods-file '${podsFile}' is invalid: expected a file, got a directory or device`);
+    if (!st.isFile()) throw new UsageError(`--pods-file '${podsFile}' is invalid: expected a file, got a directory or device`);
     const maxBytes = Number(flags.get('pods-file-max-bytes'));
-    if (maxBytes < 1) throw new FlagError(`--pods-file-max-bytes '${flags.get('pods-file-max-bytes')}' is invalid: expected a positive number of bytes`);
     return { source: new PodsFileSource({ path: podsFile, logger, debounceMs: Number(flags.get('reload-debounce-ms')), maxBytes }), localMode: true };
   }
   // Kubernetes mode: informer over pods (controller/kube/), kubeconfig or in-cluster config.
+  if (kubeConfigSource(flags, process.env) === undefined) {
+    throw new UsageError(
+      'no pod source: expected --pods-file <file> (local mode) or --kubeconfig <file> (Kubernetes mode); no $KUBECONFIG, ~/.kube/config or in-cluster service account was found either',
+    );
+  }
   const { KubeMode } = await import('./kube/kube-mode.ts');
   const kube = new KubeMode(flags, logger);
   return { source: kube.source, localMode: false, kube };
@@ -71,7 +103,7 @@ async function extraComponents(flags: FlagValues, deps: { registry: EndpointRegi
       webhookComponent(webhook, {
         kubeconfigPath: flags.get('kubeconfig'),
         // In Kubernetes mode only the Lease holder writes the certificate Secret and the caBundle.
-        ...(deps.kube !== undefined ? { kubeConfig: deps.kube.client.config, isLeader: () => deps.kube!.isLeader() } : {}),
+        ...(deps.kube !== undefined ? { client: deps.kube.client, isLeader: () => deps.kube!.isLeader() } : {}),
         log: (level, msg, fields) => log[level](fields ?? {}, msg),
       }),
     );
@@ -93,22 +125,23 @@ function waitForSignal(logger: Logger): Promise<string> {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let flags: FlagValues | undefined;
+  let flags: FlagValues;
   let logger: Logger;
   let picked: { source: PodSource; localMode: boolean; kube?: KubeMode };
   try {
-    flags = parseFlags(CONTROLLER_FLAGS, argv, process.env);
-    if (flags === undefined) {
-      process.stdout.write(flagUsage('controller', CONTROLLER_FLAGS) + '\n');
+    const parsed = parseCommandLine(CONTROLLER_COMMAND, argv, process.env);
+    if (parsed === 'help') {
+      process.stdout.write(commandUsage(CONTROLLER_COMMAND) + '\n');
       return 0;
     }
+    flags = parsed.values;
     logger = pino({ level: flags.get('log-level') ?? 'info', base: { name: 'qbasis-controller', pid: process.pid } });
+    // grpc-js writes its own errors to stderr (a port in use would be two lines there); they are log lines.
+    const grpcLog = logger.child({ component: 'grpc-js' });
+    grpc.setLogger({ error: (...a: unknown[]) => grpcLog.warn(a.join(' ')), info: (...a: unknown[]) => grpcLog.info(a.join(' ')), debug: (...a: unknown[]) => grpcLog.debug(a.join(' ')) });
     picked = await selectPodSource(flags, logger);
   } catch (err) {
-    if (err instanceof FlagError) {
-      process.stderr.write(`qbasis controller: ${err.message}\n`);
-      return 2;
-    }
+    if (err instanceof UsageError) return reportFailure('controller', err);
     throw err;
   }
   const { source, localMode, kube } = picked;
@@ -128,10 +161,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     components = await extraComponents(flags, { registry, logger, ...(kube !== undefined ? { kube } : {}) });
   } catch (err) {
-    if (err instanceof FlagError) {
-      process.stderr.write(`qbasis controller: ${err.message}\n`);
-      return 2;
-    }
+    if (err instanceof UsageError) return reportFailure('controller', err);
     throw err;
   }
   const metrics = controllerMetrics({ registry, discovery, source });
@@ -157,7 +187,9 @@ export async function main(argv: string[]): Promise<number> {
     await Promise.race([started, signal]);
     if (!source.synced()) throw new StartupError('stopped before the pod source synced');
     await discovery.start().catch((err: Error) => {
-      throw new StartupError(`cannot serve discovery on ${discoveryAddress}:${flags.get('discovery-port')}: ${err.message}`);
+      // grpc-js says "No address added out of total 1 resolved errors: [listen EADDRINUSE: …]": keep the cause.
+      const cause = /errors: \[(.*)\]$/.exec(err.message)?.[1] ?? err.message;
+      throw new StartupError(`cannot serve discovery on ${discoveryAddress}:${flags.get('discovery-port')}: ${cause}`);
     });
     discoveryUp = true;
     stops.push({ name: 'discovery', stop: () => discovery.stop() });
@@ -167,9 +199,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     logger.info({ mode: localMode ? 'local' : 'kubernetes', discovery: `${discoveryAddress}:${discovery.port()}` }, 'controller ready');
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'controller failed to start');
+    // Like a flag error, one line on stderr (not a JSON log line on stdout); exit 1, a runtime failure.
     await stopAll(stops, logger);
-    return 1;
+    return reportFailure('controller', err);
   }
   await signal;
   await stopAll(stops, logger);

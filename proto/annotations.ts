@@ -39,11 +39,36 @@ export interface AnnotationProblem {
 
 export type ParseResult = { ok: true; value: PodDeclaration } | { ok: false; problems: AnnotationProblem[] };
 
-// Protobuf identifiers joined by dots, as in a gRPC path's service part.
+// The name rules, one place for annotations, flags, discovery and `qbasis basis encode`.
+// An API: protobuf identifiers joined by dots, as in a gRPC path's service part, at most 253 characters.
+// A method: one protobuf identifier, at most 253 characters. Both ASCII only (so always valid UTF-8).
 const API_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const MAX_NAME_LENGTH = 253;
 
 export function isApiName(name: string): boolean {
-  return name.length <= 253 && API_NAME.test(name);
+  return name.length <= MAX_NAME_LENGTH && API_NAME.test(name);
+}
+
+export function isMethodName(name: string): boolean {
+  return name.length <= MAX_NAME_LENGTH && METHOD_NAME.test(name);
+}
+
+function nameProblem(name: string, ok: RegExp, what: string, example: string): string | undefined {
+  if (name.length > MAX_NAME_LENGTH) return `it is ${name.length} characters long; expected ${what} of at most ${MAX_NAME_LENGTH} characters, e.g. ${example}`;
+  if (name.includes('\ufffd')) return `it contains bytes that are not valid UTF-8 (shown as U+FFFD); expected ${what}, e.g. ${example}`;
+  if (!ok.test(name)) return `expected ${what} (letters, digits and _${what.startsWith('a fully') ? ', dot-separated' : ''}, not starting with a digit), e.g. ${example}`;
+  return undefined;
+}
+
+/** Why `name` is not an API name ("expected …"), or undefined if it is one. */
+export function apiNameProblem(name: string): string | undefined {
+  return nameProblem(name, API_NAME, 'a fully-qualified gRPC service name', 'shop.orders.v1.OrderService');
+}
+
+/** Why `name` is not a method name ("expected …"), or undefined if it is one. */
+export function methodNameProblem(name: string): string | undefined {
+  return nameProblem(name, METHOD_NAME, 'a gRPC method name', 'Create');
 }
 
 function splitList(value: string): string[] {

@@ -42,6 +42,8 @@ export const catalogue = {
   QB_INVALID_RANGE: Status.INVALID_ARGUMENT,
   /** The local controller's pods file (or an entry in it) was refused: too large, not UTF-8, not YAML, a bad podIP. */
   QB_INVALID_PODS_FILE: Status.INVALID_ARGUMENT,
+  /** A command line with no such command or subcommand, or operands the command does not take (flags: QB_INVALID_FLAG). */
+  QB_USAGE: Status.INVALID_ARGUMENT,
   // Routing.
   QB_NO_COMPATIBLE_ENDPOINT: Status.UNAVAILABLE,
   QB_API_NOT_PROVIDED: Status.FAILED_PRECONDITION,

@@ -1,11 +1,11 @@
-// Flags of `qbasis sidecar`, each also settable as QBASIS_<FLAG> (dashes to underscores, upper case).
-// A bad flag is one line naming the flag, the value and what is expected (exit 2, no stack trace).
+// Flags of `qbasis sidecar`, declared for the one parser (cli/flags.ts), each also settable as
+// QBASIS_<FLAG> (dashes to underscores, upper case). A bad flag is one line naming the flag, the value
+// and what is expected (QB_INVALID_FLAG, exit 2, no stack trace).
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import type { ApiRange, ApiVersion } from '../proto/annotations.ts';
 import { parseProvides, parseRequires } from '../proto/annotations.ts';
 import { DEFAULT_MAX_PAYLOAD } from '../proto/basis/index.ts';
-import { QbasisError } from '../proto/errors.ts';
+import { commandUsage, parseCommandLine, type CommandSpec } from '../cli/flags.ts';
 
 export interface SidecarConfig {
   ip: string;
@@ -30,143 +30,102 @@ export interface SidecarConfig {
   logLevel: string;
 }
 
-const FLAGS = {
-  ip: { type: 'string', help: 'pod IP to bind outbound, inbound and admin on (e.g. 127.0.1.5)' },
-  discovery: { type: 'string', help: 'controller discovery address host:port' },
-  'app-port': { type: 'string', help: 'port the app listens on' },
-  'app-host': { type: 'string', help: 'host the app listens on (default: --ip)' },
-  'outbound-host': { type: 'string', help: 'address the app dials for outbound calls (default: --ip; in a pod 127.0.0.1, so only the pod reaches it)' },
-  'app-protocol': { type: 'string', help: 'grpc (http is not supported yet)' },
-  provides: { type: 'string', help: 'comma-separated API@semver the app serves' },
-  requires: { type: 'string', help: 'comma-separated API@range the app calls' },
-  'outbound-port': { type: 'string', help: 'port the app dials (default 15001)' },
-  'inbound-port': { type: 'string', help: 'port peer sidecars dial (default 15006)' },
-  'admin-port': { type: 'string', help: '/live /ready /metrics /routes /shutdown (default 15020)' },
-  namespace: { type: 'string', help: 'pod namespace; only endpoints in it are used (default: all)' },
-  'pod-name': { type: 'string', help: 'pod name (for logs)' },
-  'grace-period': { type: 'string', help: 'seconds to finish in-flight calls on SIGTERM (default 30)' },
-  'max-frame-bytes': { type: 'string', help: 'largest message accepted, in bytes (default 4194304)' },
-  'max-concurrent-streams': { type: 'string', help: 'streams per connection, advertised and enforced on both listeners (default 1000)' },
-  'max-connections': { type: 'string', help: 'open connections per listener; more are closed at once (default 4096)' },
-  'idle-timeout': { type: 'string', help: 'seconds a connection may stay open with no call before GOAWAY (default 60)' },
-  'frame-idle-timeout': { type: 'string', help: 'seconds a started frame may wait for its next byte before the call fails (default 15)' },
-  'log-level': { type: 'string', help: 'trace|debug|info|warn|error|fatal|silent (default info)' },
-  help: { type: 'boolean', help: 'show this help' },
-} as const;
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-export function usage(): string {
-  const lines = ['Usage: qbasis sidecar --ip <pod ip> --discovery <host:port> --app-port <n> [flags]', '', 'Flags (each also as QBASIS_<FLAG>, e.g. QBASIS_APP_PORT):'];
-  for (const [name, f] of Object.entries(FLAGS)) lines.push(`  --${name.padEnd(22)} ${f.help}`);
-  return lines.join('\n');
+function ipProblem(example: string): (v: string) => string | undefined {
+  return (v) => (isIP(v) === 0 ? `expected an IPv4 or IPv6 address such as ${example}` : undefined);
 }
 
-function flagError(flag: string, value: string, expected: string): QbasisError {
-  return new QbasisError('QB_INVALID_FLAG', `invalid --${flag} '${value}': expected ${expected}`, { details: { flag, value, expected } });
+function hostPortProblem(v: string): string | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  return m && Number(m[2]) >= 1 && Number(m[2]) <= 65535 ? undefined : 'expected host:port, e.g. 127.0.0.1:15010';
 }
 
-function port(flag: string, value: string): number {
-  const n = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 1 && n <= 65535)) throw flagError(flag, value, 'a port number from 1 to 65535');
-  return n;
-}
-
-function hostPort(flag: string, value: string): string {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
-  if (!m || !(Number(m[2]) >= 1 && Number(m[2]) <= 65535)) throw flagError(flag, value, 'host:port, e.g. 127.0.0.1:15010');
-  return value;
-}
-
-/** Parses argv plus QBASIS_* environment. Throws QbasisError (QB_INVALID_FLAG); returns 'help' for --help. */
-export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConfig | 'help' {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {};
-  for (const [name, f] of Object.entries(FLAGS)) options[name] = { type: f.type };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
-    values = parsed.values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    const msg = (err as Error).message;
-    const unknown = /Unknown option '([^']+)'/.exec(msg);
-    if (unknown) throw new QbasisError('QB_INVALID_FLAG', `unknown flag '${unknown[1]}': expected one of ${Object.keys(FLAGS).map((f) => `--${f}`).join(', ')}`);
-    const positional = /Unexpected argument '([^']+)'/.exec(msg);
-    if (positional) throw new QbasisError('QB_INVALID_FLAG', `unexpected argument '${positional[1]}': expected only --flag value pairs`);
-    const missing = /Option '(?:-\w, )?--([\w-]+) <value>' argument missing/.exec(msg);
-    if (missing) throw flagError(missing[1]!, '', 'a value');
-    const ambiguous = /Option '(?:-\w, )?--([\w-]+)' argument is ambiguous/.exec(msg);
-    if (ambiguous) throw new QbasisError('QB_INVALID_FLAG', `invalid --${ambiguous[1]}: its value starts with '-'; expected --${ambiguous[1]}=<value> if that is meant`);
-    throw new QbasisError('QB_INVALID_FLAG', msg.split('\n')[0]!);
-  }
-  if (values.help === true) return 'help';
-  const get = (flag: string): string | undefined => {
-    const v = values[flag];
-    if (typeof v === 'string') return v;
-    const e = env[`QBASIS_${flag.toUpperCase().replaceAll('-', '_')}`];
-    return e === undefined || e === '' ? undefined : e;
-  };
-  const required = (flag: string, expected: string): string => {
-    const v = get(flag);
-    if (v === undefined) throw flagError(flag, '', `${expected} (flag or QBASIS_${flag.toUpperCase().replaceAll('-', '_')})`);
-    return v;
-  };
-
-  const ip = required('ip', 'the pod IP address');
-  if (isIP(ip) === 0) throw flagError('ip', ip, 'an IPv4 or IPv6 address such as 127.0.1.5');
-  const discovery = hostPort('discovery', required('discovery', 'host:port of the controller'));
-  const appPort = port('app-port', required('app-port', 'the app port'));
-  const appHost = get('app-host') ?? ip;
-  const outboundHost = get('outbound-host') ?? ip;
-  if (isIP(outboundHost) === 0) throw flagError('outbound-host', outboundHost, 'an IPv4 or IPv6 address such as 127.0.0.1');
-  const protocol = get('app-protocol') ?? 'grpc';
-  if (protocol === 'http') throw flagError('app-protocol', protocol, "'grpc' (the HTTP/JSON gateway for app-protocol http is not implemented yet)");
-  if (protocol !== 'grpc') throw flagError('app-protocol', protocol, "'grpc'");
-  const list = <T>(flag: string, parse: (v: string, name: string) => T[]): T[] => {
-    const v = get(flag);
-    if (v === undefined || v.trim() === '') return [];
+/** The message of an annotation-style list parser, without its "--flag: " prefix. */
+function listProblem(parse: (v: string, name: string) => unknown, flag: string): (v: string) => string | undefined {
+  return (v) => {
+    if (v.trim() === '') return undefined;
     try {
-      return parse(v, `--${flag}`);
+      parse(v, `--${flag}`);
+      return undefined;
     } catch (err) {
-      const why = (err as Error).message.replace(/^--[\w-]+: /, '');
-      throw new QbasisError('QB_INVALID_FLAG', `invalid --${flag} '${v}': ${why}`, { details: { flag, value: v } });
+      return (err as Error).message.replace(/^--[\w-]+: /, '');
     }
   };
-  const provides = list('provides', parseProvides);
-  const requires = list('requires', parseRequires);
-  const grace = get('grace-period') ?? '30';
-  const graceSeconds = /^\d+(\.\d+)?$/.test(grace) ? Number(grace) : NaN;
-  if (!(graceSeconds >= 0 && graceSeconds <= 3600)) throw flagError('grace-period', grace, 'seconds from 0 to 3600');
-  const maxFrame = get('max-frame-bytes') ?? String(DEFAULT_MAX_PAYLOAD);
-  const maxFrameBytes = /^\d+$/.test(maxFrame) ? Number(maxFrame) : NaN;
-  if (!(maxFrameBytes >= 1024 && maxFrameBytes <= 0xffffffff)) throw flagError('max-frame-bytes', maxFrame, 'bytes from 1024 to 4294967295');
-  const count = (flag: string, dflt: number, max: number): number => {
-    const v = get(flag) ?? String(dflt);
-    const n = /^\d{1,10}$/.test(v) ? Number(v) : NaN;
-    if (!(n >= 1 && n <= max)) throw flagError(flag, v, `a whole number from 1 to ${max}`);
-    return n;
-  };
-  const seconds = (flag: string, dflt: number): number => {
-    const v = get(flag) ?? String(dflt);
-    const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
-    if (!(n >= 0.05 && n <= 86_400)) throw flagError(flag, v, 'seconds from 0.05 to 86400');
-    return n * 1000;
-  };
-  const limits = {
-    maxConcurrentStreams: count('max-concurrent-streams', 1000, 2 ** 31 - 1),
-    maxConnections: count('max-connections', 4096, 1_000_000),
-    idleTimeoutMs: seconds('idle-timeout', 60),
-    frameIdleTimeoutMs: seconds('frame-idle-timeout', 15),
-  };
-  const logLevel = get('log-level') ?? 'info';
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) {
-    throw flagError('log-level', logLevel, 'one of trace, debug, info, warn, error, fatal, silent');
-  }
-  const ports = {
-    outboundPort: port('outbound-port', get('outbound-port') ?? '15001'),
-    inboundPort: port('inbound-port', get('inbound-port') ?? '15006'),
-    adminPort: port('admin-port', get('admin-port') ?? '15020'),
+}
+
+function appProtocolProblem(v: string): string | undefined {
+  if (v === 'http') return "expected 'grpc' (the HTTP/JSON gateway for app-protocol http is not implemented yet)";
+  return v === 'grpc' ? undefined : "expected 'grpc'";
+}
+
+const PORT = { kind: 'port', min: 1, max: 65535 } as const;
+
+export const SIDECAR_COMMAND: CommandSpec = {
+  name: 'sidecar',
+  synopsis: '--ip <pod ip> --discovery <host:port> --app-port <port> [flags]',
+  summary: 'The per-pod proxy: outbound for the app, inbound for peer sidecars, admin.',
+  env: true,
+  flags: [
+    { name: 'ip', kind: 'string', arg: '<ip>', required: 'the pod IP address', check: ipProblem('127.0.1.5'), help: 'pod IP to bind inbound and admin on (e.g. 127.0.1.5)' },
+    { name: 'discovery', kind: 'string', arg: '<host:port>', required: 'host:port of the controller', check: hostPortProblem, help: 'controller discovery address' },
+    { name: 'app-port', ...PORT, required: 'the app port', help: 'port the app listens on' },
+    { name: 'app-host', kind: 'string', arg: '<host>', help: 'host the app listens on (default: --ip)' },
+    { name: 'outbound-host', kind: 'string', arg: '<ip>', check: ipProblem('127.0.0.1'), help: 'address the app dials for outbound calls (default: --ip; in a pod 127.0.0.1, so only the pod reaches it)' },
+    { name: 'app-protocol', kind: 'string', arg: 'grpc', default: 'grpc', check: appProtocolProblem, help: 'grpc (http is not supported yet)' },
+    { name: 'provides', kind: 'string', arg: '<API@semver,…>', allowEmpty: true, check: listProblem(parseProvides, 'provides'), help: 'comma-separated API@semver the app serves' },
+    { name: 'requires', kind: 'string', arg: '<API@range,…>', allowEmpty: true, check: listProblem(parseRequires, 'requires'), help: 'comma-separated API@range the app calls' },
+    { name: 'outbound-port', ...PORT, default: '15001', help: 'port the app dials' },
+    { name: 'inbound-port', ...PORT, default: '15006', help: 'port peer sidecars dial' },
+    { name: 'admin-port', ...PORT, default: '15020', help: '/live /ready /metrics /routes /shutdown' },
+    { name: 'namespace', kind: 'string', allowEmpty: true, help: 'pod namespace; only endpoints in it are used (default: all)' },
+    { name: 'pod-name', kind: 'string', help: 'pod name, for logs (default sidecar-<ip>)' },
+    { name: 'grace-period', kind: 'number', min: 0, max: 3600, default: '30', expected: 'seconds from 0 to 3600', help: 'seconds to finish in-flight calls on SIGTERM' },
+    { name: 'max-frame-bytes', kind: 'int', min: 1024, max: 0xffffffff, default: String(DEFAULT_MAX_PAYLOAD), expected: 'bytes from 1024 to 4294967295', help: 'largest message accepted, in bytes' },
+    { name: 'max-concurrent-streams', kind: 'int', min: 1, max: 2 ** 31 - 1, default: '1000', help: 'streams per connection, advertised and enforced on both listeners' },
+    { name: 'max-connections', kind: 'int', min: 1, max: 1_000_000, default: '4096', help: 'open connections per listener; more are closed at once' },
+    { name: 'idle-timeout', kind: 'number', min: 0.05, max: 86_400, default: '60', expected: 'seconds from 0.05 to 86400', help: 'seconds a connection may stay open with no call before GOAWAY' },
+    { name: 'frame-idle-timeout', kind: 'number', min: 0.05, max: 86_400, default: '15', expected: 'seconds from 0.05 to 86400', help: 'seconds a started frame may wait for its next byte before the call fails' },
+    { name: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'log level' },
+  ],
+};
+
+export function usage(): string {
+  return commandUsage(SIDECAR_COMMAND);
+}
+
+/** Parses argv plus QBASIS_* environment (cli/flags.ts). Throws UsageError (QB_INVALID_FLAG, exit 2); returns 'help' for --help. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConfig | 'help' {
+  const parsed = parseCommandLine(SIDECAR_COMMAND, argv, env);
+  if (parsed === 'help') return 'help';
+  const v = parsed.values;
+  const get = (flag: string): string | undefined => v.get(flag);
+  const num = (flag: string): number => Number(v.get(flag));
+  const ip = get('ip')!;
+  const list = <T>(flag: string, parse: (value: string, name: string) => T[]): T[] => {
+    const value = get(flag);
+    return value === undefined || value.trim() === '' ? [] : parse(value, `--${flag}`);
   };
   return {
-    ip, outboundHost, discovery, appPort, appHost, appProtocol: 'grpc', provides, requires, ...ports,
-    namespace: get('namespace') ?? '', podName: get('pod-name') ?? `sidecar-${ip}`,
-    gracePeriodMs: graceSeconds * 1000, maxFrameBytes, ...limits, logLevel,
+    ip,
+    outboundHost: get('outbound-host') ?? ip,
+    discovery: get('discovery')!,
+    appPort: num('app-port'),
+    appHost: get('app-host') ?? ip,
+    appProtocol: 'grpc',
+    provides: list('provides', parseProvides),
+    requires: list('requires', parseRequires),
+    outboundPort: num('outbound-port'),
+    inboundPort: num('inbound-port'),
+    adminPort: num('admin-port'),
+    namespace: get('namespace') ?? '',
+    podName: get('pod-name') ?? `sidecar-${ip}`,
+    gracePeriodMs: num('grace-period') * 1000,
+    maxFrameBytes: num('max-frame-bytes'),
+    maxConcurrentStreams: num('max-concurrent-streams'),
+    maxConnections: num('max-connections'),
+    idleTimeoutMs: num('idle-timeout') * 1000,
+    frameIdleTimeoutMs: num('frame-idle-timeout') * 1000,
+    logLevel: get('log-level')!,
   };
 }

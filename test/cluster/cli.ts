@@ -1,7 +1,11 @@
-// `qbasis cluster up|down|env|status`: a real local Kubernetes control plane for tests and demos.
+// `qbasis cluster up|down|env|status|build`: a real local Kubernetes control plane for tests and demos.
+// Flags through cli/flags.ts (exit 2 for a usage error, one line on stderr).
 import { clusterDir, componentStatus, down, envLines, isHealthy, readState, up, NODE_NAME, POD_CIDR } from './cluster.ts';
 import { ensureTools } from './build.ts';
 import { KUBERNETES_VERSION, TOOLS, type ToolName } from './versions.ts';
+import { parseCommandLine, reportFailure, unknownSubcommand, wantsHelp, type CommandSpec, type FlagSpec, type ParsedCommandLine } from '../../cli/flags.ts';
+
+const SUBCOMMANDS = ['up', 'down', 'env', 'status', 'build', 'help'];
 
 const USAGE = `Usage: qbasis cluster <up|down|env|status|build> [--name NAME] [--dir DIR]
 
@@ -11,38 +15,50 @@ const USAGE = `Usage: qbasis cluster <up|down|env|status|build> [--name NAME] [-
   down     stop every process the cluster started (by pid) and remove its state dir
   env      print shell exports; use: eval "$(npx qbasis cluster env)"
   status   show each component, its pid and whether it runs
-  build    only build the tools (--tools k8s-tools,kwok,helm,ghz,grpcurl)
+  build    only build the tools (--tools ${Object.keys(TOOLS).join(',')})
 
-State dir: $QBASIS_CLUSTER_DIR, else ~/.cache/qbasis/clusters/<name> (name 'default').
+Flags:
+  --name NAME   the cluster's name, a DNS label (default 'default')
+  --dir DIR     its state dir (default: $QBASIS_CLUSTER_DIR, else ~/.cache/qbasis/clusters/<name>)
+  -h, --help    show this help
+
 Kubernetes ${KUBERNETES_VERSION}.`;
+
+const NAME_FLAG: FlagSpec = {
+  name: 'name', kind: 'string', default: 'default', help: 'cluster name',
+  check: (v) => (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? undefined : 'expected a DNS label (lower-case letters, digits and -, at most 63), e.g. default'),
+};
+const DIR_FLAG: FlagSpec = { name: 'dir', kind: 'string', arg: '<dir>', help: 'state dir' };
+const TOOLS_FLAG: FlagSpec = {
+  name: 'tools', kind: 'string', arg: '<tool,…>', help: 'build only these tools',
+  check: (v) => {
+    const bad = v.split(',').filter((t) => !(t in TOOLS));
+    return bad.length > 0 ? `unknown tool(s) ${bad.join(', ')}; expected some of ${Object.keys(TOOLS).join(', ')}` : undefined;
+  },
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  let name = 'default';
-  let dir: string | undefined;
-  let tools: ToolName[] | undefined;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? rest[++i];
-      if (v === undefined || v === '') throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === '--name') name = value();
-    else if (flag === '--dir') dir = value();
-    else if (flag === '--tools' && command === 'build') {
-      tools = value().split(',') as ToolName[];
-      const bad = tools.filter((t) => !(t in TOOLS));
-      if (bad.length > 0) throw new Error(`unknown tool(s) ${bad.join(', ')}; expected some of ${Object.keys(TOOLS).join(', ')}`);
-    } else if (flag === '--help' || flag === '-h') {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    } else {
-      process.stderr.write(`qbasis cluster: unknown flag '${a}'\n${USAGE}\n`);
-      return 2;
-    }
+  if (command === undefined) {
+    process.stderr.write(USAGE + '\n');
+    return 2;
   }
+  if (command === 'help' || wantsHelp([command]) || wantsHelp(rest)) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (!SUBCOMMANDS.includes(command)) return reportFailure('cluster', unknownSubcommand('cluster', command, SUBCOMMANDS.slice(0, -1)));
+  const spec: CommandSpec = { name: `cluster ${command}`, flags: command === 'build' ? [NAME_FLAG, DIR_FLAG, TOOLS_FLAG] : [NAME_FLAG, DIR_FLAG] };
+  let parsed: ParsedCommandLine | 'help';
+  try {
+    parsed = parseCommandLine(spec, rest);
+  } catch (err) {
+    return reportFailure(spec.name, err);
+  }
+  if (parsed === 'help') return 0;
+  const name = parsed.values.get('name')!;
+  const dir = parsed.values.get('dir');
+  const tools = parsed.values.get('tools')?.split(',') as ToolName[] | undefined;
   const stateDir = dir ?? clusterDir(name);
 
   switch (command) {
@@ -99,12 +115,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(bin + '\n');
       return 0;
     }
-    case undefined:
-    case 'help':
-      process.stdout.write(USAGE + '\n');
-      return command === undefined ? 2 : 0;
     default:
-      process.stderr.write(`qbasis cluster: unknown command '${command}'; expected up, down, env, status or build\n`);
-      return 2;
+      return 0;
   }
 }

@@ -347,5 +347,5 @@ test('a controller started on a file over its --pods-file-max-bytes is not ready
 test('controller refuses --pods-file-max-bytes 0 with one line and exit 2', () => {
   const r = spawnSync(process.execPath, [QBASIS_BIN, 'controller', '--pods-file', file, '--pods-file-max-bytes', '0'], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 2, `exit code; stderr: ${r.stderr}`);
-  assert.equal(r.stderr, "qbasis controller: --pods-file-max-bytes '0' is invalid: expected a positive number of bytes\n");
+  assert.equal(r.stderr, "qbasis controller: QB_INVALID_FLAG: --pods-file-max-bytes '0' is invalid: expected a positive number of bytes\n");
 });

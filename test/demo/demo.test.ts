@@ -71,5 +71,5 @@ test('demo refuses a bad flag with one line and exit 2', () => {
   const r = spawnSync(process.execPath, [QBASIS_BIN, 'demo', '--duration', 'soon'], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 2);
   assert.equal(r.stderr.trim().split('\n').length, 1);
-  assert.match(r.stderr, /^qbasis demo: --duration 'soon' is invalid: expected seconds from 10 to 3600/);
+  assert.match(r.stderr, /^qbasis demo: QB_INVALID_FLAG: --duration 'soon' is invalid: expected seconds from 10 to 3600/);
 });

@@ -10,10 +10,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
-import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import YAML from 'yaml';
 import { satisfies } from '../../proto/versions.ts';
+import { parseOrExit, type CommandSpec } from '../../cli/flags.ts';
 import { ORDER_API, orderClient } from './order-app.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -32,55 +32,32 @@ interface Options {
   quiet: boolean;
 }
 
-class DemoFlagError extends Error {}
+const DEMO_COMMAND: CommandSpec = {
+  name: 'demo',
+  summary: 'The local rolling-upgrade demo: a controller, OrderService 1.4.0 pods, a ^1.2 client under load, 1.x rolled to 1.5.0 and 2.0.0 added.',
+  flags: [
+    { name: 'duration', kind: 'int', min: 10, max: 3600, default: '50', expected: 'seconds from 10 to 3600', help: 'seconds of load (about a minute in all; the rollout is spread over it)' },
+    { name: 'rps', kind: 'int', min: 1, max: 2000, default: '40', expected: 'calls per second from 1 to 2000', help: 'calls per second from the ^1.2 client' },
+    {
+      name: 'ip-prefix', kind: 'string', arg: '127.X.Y', default: '127.0.1', help: 'every "pod" gets <prefix>.N',
+      check: (p) => (/^127\.\d{1,3}\.\d{1,3}$/.test(p) && !p.split('.').some((o) => Number(o) > 255) ? undefined : 'expected three loopback octets such as 127.0.1'),
+    },
+    { name: 'discovery-port', kind: 'port', default: '0', help: "the local controller's discovery port (0: any free port)" },
+    { name: 'json', kind: 'bool', help: 'end with one JSON line of the counts' },
+    { name: 'quiet', kind: 'bool', help: 'no live lines, only the final table' },
+  ],
+};
 
-function parseOptions(argv: string[]): Options | 'help' {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        duration: { type: 'string' },
-        rps: { type: 'string' },
-        'ip-prefix': { type: 'string' },
-        'discovery-port': { type: 'string' },
-        json: { type: 'boolean' },
-        quiet: { type: 'boolean' },
-        help: { type: 'boolean' },
-      },
-    }).values;
-  } catch (err) {
-    throw new DemoFlagError((err as Error).message.split('\n')[0]!);
-  }
-  if (values.help === true) return 'help';
-  const num = (flag: string, def: string, min: number, max: number, what: string): number => {
-    const raw = (values[flag] as string | undefined) ?? def;
-    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-    if (!(n >= min && n <= max)) throw new DemoFlagError(`--${flag} '${raw}' is invalid: expected ${what} from ${min} to ${max}`);
-    return n;
-  };
-  const prefix = (values['ip-prefix'] as string | undefined) ?? '127.0.1';
-  if (!/^127\.\d{1,3}\.\d{1,3}$/.test(prefix) || prefix.split('.').some((o) => Number(o) > 255)) {
-    throw new DemoFlagError(`--ip-prefix '${prefix}' is invalid: expected three loopback octets such as 127.0.1`);
-  }
+function options(values: Map<string, string>): Options {
   return {
-    durationS: num('duration', '50', 10, 3600, 'seconds'),
-    rps: num('rps', '40', 1, 2000, 'calls per second'),
-    prefix,
-    discoveryPort: num('discovery-port', '0', 0, 65535, 'a port'),
-    json: values.json === true,
-    quiet: values.quiet === true,
+    durationS: Number(values.get('duration')),
+    rps: Number(values.get('rps')),
+    prefix: values.get('ip-prefix')!,
+    discoveryPort: Number(values.get('discovery-port')),
+    json: values.get('json') === 'true',
+    quiet: values.get('quiet') === 'true',
   };
 }
-
-const USAGE = `Usage: qbasis demo [--duration <s>] [--rps <n>] [--ip-prefix 127.0.1] [--discovery-port <n>] [--json] [--quiet]
-  --duration        seconds of load (default 50, about a minute in all; the rollout is spread over it)
-  --rps             calls per second from the ^1.2 client (default 40)
-  --ip-prefix       every "pod" gets <prefix>.N (default 127.0.1)
-  --discovery-port  the local controller's discovery port (default 0: any free port)
-  --json            end with one JSON line of the counts
-  --quiet           no live lines, only the final table`;
 
 // --- processes -------------------------------------------------------------
 
@@ -273,18 +250,9 @@ function startLoad(target: string, rps: number, counts: Counts): { stop: () => P
 // --- the demo --------------------------------------------------------------
 
 export async function main(argv: string[]): Promise<number> {
-  let opts: Options | 'help';
-  try {
-    opts = parseOptions(argv);
-  } catch (err) {
-    process.stderr.write(`qbasis demo: ${(err as Error).message}\n`);
-    return 2;
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const o = opts;
+  const parsed = parseOrExit(DEMO_COMMAND, argv);
+  if (typeof parsed === 'number') return parsed;
+  const o = options(parsed.values);
   const say = (s: string): void => {
     if (!o.quiet) process.stdout.write(s + '\n');
   };

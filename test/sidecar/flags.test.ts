@@ -14,21 +14,29 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null
 }
 
 const cases: { name: string; args: string[]; env?: NodeJS.ProcessEnv; expect: RegExp }[] = [
-  { name: 'an unknown flag', args: [...OK, '--frobnicate', 'x'], expect: /unknown flag '--frobnicate': expected one of .*--app-port/ },
-  { name: 'a port that is not a number', args: ['--ip', '127.0.44.1', '--discovery', '127.0.44.1:15010', '--app-port', 'http'], expect: /invalid --app-port 'http': expected a port number from 1 to 65535/ },
-  { name: 'a port out of range', args: [...OK, '--admin-port', '70000'], expect: /invalid --admin-port '70000': expected a port number from 1 to 65535/ },
-  { name: 'a missing required flag', args: ['--ip', '127.0.44.1', '--app-port', '50051'], expect: /invalid --discovery '': expected host:port of the controller \(flag or QBASIS_DISCOVERY\)/ },
-  { name: 'a bad --ip', args: ['--ip', 'localhost:80', '--discovery', '127.0.44.1:15010', '--app-port', '1'], expect: /invalid --ip 'localhost:80': expected an IPv4 or IPv6 address/ },
-  { name: 'a bad --discovery', args: ['--ip', '127.0.44.1', '--discovery', '127.0.44.1', '--app-port', '1'], expect: /invalid --discovery '127\.0\.44\.1': expected host:port/ },
-  { name: 'a provided version that is not semver', args: [...OK, '--provides', 'shop.orders.v1.OrderService@1.x'], expect: /invalid --provides 'shop\.orders\.v1\.OrderService@1\.x': '1\.x' .* is not a semantic version; expected .*MAJOR\.MINOR\.PATCH/ },
-  { name: 'a required range that is not a range', args: [...OK, '--requires', 'shop.orders.v1.OrderService@banana'], expect: /invalid --requires 'shop\.orders\.v1\.OrderService@banana': 'banana' .* is not a semver range; expected/ },
-  { name: 'a bad --outbound-host', args: [...OK, '--outbound-host', 'localhost'], expect: /invalid --outbound-host 'localhost': expected an IPv4 or IPv6 address/ },
-  { name: '--app-protocol http (not implemented yet)', args: [...OK, '--app-protocol', 'http'], expect: /invalid --app-protocol 'http': expected 'grpc' \(the HTTP\/JSON gateway .* not implemented yet\)/ },
-  { name: 'a bad --grace-period', args: [...OK, '--grace-period=-1'], expect: /invalid --grace-period '-1': expected seconds/ },
-  { name: 'a value starting with a dash given without =', args: [...OK, '--grace-period', '-1'], expect: /invalid --grace-period: its value starts with '-'; expected --grace-period=<value>/ },
-  { name: 'a bad --log-level', args: [...OK, '--log-level', 'loud'], expect: /invalid --log-level 'loud': expected one of trace/ },
-  { name: 'a bad value in the environment (QBASIS_APP_PORT)', args: ['--ip', '127.0.44.1', '--discovery', '127.0.44.1:15010'], env: { QBASIS_APP_PORT: 'abc' }, expect: /invalid --app-port 'abc': expected a port number/ },
-  { name: 'a positional argument', args: [...OK, 'extra'], expect: /unexpected argument 'extra'/ },
+  { name: 'an unknown flag', args: [...OK, '--frobnicate', 'x'], expect: /QB_INVALID_FLAG: unknown flag '--frobnicate': expected one of .*--app-port/ },
+  { name: 'a misspelt flag', args: [...OK, '--grace-perod', '3'], expect: /unknown flag '--grace-perod': did you mean --grace-period\?/ },
+  { name: 'a port that is not a number', args: ['--ip', '127.0.44.1', '--discovery', '127.0.44.1:15010', '--app-port', 'http'], expect: /--app-port 'http' is invalid: expected a port number from 1 to 65535/ },
+  { name: 'a port out of range', args: [...OK, '--admin-port', '70000'], expect: /--admin-port '70000' is invalid: expected a port number from 1 to 65535/ },
+  { name: 'a missing required flag', args: ['--ip', '127.0.44.1', '--app-port', '50051'], expect: /QB_INVALID_FLAG: missing --discovery: expected host:port of the controller \(as --discovery or QBASIS_DISCOVERY\)/ },
+  { name: 'a flag without its value', args: [...OK, '--admin-port'], expect: /--admin-port needs a value: expected a port number from 1 to 65535$/ },
+  { name: 'a flag followed by another flag instead of its value', args: ['--ip', '--discovery', '127.0.44.1:15010', '--app-port', '1'], expect: /--ip needs a value: expected .*; got the flag '--discovery' next \(write --ip=VALUE for a value that starts with --\)/ },
+  { name: 'a bad --ip', args: ['--ip', 'localhost:80', '--discovery', '127.0.44.1:15010', '--app-port', '1'], expect: /--ip 'localhost:80' is invalid: expected an IPv4 or IPv6 address/ },
+  { name: 'a bad --discovery', args: ['--ip', '127.0.44.1', '--discovery', '127.0.44.1', '--app-port', '1'], expect: /--discovery '127\.0\.44\.1' is invalid: expected host:port/ },
+  { name: 'a provided version that is not semver', args: [...OK, '--provides', 'shop.orders.v1.OrderService@1.x'], expect: /--provides 'shop\.orders\.v1\.OrderService@1\.x' is invalid: '1\.x' .* is not a semantic version; expected .*MAJOR\.MINOR\.PATCH/ },
+  { name: 'a required range that is not a range', args: [...OK, '--requires', 'shop.orders.v1.OrderService@banana'], expect: /--requires 'shop\.orders\.v1\.OrderService@banana' is invalid: 'banana' .* is not a semver range; expected/ },
+  { name: 'a bad --outbound-host', args: [...OK, '--outbound-host', 'localhost'], expect: /--outbound-host 'localhost' is invalid: expected an IPv4 or IPv6 address/ },
+  { name: '--app-protocol http (not implemented yet)', args: [...OK, '--app-protocol', 'http'], expect: /--app-protocol 'http' is invalid: expected 'grpc' \(the HTTP\/JSON gateway .* not implemented yet\)/ },
+  { name: 'a bad --grace-period', args: [...OK, '--grace-period=-1'], expect: /--grace-period '-1' is invalid: expected seconds from 0 to 3600/ },
+  // A value that starts with '-' is the flag's value (refused on its merits), with or without '='.
+  { name: 'a negative value given without =', args: [...OK, '--grace-period', '-1'], expect: /--grace-period '-1' is invalid: expected seconds from 0 to 3600/ },
+  { name: 'a bad --log-level', args: [...OK, '--log-level', 'loud'], expect: /--log-level 'loud' is invalid: expected one of trace/ },
+  { name: 'a bad --max-connections', args: [...OK, '--max-connections', '0'], expect: /--max-connections '0' is invalid: expected a whole number from 1 to 1000000/ },
+  { name: 'a bad --idle-timeout', args: [...OK, '--idle-timeout', '0.01'], expect: /--idle-timeout '0\.01' is invalid: expected seconds from 0\.05 to 86400/ },
+  { name: 'a bad value in the environment (QBASIS_APP_PORT)', args: ['--ip', '127.0.44.1', '--discovery', '127.0.44.1:15010'], env: { QBASIS_APP_PORT: 'abc' }, expect: /--app-port 'abc' \(from QBASIS_APP_PORT\) is invalid: expected a port number/ },
+  { name: 'a bad value in the environment (QBASIS_FRAME_IDLE_TIMEOUT)', args: OK, env: { QBASIS_FRAME_IDLE_TIMEOUT: 'soon' }, expect: /--frame-idle-timeout 'soon' \(from QBASIS_FRAME_IDLE_TIMEOUT\) is invalid/ },
+  { name: 'a value with a newline (still one line)', args: [...OK, '--pod-name', 'a\nb', '--log-level', 'x\ny'], expect: /--log-level 'x\\x0ay' is invalid/ },
+  { name: 'a positional argument', args: [...OK, 'extra'], expect: /QB_USAGE: unexpected argument 'extra': qbasis sidecar takes only flags/ },
 ];
 
 for (const c of cases) {
@@ -37,7 +45,7 @@ for (const c of cases) {
     assert.equal(r.code, 2, r.stderr);
     const lines = r.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, `one line, got: ${r.stderr}`);
-    assert.match(lines[0]!, /^qbasis sidecar: /);
+    assert.match(lines[0]!, /^qbasis sidecar: QB_(INVALID_FLAG|USAGE): /);
     assert.match(lines[0]!, c.expect);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   });
@@ -47,5 +55,16 @@ test('sidecar --help lists every flag with its QBASIS_ form and exits 0', () => 
   const r = run(['--help']);
   assert.equal(r.code, 0);
   for (const f of ['--ip', '--discovery', '--app-port', '--provides', '--requires', '--grace-period', '--max-frame-bytes']) assert.ok(r.stdout.includes(f), f);
-  assert.match(r.stdout, /QBASIS_APP_PORT/);
+  assert.match(r.stdout, /QBASIS_IP/);
+  for (const f of ['--max-concurrent-streams', '--max-connections', '--idle-timeout', '--frame-idle-timeout', '--outbound-host', '--log-level']) assert.ok(r.stdout.includes(f), f);
+  assert.match(r.stdout, /--outbound-port <port> +port the app dials \(default 15001\)/);
+});
+
+test('a flag wins over its QBASIS_ variable: a bad variable that a flag overrides is not looked at', () => {
+  // No --discovery: the parse gets past the variables and stops at the missing flag.
+  const r = run(['--ip', '127.0.44.1', '--app-port', '50051'], { QBASIS_APP_PORT: 'abc' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^qbasis sidecar: QB_INVALID_FLAG: missing --discovery/);
+  const help = run(['--ip', '127.0.44.1', '--help'], { QBASIS_APP_PORT: 'abc' });
+  assert.equal(help.code, 0, 'help wins');
 });
