@@ -194,6 +194,31 @@ export abstract class CallRelay {
   }
 }
 
+let turnQueue: (() => void)[] = [];
+let turnSpare: (() => void)[] = [];
+let turnScheduled = false;
+
+/**
+ * Runs `fn` one event-loop turn later (after the I/O of this turn, so a reset that arrived in the
+ * same read is seen first). One Immediate per turn serves every call that arrived in it.
+ */
+export function nextTurn(fn: () => void): void {
+  turnQueue.push(fn);
+  if (!turnScheduled) {
+    turnScheduled = true;
+    setImmediate(runTurn);
+  }
+}
+
+function runTurn(): void {
+  turnScheduled = false;
+  const q = turnQueue;
+  turnQueue = turnSpare;
+  for (let i = 0; i < q.length; i++) q[i]!();
+  q.length = 0;
+  turnSpare = q;
+}
+
 /** A request's headers to pass on: the raw list minus our own qbasis-* (and whatever `drop` names). */
 export function passHeaders(raw: string[], drop?: string): string[] {
   const h: string[] = [];

@@ -15,7 +15,7 @@ import { GrpcMessageReader, grpcMessage } from '../grpc-wire.ts';
 import { sessionState, type SessionState } from '../h2-listener.ts';
 import type { Metrics } from '../metrics.ts';
 import type { H2Connection } from '../connection.ts';
-import { CallRelay, passHeaders } from '../relay.ts';
+import { CallRelay, nextTurn, passHeaders } from '../relay.ts';
 import { frameVerdict, type ProvidedPath } from './provided.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -61,7 +61,7 @@ export class InboundCall extends CallRelay {
     down.on('data', this.#onDownData);
     down.on('end', this.#onDownEnd);
     // Resets that arrive with the request (same read) are seen before the app is bothered.
-    setImmediate(this.#openApp);
+    nextTurn(this.#openApp);
   }
 
   #openApp = (): void => {

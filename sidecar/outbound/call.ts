@@ -13,7 +13,7 @@ import { decodeGrpcMessage, formatTimeout, GrpcMessageReader, grpcMessage } from
 import { sessionState, type SessionState } from '../h2-listener.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Peer } from '../peer.ts';
-import { CallRelay, passHeaders } from '../relay.ts';
+import { CallRelay, nextTurn, passHeaders } from '../relay.ts';
 import type { PathRoute } from './router.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -61,7 +61,7 @@ export class OutboundCall extends CallRelay {
     // No 'data' listener yet: the app's request waits in the stream (flow-controlled) until a peer
     // stream exists to take it. The first attempt waits a turn, so a stream the app resets at once
     // (rapid reset) never reaches a peer: the shared connection to that peer must not pay for it.
-    setImmediate(this.#first);
+    nextTurn(this.#first);
   }
 
   #first = (): void => {
