@@ -1,43 +1,82 @@
-// Prometheus metrics of one sidecar. The hot path only touches pre-bound label children (one counter
-// inc and one histogram observe per call); gauges about endpoints and discovery are computed at scrape.
+// Prometheus metrics of one sidecar. The per-call path allocates nothing: a call adds to plain numbers in
+// the `Bound` of its (direction, api, method) (a count per status, the duration histogram's bucket counts,
+// sum and count), and refusals to one number per (direction, reason). prom-client sees those numbers only
+// at scrape time: the two counters are ordinary prom-client counters refilled by their `collect()`, the
+// histogram is a small registered metric (`CallDurations`) whose output is what prom-client's Histogram
+// prints. Series come out in the order they first got a value, as prom-client's own children did.
+// Gauges about endpoints and discovery are computed at scrape too.
 import client from 'prom-client';
 import { registerDefaultMetrics } from '../proto/default-metrics.ts';
 
 export type Direction = 'outbound' | 'inbound';
 
-type Inc = { inc(v?: number): void };
-type Obs = { observe(v: number): void };
-
 const STATUS_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
   'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
   'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
 
+/** Any status the far end sends that gRPC does not define (its grpc-status is wire input) shares one label. */
+const OTHER_STATUS = STATUS_NAMES.length;
+
 export function statusName(code: number): string {
-  return STATUS_NAMES[code] ?? String(code);
+  return STATUS_NAMES[code] ?? 'OTHER';
 }
 
-/** The label children of one (direction, api, method): one counter per status, one histogram. */
+function statusIndex(code: number): number {
+  return Number.isInteger(code) && code >= 0 && code < OTHER_STATUS ? code : OTHER_STATUS;
+}
+
+const DURATION_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+// Layout of a Bound's duration numbers: one (non-cumulative) count per bucket, then the sum and the count.
+const SUM = DURATION_BUCKETS.length;
+const COUNT = SUM + 1;
+
+/** One counter series: its labels (built once, handed to prom-client at scrape) and its value. */
+interface CountSeries<L extends string> { readonly labels: Record<L, string>; n: number }
+
+type CallLabel = 'direction' | 'api' | 'method' | 'status';
+type DurationLabel = 'direction' | 'api' | 'method';
+
+/** The series of requests_total and request_duration_seconds, each in the order it first got a value. */
+class CallSeries {
+  readonly counts: CountSeries<CallLabel>[] = [];
+  readonly durations: Bound[] = [];
+}
+
+/** The numbers of one (direction, api, method): a count per status and the duration histogram. */
 class Bound {
-  readonly #m: Metrics;
-  readonly #labels: [Direction, string, string];
-  readonly #byStatus: (Inc | undefined)[] = [];
-  readonly #duration: Obs;
+  readonly #series: CallSeries;
+  /** The histogram's labels; also the start of every status series' labels. */
+  readonly labels: Readonly<Record<DurationLabel, string>>;
+  readonly #byStatus: (CountSeries<CallLabel> | undefined)[] = [];
+  /** DURATION_BUCKETS.length bucket counts (not cumulative; above the last bound only COUNT grows), SUM, COUNT. */
+  readonly durations = new Float64Array(COUNT + 1);
 
   constructor(m: Metrics, direction: Direction, api: string, method: string) {
-    this.#m = m;
-    this.#labels = [direction, api, method];
-    this.#duration = m.duration.labels(direction, api, method);
+    this.#series = m.calls;
+    this.labels = { direction, api, method };
   }
 
-  record(status: number, seconds: number): void {
+  record(code: number, seconds: number): void {
+    const status = statusIndex(code);
     let c = this.#byStatus[status];
     if (c === undefined) {
-      const [d, a, mth] = this.#labels;
-      c = this.#m.requests.labels(d, a, mth, statusName(status));
+      c = { labels: { ...this.labels, status: statusName(status) }, n: 0 };
       this.#byStatus[status] = c;
+      this.#series.counts.push(c);
     }
-    c.inc();
-    this.#duration.observe(seconds);
+    c.n++;
+    // prom-client's observe() threw on a non-finite value; a duration from performance.now() is never one.
+    if (!Number.isFinite(seconds)) return;
+    const d = this.durations;
+    if (d[COUNT] === 0) this.#series.durations.push(this);
+    for (let i = 0; i < SUM; i++) {
+      if (seconds <= DURATION_BUCKETS[i]!) {
+        d[i]!++;
+        break;
+      }
+    }
+    d[SUM]! += seconds;
+    d[COUNT]!++;
   }
 }
 
@@ -106,28 +145,101 @@ const UNIMPLEMENTED = 12;
 
 export interface EndpointCounts { api: string; state: string; count: number }
 
+/** A sample as prom-client's Registry reads it (see prom-client's histogram.js `getForPromString`). */
+interface Sample {
+  labels: Record<string, string | number>;
+  sharedLabels?: Readonly<Record<string, string>>;
+  value: number;
+  metricName: string;
+  exemplar?: null;
+}
+
+/**
+ * request_duration_seconds, read from the Bounds at scrape. prom-client 15's Histogram has no way to set
+ * a series, so this is the small metric object its Registry takes through registerMetric(): name, help,
+ * type, aggregator, get() (JSON, cluster) and getForPromString() (text), the same samples as a
+ * prom-client Histogram with these labels and buckets would give. reset() does nothing: the numbers in
+ * the Bounds are the truth (as for the counters, whose collect() refills them at every scrape).
+ */
+class CallDurations {
+  readonly name = 'qbasis_sidecar_request_duration_seconds';
+  readonly help = 'Call duration as seen by the sidecar (first byte in to last byte out)';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly labelNames: readonly DurationLabel[] = ['direction', 'api', 'method'];
+  readonly buckets = DURATION_BUCKETS;
+  readonly #series: CallSeries;
+
+  constructor(series: CallSeries) {
+    this.#series = series;
+  }
+
+  async getForPromString(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }> {
+    const bucket = `${this.name}_bucket`, sum = `${this.name}_sum`, count = `${this.name}_count`;
+    const values: Sample[] = [];
+    for (const b of this.#series.durations) {
+      const d = b.durations, sharedLabels = b.labels;
+      let acc = 0;
+      for (let i = 0; i < SUM; i++) {
+        acc += d[i]!;
+        values.push({ labels: { le: DURATION_BUCKETS[i]! }, sharedLabels, value: acc, metricName: bucket, exemplar: null });
+      }
+      values.push(
+        { labels: { le: '+Inf' }, sharedLabels, value: d[COUNT]!, metricName: bucket, exemplar: null },
+        { labels: {}, sharedLabels, value: d[SUM]!, metricName: sum },
+        { labels: {}, sharedLabels, value: d[COUNT]!, metricName: count },
+      );
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  /** As prom-client's Histogram.get(): the shared labels folded into each sample's labels. */
+  async get(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }> {
+    const data = await this.getForPromString();
+    data.values = data.values.map(({ sharedLabels, labels, ...rest }) => ({ ...rest, labels: { ...labels, ...sharedLabels } }));
+    return data;
+  }
+
+  reset(): void {}
+}
+
+/** Counter series of one label set, refilled from plain numbers at scrape (prom-client's `collect()`). */
+function countsCounter<L extends string>(config: { name: string; help: string; labelNames: L[]; registers: client.Registry[] },
+  series: readonly CountSeries<L>[]): client.Counter<L> {
+  return new client.Counter<L>({
+    ...config,
+    collect() {
+      this.reset();
+      for (const s of series) this.inc(s.labels, s.n);
+    },
+  });
+}
+
 export class Metrics {
   readonly registry = new client.Registry();
-  readonly requests: client.Counter<'direction' | 'api' | 'method' | 'status'>;
-  readonly duration: client.Histogram<'direction' | 'api' | 'method'>;
+  /** requests, duration and framesRefused are filled from plain numbers at scrape: an inc() on them is lost. */
+  readonly requests: client.Counter<CallLabel>;
+  readonly duration: CallDurations;
   readonly framesRefused: client.Counter<'direction' | 'reason'>;
   readonly retries: client.Counter<'api' | 'reason'>;
   readonly ejections: client.Counter<'api'>;
+  /** The numbers behind requests and duration, kept by the Bounds; read at scrape. */
+  readonly calls = new CallSeries();
   #endpointSource: () => EndpointCounts[] = () => [];
   #discoverySource: () => string = () => 'connecting';
   #inflightSource: () => { outbound: number; inbound: number } = () => ({ outbound: 0, inbound: 0 });
-  readonly #refused = new Map<string, Inc>();
+  readonly #refusedOutbound = new Map<string, CountSeries<'direction' | 'reason'>>();
+  readonly #refusedInbound = new Map<string, CountSeries<'direction' | 'reason'>>();
+  readonly #refusedSeries: CountSeries<'direction' | 'reason'>[] = [];
   readonly #apis = new Map<string, ApiMethods>();
 
   constructor() {
     const registers = [this.registry];
-    this.requests = new client.Counter({ name: 'qbasis_sidecar_requests_total', help: 'Calls completed, by direction, API, method and gRPC status', labelNames: ['direction', 'api', 'method', 'status'], registers });
-    this.duration = new client.Histogram({
-      name: 'qbasis_sidecar_request_duration_seconds', help: 'Call duration as seen by the sidecar (first byte in to last byte out)',
-      labelNames: ['direction', 'api', 'method'], registers,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    });
-    this.framesRefused = new client.Counter({ name: 'qbasis_sidecar_frames_refused_total', help: 'Frames or calls refused, by direction and reason (a QB_* code)', labelNames: ['direction', 'reason'], registers });
+    this.requests = countsCounter({ name: 'qbasis_sidecar_requests_total', help: 'Calls completed, by direction, API, method and gRPC status', labelNames: ['direction', 'api', 'method', 'status'], registers }, this.calls.counts);
+    this.duration = new CallDurations(this.calls);
+    // The Registry reads a metric by duck typing; its TypeScript type lists only prom-client's own classes.
+    this.registry.registerMetric(this.duration as unknown as client.Metric);
+    this.framesRefused = countsCounter({ name: 'qbasis_sidecar_frames_refused_total', help: 'Frames or calls refused, by direction and reason (a QB_* code)', labelNames: ['direction', 'reason'], registers }, this.#refusedSeries);
     this.retries = new client.Counter({ name: 'qbasis_sidecar_retries_total', help: 'Calls retried on another endpoint (nothing had been processed)', labelNames: ['api', 'reason'], registers });
     this.ejections = new client.Counter({ name: 'qbasis_sidecar_endpoint_ejections_total', help: 'Endpoints ejected after consecutive failures', labelNames: ['api'], registers });
     const self = this;
@@ -176,12 +288,13 @@ export class Metrics {
   }
 
   refused(direction: Direction, reason: string): void {
-    const key = `${direction}/${reason}`;
-    let c = this.#refused.get(key);
+    const byReason = direction === 'outbound' ? this.#refusedOutbound : this.#refusedInbound;
+    let c = byReason.get(reason);
     if (c === undefined) {
-      c = this.framesRefused.labels(direction, reason);
-      this.#refused.set(key, c);
+      c = { labels: { direction, reason }, n: 0 };
+      byReason.set(reason, c);
+      this.#refusedSeries.push(c);
     }
-    c.inc();
+    c.n++;
   }
 }
