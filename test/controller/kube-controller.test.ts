@@ -4,7 +4,6 @@
 // Addresses: controllers listen on 127.0.61.x (this file's octet: 61).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/cluster.ts';
 import { restartComponent } from '../harness/restart.ts';
 import { WatchReader } from '../fixtures/local-controller.ts';
@@ -143,7 +142,7 @@ test('annotated pods made Running by the fake node appear in kubectl get bsvc wi
   assert.match(metrics.body, /qbasis_controller_reconcile_total\{result="success"\} [1-9]/);
   assert.match(metrics.body, /qbasis_controller_reconcile_duration_seconds_bucket/);
   assert.match(metrics.body, /qbasis_controller_workqueue_depth\{queue="basisservices"\} \d/);
-  assert.match(metrics.body, /qbasis_discovery_streams 1/);
+  assert.match(metrics.body, /qbasis_controller_discovery_streams 1/);
   assert.match(metrics.body, /qbasis_controller_is_leader 1/);
   // every reconcile log line names its key
   const reconcileLines = c.logs.filter((l) => l.component === 'bsvc-reconciler' && /reconcil|status written/.test(String(l.msg)));
@@ -190,6 +189,7 @@ test('an invalid annotation yields exactly one Warning Event, across resyncs and
   type EventList = { items: Array<{ type: string; reason: string; message: string; involvedObject: { name: string; uid: string } }> };
   const events = async (): Promise<EventList['items']> =>
     (await getJson<EventList>(cluster, ['-n', ns, 'get', 'events', '--field-selector', 'involvedObject.name=bad,reason=InvalidAnnotation'])).items;
+  const about = (items: EventList['items'], annotation: string, value: string) => items.filter((e) => e.message.includes(annotation) && e.message.includes(value));
   const first = await poll('the InvalidAnnotation event', 60_000, async () => ((await events()).length > 0 ? events() : undefined));
   assert.equal(first.length, 1);
   assert.equal(first[0]!.type, 'Warning');
@@ -199,15 +199,36 @@ test('an invalid annotation yields exactly one Warning Event, across resyncs and
 
   // Resyncs: pod updates (label changes) and the controller's periodic resync must not repeat it.
   for (let i = 0; i < 3; i++) await cluster.kubectl(['-n', ns, 'label', 'pod', 'bad', `touch=${i}`, '--overwrite']);
-  await sleep(6000);
-  assert.equal((await events()).length, 1, 'still one event after resyncs');
+  // Then a second invalid annotation on the same pod: its Event is written by a pass over this pod that comes
+  // after the label updates (pod updates arrive in order, one pod's passes never overlap) and that also holds
+  // the first problem, so once it is there, any repeat of the first Event the updates caused is there too.
+  await cluster.kubectl(['-n', ns, 'annotate', 'pod', 'bad', `qbasis.io/requires=${API}@>=three`]);
+  await poll('the Event for the second invalid annotation', 60_000, async () => {
+    const items = await events();
+    return about(items, 'qbasis.io/requires', '>=three').length > 0 ? items : undefined;
+  });
+  // and a periodic resync (every 5 s here) after that: a reconcile pass of the key logged after it appeared
+  const resyncFrom = Date.now();
+  await c.waitForLog((l) => l.msg === 'reconciled' && String(l.key).includes(ns) && Number(l.time) > resyncFrom, 30_000, 'a resync pass after the label updates');
+  const afterResyncs = await events();
+  assert.equal(about(afterResyncs, 'qbasis.io/provides', 'one.two').length, 1, 'still one event for the first annotation after pod updates and a resync');
+  assert.equal(about(afterResyncs, 'qbasis.io/requires', '>=three').length, 1, 'one event for the second');
+  assert.equal(afterResyncs.length, 2, JSON.stringify(afterResyncs.map((e) => e.message)));
 
   // A fresh controller process (no memory of what was reported) must not repeat it either.
   await c.stop('SIGTERM');
   c = await controller(ns, 'event-2');
   await c.waitForLog((l) => l.msg === 'became leader', 60_000, 'leadership');
-  await sleep(4000);
-  assert.equal((await events()).length, 1, 'still one event after a controller restart');
+  // The new leader looks at every rejected pod once it leads. A change to the pod after that needs a pass of
+  // its own, after the first: once its Event is there, the new leader has been past this pod's Events.
+  await cluster.kubectl(['-n', ns, 'annotate', 'pod', 'bad', `qbasis.io/requires=${API}@~four`, '--overwrite']);
+  const afterRestart = await poll('the Event for the changed annotation from the new leader', 60_000, async () => {
+    const items = await events();
+    return about(items, 'qbasis.io/requires', '~four').length > 0 ? items : undefined;
+  });
+  assert.equal(about(afterRestart, 'qbasis.io/provides', 'one.two').length, 1, 'still one event after a controller restart');
+  assert.equal(about(afterRestart, 'qbasis.io/requires', '>=three').length, 1, 'nor a repeat of the second');
+  assert.equal(afterRestart.length, 3, JSON.stringify(afterRestart.map((e) => e.message)));
 
   const reader = new WatchReader(c.discoveryTarget, API, ns);
   t.after(() => reader.close());
@@ -270,28 +291,51 @@ test('the API server refuses bad BasisService and BasisPolicy objects by schema,
 test('two controllers elect one leader; SIGTERM to the leader hands over at once with no gap in the other replica’s discovery stream', async (t) => {
   const ns = await cluster.namespace(t, 'kube-elect');
   await createPods(cluster, ns, [{ name: 'g-1', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } }]);
-  const a = await controller(ns, 'replica-a', '127.0.61.2');
+  // client-go's default lease (15 s; renew deadline 10 s): a standby that waited for it to expire would leave
+  // the API without a writer for ~15 s, which a user notices; a released lease is taken on the next retry.
+  const LEASE_MS = 15_000;
+  const leaseArgs = ['--lease-duration-ms', String(LEASE_MS), '--renew-deadline-ms', '10000'];
+  const a = await controller(ns, 'replica-a', '127.0.61.2', leaseArgs);
   await a.waitForLog((l) => l.msg === 'became leader', 60_000, 'a leads');
-  const b = await controller(ns, 'replica-b', '127.0.61.3');
+  const b = await controller(ns, 'replica-b', '127.0.61.3', leaseArgs);
   const readerB = new WatchReader(b.discoveryTarget, API, ns);
   t.after(() => readerB.close());
   const viewB = new StreamView(readerB);
   await viewB.until('b serves g-1', (v) => v.readyPods().join() === 'g-1');
-  await sleep(2000);
-  assert.equal(b.logs.some((l) => l.msg === 'became leader'), false, 'b stands by while a leads');
+  type Lease = { metadata: { resourceVersion: string }; spec: { holderIdentity?: string; renewTime?: string; leaseTransitions?: number } };
+  const lease = (): Promise<Lease> => getJson<Lease>(cluster, ['-n', ns, 'get', 'lease', 'qbasis-controller']);
+
+  // b stands by while a leads: b has read the lease (it logs the holder it sees)...
+  const seen = await b.waitForLog((l) => l.msg === 'lease holder changed' && l.holder === 'replica-a', 60_000, 'b sees a holding the lease');
+  // ...and a has kept renewing it for longer than the lease lasts from then: a standby that did not notice the
+  // renewals would have taken over by now. (Its log below shows it did not, right up to the handover.)
+  const held = await poll('a renewing past one lease duration after b looked', 60_000, async () => {
+    const l = await lease();
+    assert.equal(l.spec.holderIdentity, 'replica-a', 'a keeps the lease while it leads');
+    return Date.parse(l.spec.renewTime ?? '') > Number(seen.time) + LEASE_MS + 3000 ? l : undefined; // a few of b's 0.5 s retries past it
+  });
   assert.match((await httpGet(`${b.adminUrl}/metrics`)).body, /qbasis_controller_is_leader 0/);
   assert.match((await httpGet(`${a.adminUrl}/metrics`)).body, /qbasis_controller_is_leader 1/);
-  const lease = await getJson<{ spec: { holderIdentity?: string } }>(cluster, ['-n', ns, 'get', 'lease', 'qbasis-controller']);
-  assert.equal(lease.spec.holderIdentity, 'replica-a');
 
   const killedAt = Date.now();
   assert.equal(await a.stop('SIGTERM'), 0);
-  await b.waitForLog((l) => l.msg === 'became leader', 30_000, 'b takes over');
-  const handoverMs = Date.now() - killedAt;
-  // released, not expired: b needs one retry period (0.5 s), far less than the 4 s lease
-  assert.ok(handoverMs < 3500, `handover took ${handoverMs} ms`);
-  const lease2 = await getJson<{ spec: { holderIdentity?: string } }>(cluster, ['-n', ns, 'get', 'lease', 'qbasis-controller']);
+  await a.waitForLog((l) => l.msg === 'released the lease', 10_000, 'a releasing the lease on SIGTERM');
+  const took = await b.waitForLog((l) => l.msg === 'became leader', 60_000, 'b takes over');
+  // b took the released lease: it saw no holder, then led; it never led before (no second leader while a led).
+  const bLines = b.logs.filter((l) => l.msg === 'became leader' || l.msg === 'lease holder changed');
+  const firstLead = bLines.findIndex((l) => l.msg === 'became leader');
+  assert.ok(
+    bLines.slice(0, firstLead).some((l) => l.holder === '(none)'),
+    `b saw the lease released before it led: ${JSON.stringify(bLines.map((l) => [l.msg, l.holder]))}`,
+  );
+  assert.equal(b.logs.filter((l) => l.msg === 'became leader').length, 1);
+  // at once: well within the lease an expiry would take (timed by b's own log, not by this test's scheduling)
+  const handoverMs = Number(took.time) - killedAt;
+  t.diagnostic(`handover ${handoverMs} ms after SIGTERM`);
+  assert.ok(handoverMs < LEASE_MS / 2, `handover took ${handoverMs} ms; a takeover by expiry needs ~${LEASE_MS} ms`);
+  const lease2 = await lease();
   assert.equal(lease2.spec.holderIdentity, 'replica-b');
+  assert.equal(lease2.spec.leaseTransitions, (held.spec.leaseTransitions ?? 0) + 1, 'one transition: a to b');
 
   // b's stream never broke and keeps following changes; b now writes the status.
   await createPods(cluster, ns, [{ name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.1.0` } }]);
@@ -307,7 +351,7 @@ test('a leader killed with SIGKILL is replaced once its lease expires', async (t
   const a = await controller(ns, 'kill-a', '127.0.61.4');
   await a.waitForLog((l) => l.msg === 'became leader', 60_000, 'a leads');
   const b = await controller(ns, 'kill-b', '127.0.61.5');
-  await sleep(1500);
+  await b.waitForLog((l) => l.msg === 'lease holder changed' && l.holder === 'kill-a', 60_000, 'b sees a holding the lease');
   await a.stop('SIGKILL');
   await b.waitForLog((l) => l.msg === 'became leader', 30_000, 'b takes over after expiry');
   await createPods(cluster, ns, [{ name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.1.0` } }]);

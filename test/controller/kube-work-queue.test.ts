@@ -54,7 +54,9 @@ test('a key never runs on two workers at once and runs again when added during i
   for (let i = 0; i < 20; i++) q.add('ns/x.Y');
   await until(() => passes === 2 && concurrent === 0);
   await q.whenIdle();
-  await sleep(50);
+  // Idle (nothing ready, running or dirty) with no timer pending: no further pass can start.
+  assert.equal(q.depth, 0);
+  assert.equal(q.delayed, 0);
   assert.equal(maxConcurrent, 1);
   assert.equal(passes, 2);
 });
@@ -79,21 +81,30 @@ test('distinct keys run in parallel up to the worker count', async () => {
 test('a failing key retries with exponential backoff and stops failing once it succeeds', async () => {
   const times: number[] = [];
   const results: ReconcileResult[] = [];
+  const scheduled: number[] = [];
   const q = new WorkQueue(
     async () => {
       times.push(performance.now());
       if (times.length <= 4) throw new Error('api server said no');
     },
-    { baseDelayMs: 40, maxDelayMs: 10_000, onResult: (_k, r) => results.push(r) },
+    {
+      baseDelayMs: 40,
+      maxDelayMs: 10_000,
+      onResult: (k, r) => {
+        results.push(r);
+        if (r === 'error') scheduled.push(q.nextDelayMs(k)); // the delay this failure is about to get
+      },
+    },
   );
   q.add('ns/a.B');
   await until(() => times.length === 5, 20_000);
   assert.deepEqual(results, ['error', 'error', 'error', 'error', 'success']);
-  const gaps = times.slice(1).map((t, i) => t - times[i]!);
-  // 40, 80, 160, 320 ms (timers never fire early; allow slowness upward only).
+  // The delays double: 40, 80, 160, 320 ms as scheduled...
   const expected = [40, 80, 160, 320];
+  assert.deepEqual(scheduled, expected);
+  // ...and each retry waited at least its delay (timers never fire early; a loaded machine only adds to them).
+  const gaps = times.slice(1).map((t, i) => t - times[i]!);
   gaps.forEach((g, i) => assert.ok(g >= expected[i]! - 2, `gap ${i} was ${g.toFixed(1)} ms, expected ≥ ${expected[i]}`));
-  assert.ok(gaps[3]! > gaps[0]!, 'delays grow');
   assert.equal(q.failures('ns/a.B'), 0, 'success forgets the failures');
   assert.equal(q.nextDelayMs('ns/a.B'), 40);
 });
@@ -114,21 +125,25 @@ test('backoff is capped at maxDelayMs', async () => {
 });
 
 test('a terminal error is reported and not retried', async () => {
-  let runs = 0;
-  const results: ReconcileResult[] = [];
+  const runs = new Map<string, number>();
+  const results: Array<[string, ReconcileResult]> = [];
   const q = new WorkQueue(
-    async () => {
-      runs++;
-      throw qbError('QB_RECONCILE_TERMINAL', 'API id collides with another API; rename one');
+    async (key) => {
+      runs.set(key, (runs.get(key) ?? 0) + 1);
+      if (key === 'ns/terminal.B') throw qbError('QB_RECONCILE_TERMINAL', 'API id collides with another API; rename one');
+      throw new Error('api server said no'); // an ordinary failure, the control: it is retried
     },
-    { baseDelayMs: 5, onResult: (_k, r) => results.push(r) },
+    { baseDelayMs: 5, onResult: (k, r) => results.push([k, r]) },
   );
-  q.add('ns/a.B');
-  await q.whenIdle();
-  await sleep(200);
-  assert.equal(runs, 1);
-  assert.deepEqual(results, ['terminal']);
-  assert.equal(q.delayed, 0);
+  q.add('ns/terminal.B');
+  q.add('ns/ordinary.B');
+  // The ordinary key failed in the same turn and has been retried twice since (after 5 ms, then 10 ms): a retry
+  // of the terminal key, due 5 ms after its own failure, would have run by now.
+  await until(() => (runs.get('ns/ordinary.B') ?? 0) >= 3);
+  assert.equal(runs.get('ns/terminal.B'), 1);
+  assert.deepEqual(results.filter(([k]) => k === 'ns/terminal.B'), [['ns/terminal.B', 'terminal']]);
+  assert.equal(q.failures('ns/terminal.B'), 0);
+  await q.stop();
 });
 
 test('requeueAfterMs runs the key again after the delay', async () => {

@@ -55,8 +55,9 @@ async function until(w: WatchReader, state: Map<string, { version: string; ready
   }
 }
 
-const badLines = () =>
-  ctl.logs.filter((l) => l.code === 'QB_INVALID_ANNOTATION' && l.pod === 'orders-bad' && l.annotation === 'qbasis.io/provides');
+const badLines = (value = `${API}@1.x`) =>
+  ctl.logs.filter((l) => l.code === 'QB_INVALID_ANNOTATION' && l.pod === 'orders-bad' && l.annotation === 'qbasis.io/provides' && l.value === value);
+const rejectedPods = async (): Promise<number> => Number(/^qbasis_controller_rejected_pods (\d+)$/m.exec(await (await fetch(`${ctl.admin}/metrics`)).text())?.[1]);
 
 test('an invalid annotation is logged once with pod, annotation, value and expectation, and the pod is left out', async () => {
   await waitFor(() => badLines().length >= 1, 20_000, 'the invalid-annotation log line');
@@ -77,13 +78,17 @@ test('an invalid annotation is logged once with pod, annotation, value and expec
       writePods(file, [pod('orders-a', v, '127.0.33.10'), bad]);
       await until(w, state, () => state.get('orders-a')?.version === v);
     }
+    assert.equal(await rejectedPods(), 1, 'the bad pod is counted as rejected');
+    // The pod broken differently is reported again: once that report is in the log, every line the three
+    // reloads before it could have written is in too (one ordered stdout), so a repeat would show.
+    writePods(file, [a, { ...bad, provides: `${API}@1.y` }]);
+    await waitFor(() => badLines(`${API}@1.y`).length >= 1, 20_000, 'the report of the new invalid value');
     assert.equal(badLines().length, 1, 'reported once, not on every reload');
 
     // fixed: it joins discovery
     writePods(file, [a, { ...bad, provides: `${API}@1.6.0` }]);
     await until(w, state, () => state.get('orders-bad')?.version === '1.6.0');
-    const metrics = await (await fetch(`${ctl.admin}/metrics`)).text();
-    assert.match(metrics, /qbasis_controller_rejected_pods 0/);
+    assert.equal(await rejectedPods(), 0);
   } finally {
     w.close();
   }
@@ -114,6 +119,7 @@ test('an invalid pods file keeps the last good state and logs what was wrong', a
     const state = new Map<string, { version: string; ready: boolean }>();
     await until(w, state, () => state.size === 1 && state.get('orders-a')?.version === '1.4.0');
     const before = w.messages.length;
+    const lastVersion = Number(w.messages.at(-1)!.version);
     // half-written YAML: an unterminated flow mapping
     fs.writeFileSync(file, 'apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: x\n');
     const err = await ctl.waitForLog((l) => l.level >= 50 && /pods file is invalid/.test(l.msg), 20_000, 'the invalid-file error');
@@ -122,13 +128,20 @@ test('an invalid pods file keeps the last good state and logs what was wrong', a
     fs.writeFileSync(file, 'apiVersion: v1\nkind: Service\nmetadata: {name: s}\n');
     const kindErr = await ctl.waitForLog((l) => /kind Service; expected Pod, List or PodList/.test(String(l.err)), 20_000, 'the wrong-kind error');
     assert.ok(kindErr);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(w.messages.length, before, 'subscribers see no change while the file is invalid');
     const ready = await fetch(`${ctl.admin}/ready`);
     assert.equal(ready.status, 200, 'still ready on the last good state');
     // a valid file again
     writePods(file, [a, pod('orders-c', '1.7.0', '127.0.33.13')]);
     await until(w, state, () => state.get('orders-c')?.version === '1.7.0');
+    // The stream is ordered and its version counts every change of the endpoint set: the first message after
+    // the invalid files is the valid file's change, one version on, adding orders-c and nothing else. Any
+    // change published for the invalid files would come before it or skip a version.
+    const after = w.messages.slice(before);
+    assert.equal(after.length, 1, `subscribers saw only the valid file: ${JSON.stringify(after)}`);
+    assert.equal(Number(after[0]!.version), lastVersion + 1, 'no change was made in between, not even one folded into this update');
+    assert.equal(after[0]!.kind, 'diff');
+    assert.deepEqual(after[0]!.diff!.added.map((e) => e.pod), ['orders-c']);
+    assert.deepEqual([...after[0]!.diff!.changed, ...after[0]!.diff!.removed], []);
   } finally {
     w.close();
   }

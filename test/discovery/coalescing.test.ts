@@ -94,18 +94,30 @@ test('a paused subscriber gets the latest state on resume, not one message per c
       30_000,
       'the final state',
     );
-    // a little longer: nothing stale may follow the final state
-    await new Promise((r) => setTimeout(r, 500));
-    const last = messages.at(-1)!;
+    const finalAt = messages.length - 1;
+    const last = messages[finalAt]!;
     assert.ok(last.diff!.changed.every((e) => e.version === finalVersion() && e.ready === (EDITS % 2 === 0)));
 
-    const updates = messages.length - 1;
+    // Nothing stale may follow the final state. One more change, sent after the final state was seen: the
+    // stream is ordered, so anything still queued for the paused rounds would arrive before it. The next
+    // message must be exactly that change.
+    writePods(file, pods(EDITS + 1));
+    await waitFor(() => messages.length > finalAt + 1, 30_000, 'the change made after the final state');
+    const next = messages[finalAt + 1]!;
+    const nextEps = next.diff?.changed ?? next.snapshot?.endpoints ?? [];
+    assert.ok(
+      nextEps.length === PODS && nextEps.every((e) => e.version === `1.${EDITS + 1}.0` && e.ready === ((EDITS + 1) % 2 === 0)),
+      `the message after the final state is the later change, not a stale one (version ${next.version}, pods at ${[...new Set(nextEps.map((e) => e.version))].join(',')})`,
+    );
+    assert.equal(messages.length, finalAt + 2, 'one message for the one later change');
+
+    const updates = finalAt;
     console.log(`paused subscriber: ${updates} updates for ${EDITS} changes, versions ${messages.map((m) => m.version).join(",")}`);
     assert.ok(updates < EDITS / 2, `a paused subscriber got ${updates} updates for ${EDITS} changes; coalescing should make it far fewer`);
     for (let i = 1; i < messages.length; i++) assert.ok(messages[i]!.version > messages[i - 1]!.version, 'versions strictly increase');
     assert.ok(last.version - messages[0]!.version >= EDITS, 'the versions skipped show changes were folded together');
     const metrics = await (await fetch(`${ctl.admin}/metrics`)).text();
-    const coalesced = Number(/qbasis_discovery_coalesced_total (\d+)/.exec(metrics)?.[1] ?? '0');
+    const coalesced = Number(/qbasis_controller_discovery_coalesced_total (\d+)/.exec(metrics)?.[1] ?? '0');
     assert.ok(coalesced > 0, `controller counts coalesced changes (${coalesced})`);
   } finally {
     stream.close();

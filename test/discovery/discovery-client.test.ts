@@ -4,13 +4,20 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { DiscoveryClient, type ApiSnapshot } from '../../sidecar/discovery-client.ts';
-import { startController, tempDir, waitFor, writePods, type TestPod } from '../fixtures/local-controller.ts';
+import { startController, tempDir, waitFor, writePods, type LogLine, type TestPod } from '../fixtures/local-controller.ts';
 
 const HOST = '127.0.34.1';
 const API = 'shop.orders.v1.OrderService';
 const pod = (name: string, version: string, ip: string): TestPod => ({ name, namespace: 'shop', ip, provides: `${API}@${version}` });
+
+/** A logger that keeps the client's own JSON lines (debug included: every reconnect attempt is one). */
+function capturingLogger(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
+  return { logger, lines };
+}
 
 test('the discovery client keeps its last snapshot while the controller is down and reconnects after it restarts', async () => {
   const dir = tempDir('client');
@@ -18,7 +25,8 @@ test('the discovery client keeps its last snapshot while the controller is down 
   writePods(file, [pod('orders-a', '1.4.0', '127.0.34.10')]);
   let ctl = await startController({ podsFile: file, host: HOST });
   const port = Number(ctl.target.split(':')[1]); // the restart reuses it, as a Service would
-  const client = new DiscoveryClient({ target: ctl.target, logger: pino({ level: 'silent' }), backoffInitialMs: 100, backoffMaxMs: 500, pod: 'tester' });
+  const { logger, lines } = capturingLogger();
+  const client = new DiscoveryClient({ target: ctl.target, logger, backoffInitialMs: 100, backoffMaxMs: 500, pod: 'tester' });
   const states: string[] = [];
   client.on('state', (s: string) => states.push(s));
   try {
@@ -37,10 +45,21 @@ test('the discovery client keeps its last snapshot while the controller is down 
 
     // controller goes away: state drops, the snapshot stays
     const held = client.snapshot(API);
+    const heldEndpoints = held!.endpoints.map((e) => e.pod);
+    const snapsWhileDown: ApiSnapshot[] = [];
+    const onSnap = (x: ApiSnapshot): void => void snapsWhileDown.push(x);
+    client.on('snapshot', onSnap);
     assert.equal(await ctl.stop(), 0);
     await waitFor(() => client.state() === 'disconnected', 20_000, 'disconnected');
-    await new Promise((r) => setTimeout(r, 1000)); // several failed reconnects
+    // Several reconnects have failed (the client logs each): each was a point where the snapshot could be dropped.
+    const lost = (): LogLine[] => lines.filter((l) => l.msg === 'discovery stream lost; keeping last snapshot' && l.api === API);
+    await waitFor(() => lost().some((l) => Number(l.attempt) >= 3), 20_000, 'three failed reconnects');
+    assert.equal(client.state(), 'disconnected');
     assert.equal(client.snapshot(API), held, 'the last snapshot is kept while disconnected');
+    assert.deepEqual(client.snapshot(API)!.endpoints.map((e) => e.pod), heldEndpoints);
+    assert.deepEqual(snapsWhileDown, [], 'no snapshot (an empty one included) was published while disconnected');
+    assert.ok(lost().every((l) => l.keptVersion === held!.version), `each lost stream kept version ${held!.version}: ${JSON.stringify(lost())}`);
+    client.off('snapshot', onSnap);
 
     // edited while down; the restarted controller sends a fresh snapshot
     writePods(file, [pod('orders-b', '1.5.0', '127.0.34.11'), pod('orders-c', '2.0.0', '127.0.34.12')]);

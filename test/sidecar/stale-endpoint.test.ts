@@ -48,6 +48,13 @@ after(async () => {
   await ctl?.stop();
 });
 
+interface RouteEndpoint { pod: string; address: string; version: string; ejection: string; ejections: number }
+
+async function callerEndpoints(): Promise<RouteEndpoint[]> {
+  const routes = (await (await fetch(`http://${CALLER}:15020/routes`)).json()) as { requires: Record<string, { endpoints: RouteEndpoint[] }> };
+  return routes.requires[ECHO_API]?.endpoints ?? [];
+}
+
 function unary(c: EchoClient, text: string): Promise<EchoResponse> {
   return new Promise((resolve, reject) =>
     c.Unary({ text }, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: EchoResponse) => (err ? reject(err) : resolve(res))),
@@ -63,16 +70,30 @@ test('calls refused on arrival by a stale endpoint are sent to a compatible one:
   assert.deepEqual([...served.keys()], ['echo-genuine@2.1.0']);
   const stats = await new Promise<StatsResponse>((resolve, reject) => staleApp.Stats({}, (e: Error | null, r: StatsResponse) => (e ? reject(e) : resolve(r))));
   assert.equal(Number(stats.calls ?? 0), 0, 'the stale pod\'s app was never called');
-  const routes = (await (await fetch(`http://${CALLER}:15020/routes`)).json()) as unknown;
-  assert.match(JSON.stringify(routes), /ejected|probation/, 'the stale endpoint is kept out');
+  // The caller's own view: the stale endpoint was refused on arrival (at least one ejection) and is still kept
+  // out (ejected, or on probation: one more refusal ejects it again), the genuine one was never ejected.
+  const eps = await callerEndpoints();
+  const stale = eps.find((e) => e.address === STALE);
+  const genuine = eps.find((e) => e.address === GENUINE);
+  assert.ok(stale && genuine, `both endpoints in /routes: ${JSON.stringify(eps)}`);
+  assert.ok(stale.ejections >= 1, `the stale endpoint was ejected at least once: ${JSON.stringify(stale)}`);
+  assert.ok(stale.ejection === 'ejected' || stale.ejection === 'probation', `the stale endpoint is kept out: ${JSON.stringify(stale)}`);
+  assert.equal(genuine.ejection, 'active', `the genuine endpoint serves: ${JSON.stringify(genuine)}`);
+  assert.equal(genuine.ejections, 0, `the genuine endpoint was never ejected: ${JSON.stringify(genuine)}`);
+  // and each refused call was sent on, counted as a retry for a stale endpoint
+  const metrics = await (await fetch(`http://${CALLER}:15020/metrics`)).text();
+  const retried = Number(new RegExp(`qbasis_sidecar_retries_total\\{api="${ECHO_API.replaceAll('.', '\\.')}",reason="stale"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+  assert.ok(retried >= stale.ejections, `stale retries ${retried} ≥ ejections ${stale.ejections}`);
 });
 
 test('with only the stale endpoint left the caller gets UNAVAILABLE naming the range, never FAILED_PRECONDITION from the wrong pod', async () => {
   writePods(podsFile, [{ name: 'echo-stale', ip: STALE, provides: `${ECHO_API}@2.1.0` }]);
-  // wait until the caller's snapshot has dropped the genuine pod
-  for (let i = 0; i < 200; i++) {
-    const routes = JSON.stringify(await (await fetch(`http://${CALLER}:15020/routes`)).json());
-    if (!routes.includes(GENUINE)) break;
+  // wait until the caller's snapshot has dropped the genuine pod (and fail if it never does)
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const eps = await callerEndpoints();
+    if (eps.length === 1 && eps[0]!.address === STALE) break;
+    if (Date.now() > deadline) assert.fail(`the caller still knows ${JSON.stringify(eps)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   const err = await unary(client, 'only-stale').then(
