@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { ensureTools } from '../cluster/build.ts';
 import { admin, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { startController, tempDir, writePods, type RunningController } from '../fixtures/local-controller.ts';
+import { portOpen, waitUntil } from '../fixtures/wait.ts';
 
 const NET = '127.0.72';
 const PROVIDER = `${NET}.11`;
@@ -75,7 +75,12 @@ before(async () => {
   server = spawn(path.join(bin, 'grpc-interop-server'), ['--port', String(appPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout!.setEncoding('utf8').on('data', (c: string) => (serverLog = (serverLog + c).slice(-20_000)));
   server.stderr!.setEncoding('utf8').on('data', (c: string) => (serverLog = (serverLog + c).slice(-20_000)));
-  await waitListening('127.0.0.1', appPort, 30_000);
+  await waitUntil(`the interop server to listen on 127.0.0.1:${appPort}`, () => portOpen('127.0.0.1', appPort), {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    abortIf: () => (server?.exitCode !== null ? `interop server exited ${server?.exitCode}` : undefined),
+    detail: () => serverLog,
+  });
   provider = await startSidecar({
     ip: PROVIDER, discovery: ctl.target, appPort, podName: 'interop-server',
     provides: `${TEST_SERVICE}@1.0.0,${ORCA_SERVICE}@1.0.0`, extra: ['--app-host', '127.0.0.1'],
@@ -107,23 +112,6 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-async function waitListening(host: string, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (server?.exitCode !== null) throw new Error(`interop server exited ${server?.exitCode}: ${serverLog}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = net.connect({ host, port }, () => {
-        sock.destroy();
-        resolve(true);
-      });
-      sock.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`interop server not listening on ${host}:${port} after ${timeoutMs} ms: ${serverLog}`);
-    await sleep(100);
-  }
 }
 
 interface Run { code: number | null; signal: NodeJS.Signals | null; out: string; ms: number }

@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { ECHO_API, echoClient, type EchoClient } from '../fixtures/echo-client.ts';
 import { admin, startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { QBASIS_BIN, REPO, startController, tempDir, writePods, type RunningController } from '../fixtures/local-controller.ts';
 import { adminFrom, connect, goodFrame, rawCall } from './raw-h2.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 const NET = '127.0.81';
 const A = `${NET}.11`;
@@ -125,13 +125,7 @@ test('a dead app behind a live sidecar: calls go to the healthy provider with ze
   assert.match(ready.body, /does not accept connections/);
   // The app comes back: the endpoint serves again.
   appA = await startEcho({ host: A, port: 50051, name: 'a', version: '1.4.0' });
-  const deadline = Date.now() + 90_000;
-  let back = false;
-  while (!back && Date.now() < deadline) {
-    back = (await unary('back?')).served_by === 'a@1.4.0';
-    if (!back) await sleep(100);
-  }
-  assert.ok(back, 'calls reach the recovered app again');
+  await waitUntil('calls to reach the recovered app again', async () => (await unary('back?')).served_by === 'a@1.4.0', { timeoutMs: 90_000, intervalMs: 100 });
 });
 
 test('a call to an API no pod provides at any version gets UNIMPLEMENTED naming the API, not UNAVAILABLE', { timeout: 30_000 }, async () => {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { clusterDir, isHealthy, readState } from '../cluster/cluster.ts';
-import { harnessFor, useCluster, type TestCluster } from '../harness/cluster.ts';
+import { harnessFor, useCluster, type TestCluster } from '../harness/use-cluster.ts';
 import { KubeClient, loadKubeConfig } from '../../controller/kube/kube-client.ts';
 import { discoveryClientConstructor, type GeneratedDiscoveryClient, type Update__Output } from '../../proto/discovery.ts';
 import { applyCrds, KWOK_NODE } from '../controller/kube-helpers.ts';
@@ -77,15 +77,7 @@ async function main(): Promise<void> {
   const { cluster, reused } = await getCluster();
   const client = new KubeClient(loadKubeConfig({ kubeconfig: cluster.kubeconfig }));
   await applyCrds(cluster);
-  const ns = `bench-${Date.now().toString(36)}`;
-  await cluster.kubectl(['create', 'namespace', ns]);
-  await (async () => {
-    const deadline = Date.now() + 60_000;
-    while ((await cluster.kubectl(['-n', ns, 'get', 'sa', 'default'], { allowFailure: true })).code !== 0) {
-      if (Date.now() > deadline) throw new Error('default ServiceAccount never appeared');
-      await sleep(200);
-    }
-  })();
+  const ns = await cluster.namespace(undefined, 'bench'); // deleted at the end, below
 
   // 1. Pods, bound to the kwok node, which makes them Running + Ready with an IP.
   const t0 = Date.now();

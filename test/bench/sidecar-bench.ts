@@ -21,7 +21,6 @@
 // 127.0.9.x (lean B .11:15006, lean A .12:15001, HAProxy B .21:15006, HAProxy A .22:15001).
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -34,6 +33,7 @@ import { TOOLS } from '../cluster/versions.ts';
 import { ECHO_API, ECHO_PROTO } from '../fixtures/echo-client.ts';
 import { startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { REPO, startController, tempDir, writePods } from '../fixtures/local-controller.ts';
+import { portOpen, waitUntil } from '../fixtures/wait.ts';
 import type { ProcStats } from './proc-stats-preload.ts';
 
 const execFileP = promisify(execFile);
@@ -149,17 +149,10 @@ function spawnTracked(name: string, cmd: string, args: string[], env: NodeJS.Pro
 
 async function waitListening(s: Started, addr: string): Promise<void> {
   const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (s.proc.exitCode !== null || s.proc.signalCode !== null) throw new Error(`${s.name} exited: ${s.out()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect({ host, port }, () => { c.destroy(); resolve(true); });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${s.name} does not listen on ${addr}: ${s.out()}`);
-    await sleep(50);
-  }
+  await waitUntil(`${s.name} to listen on ${addr}`, () => portOpen(host, port), {
+    abortIf: () => (s.proc.exitCode !== null || s.proc.signalCode !== null ? `${s.name} exited` : undefined),
+    detail: () => s.out(),
+  });
 }
 
 /** Stops what this file started (by pid): SIGTERM, then SIGKILL after 3 s. */

@@ -9,8 +9,8 @@ import { CertKeeper } from '../../controller/webhook/cert-keeper.ts';
 import { createServingBundle } from '../../controller/webhook/certificates.ts';
 import type { ServingBundle } from '../../controller/webhook/certificates.ts';
 import { KubeClient, loadKubeConfig } from '../../controller/kube/kube-client.ts';
-import { CLUSTER_START_TIMEOUT_MS, useCluster } from '../harness/cluster.ts';
-import type { TestCluster } from '../harness/cluster.ts';
+import { CLUSTER_START_TIMEOUT_MS, useCluster } from '../harness/use-cluster.ts';
+import type { TestCluster } from '../harness/use-cluster.ts';
 
 const HOSTS = ['qbasis-webhook.keeper-test.svc', '127.0.63.1'];
 const DAY = 86_400_000;

@@ -8,14 +8,14 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { CLUSTER_START_TIMEOUT_MS, useCluster } from '../harness/cluster.ts';
-import type { TestCluster } from '../harness/cluster.ts';
-import { poll } from '../controller/kube-helpers.ts';
+import { CLUSTER_START_TIMEOUT_MS, useCluster } from '../harness/use-cluster.ts';
+import type { TestCluster } from '../harness/use-cluster.ts';
+import { API_RETRY } from '../controller/kube-helpers.ts';
+import { pollFor, portOpen, waitUntil } from '../fixtures/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // QBASIS_TEST_CHART: run these tests against a copy of the chart (e.g. while trying a change elsewhere).
@@ -40,20 +40,6 @@ function docs(yamlText: string): Doc[] {
   return parseAllDocuments(yamlText)
     .map((d) => d.toJS() as Doc | null)
     .filter((d): d is Doc => d !== null && typeof d === 'object');
-}
-
-function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  return poll(what, timeoutMs, fn);
-}
-
-function portOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
 }
 
 const annotatedPod = (name: string, extra: Record<string, string> = {}) => ({
@@ -149,9 +135,10 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     controller = c;
     c.stdout?.on('data', (d: Buffer) => (controllerLog += d.toString()));
     c.stderr?.on('data', (d: Buffer) => (controllerLog += d.toString()));
-    await until('the controller webhook to listen', async () => {
-      if (c.exitCode !== null) throw new Error(`controller exited ${c.exitCode}: ${controllerLog.slice(-2000)}`);
-      return (await portOpen(HOST, WEBHOOK_PORT)) ? true : undefined;
+    await waitUntil('the controller webhook to listen', () => portOpen(HOST, WEBHOOK_PORT), {
+      ...API_RETRY,
+      timeoutMs: 90_000,
+      abortIf: () => (c.exitCode !== null ? `controller exited ${c.exitCode}: ${controllerLog.slice(-2000)}` : undefined),
     });
   }
 
@@ -267,10 +254,10 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
       assert.equal(got.code, 0, `${d.kind} ${d.metadata.name}: ${got.stderr}`);
     }
     await startController();
-    const ca = await until('the caBundle', async () => {
+    const ca = await pollFor('the caBundle', async () => {
       const v = (await cluster.kubectl(['get', 'mutatingwebhookconfiguration', `${fullname}-sidecar-injector`, '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}'])).stdout;
       return v.length > 0 ? v : undefined;
-    });
+    }, { ...API_RETRY, timeoutMs: 90_000 });
     assert.match(Buffer.from(ca, 'base64').toString(), /BEGIN CERTIFICATE/);
     const secret = await cluster.kubectl(['-n', releaseNs, 'get', 'secret', `${fullname}-webhook-tls`, '-o', 'jsonpath={.data.ca\\.crt}']);
     assert.equal(secret.stdout, ca, 'caBundle is the CA in the Secret');
@@ -368,10 +355,10 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     assert.notEqual(certBefore, '');
     const afterDeploy = JSON.parse((await cluster.kubectl(['-n', releaseNs, 'get', 'deployment', `${fullname}-controller`, '-o', 'json'])).stdout);
     assert.notEqual(afterDeploy.spec.template.metadata.annotations['checksum/injection-config'], hashBefore);
-    const rs = await until('a second ReplicaSet', async () => {
+    const rs = await pollFor('a second ReplicaSet', async () => {
       const list = JSON.parse((await cluster.kubectl(['-n', releaseNs, 'get', 'replicasets', '-l', 'app.kubernetes.io/component=controller', '-o', 'json'])).stdout) as { items: unknown[] };
       return list.items.length >= 2 ? list.items.length : undefined;
-    });
+    }, { ...API_RETRY, timeoutMs: 90_000 });
     assert.equal(rs, 2);
     // The rolled pods would read the new ConfigMap; the local stand-in does the same by restarting.
     await startController();
@@ -391,11 +378,11 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     for (const d of manifest) {
       const ns = d.metadata.namespace ? ['-n', d.metadata.namespace] : [];
       const kind = d.apiVersion.includes('/') ? `${d.kind}.${d.apiVersion.split('/')[0]}` : d.kind;
-      const got = await until(`${d.kind} ${d.metadata.name} to be deleted or kept`, async () => {
+      const got = await pollFor(`${d.kind} ${d.metadata.name} to be deleted or kept`, async () => {
         const g = await cluster.kubectl(['get', kind, d.metadata.name, ...ns, '-o', 'name'], { allowFailure: true });
         if (d.kind === 'CustomResourceDefinition') return g.code;
         return g.code !== 0 ? g.code : undefined;
-      });
+      }, { ...API_RETRY, timeoutMs: 90_000 });
       if (d.kind === 'CustomResourceDefinition') assert.equal(got, 0, `${d.metadata.name} kept`);
       else assert.notEqual(got, 0, `${d.kind} ${d.metadata.name} removed`);
     }

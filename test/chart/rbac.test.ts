@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/cluster.ts';
-import { applyCrds, createPods, getBsvcTable, getJson, poll, startKubeController, type KubeController } from '../controller/kube-helpers.ts';
+import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/use-cluster.ts';
+import { API_RETRY, applyCrds, createPods, getBsvcTable, getJson, startKubeController, type KubeController } from '../controller/kube-helpers.ts';
+import { pollFor } from '../fixtures/wait.ts';
 import { REPO } from '../fixtures/local-controller.ts';
 
 const CHART = join(REPO, 'charts', 'qbasis');
@@ -88,18 +89,18 @@ test("the controller running with only the chart's ServiceAccount RBAC publishes
     args: ['--lease-namespace', releaseNs],
   });
 
-  const row = await poll('BasisService Ready and Synced', 120_000, async () => {
+  const row = await pollFor('BasisService Ready and Synced', async () => {
     const table = await getBsvcTable(cluster, appNs);
     const r = table.rows.find((x) => x.api === API);
     return r !== undefined && r.ready === '1/1' && r.synced === 'True' ? r : undefined;
-  });
+  }, { ...API_RETRY, timeoutMs: 120_000 });
   assert.equal(row.versions, '1.4.0');
 
-  const events = await poll('one InvalidAnnotation Event on broken-1', 120_000, async () => {
+  const events = await pollFor('one InvalidAnnotation Event on broken-1', async () => {
     const list = await getJson<{ items: Array<{ reason: string; type: string; message: string; involvedObject: { name: string } }> }>(cluster, ['-n', appNs, 'get', 'events']);
     const hits = list.items.filter((e) => e.reason === 'InvalidAnnotation' && e.involvedObject.name === 'broken-1');
     return hits.length > 0 ? hits : undefined;
-  });
+  }, { ...API_RETRY, timeoutMs: 120_000 });
   assert.equal(events.length, 1);
   assert.equal(events[0]!.type, 'Warning');
   assert.match(events[0]!.message, /qbasis\.io\/provides/);

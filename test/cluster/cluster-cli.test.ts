@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { readState, COMPONENTS } from './cluster.ts';
 import { isAlive } from './processes.ts';
 import { ensureTools } from './build.ts';
-import { CLUSTER_START_TIMEOUT_MS } from '../harness/cluster.ts';
+import { CLUSTER_START_TIMEOUT_MS } from '../harness/use-cluster.ts';
 
 const execFileP = promisify(execFile);
 const QBASIS = join(import.meta.dirname, '..', '..', 'bin', 'qbasis.ts');

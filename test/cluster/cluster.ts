@@ -4,7 +4,6 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { apiRequest, type ApiCredentials } from './api-client.ts';
 import { ensureTools, formatDuration } from './build.ts';
@@ -12,6 +11,7 @@ import { withFileLock } from './file-lock.ts';
 import { isOurs, startDetached, stopPid, isAlive } from './processes.ts';
 import { kwokStagesYaml } from './kwok-stages.ts';
 import { KUBERNETES_VERSION, cacheRoot } from './versions.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 const execFileP = promisify(execFile);
 
@@ -160,7 +160,7 @@ async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> 
       `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
       `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
     ]);
-    await waitFor('etcd to answer /health', 60_000, state, 'etcd', async () => {
+    await waitOnComponent('etcd to answer /health', 60_000, state, 'etcd', async () => {
       const r = await fetch(`http://127.0.0.1:${etcdClient}/health`).catch(() => undefined);
       return r !== undefined && r.ok && ((await r.json()) as { health?: string }).health === 'true';
     });
@@ -188,7 +188,7 @@ async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> 
       '--event-ttl=1h',
     ]);
     const creds = credentials(state);
-    await waitFor('kube-apiserver to answer /readyz', 120_000, state, 'kube-apiserver', async () => {
+    await waitOnComponent('kube-apiserver to answer /readyz', 120_000, state, 'kube-apiserver', async () => {
       const r = await apiRequest(creds, 'GET', '/readyz', undefined, 3_000).catch(() => undefined);
       return r?.status === 200;
     });
@@ -234,14 +234,14 @@ async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> 
     ]);
 
     await createNode(creds);
-    await waitFor(`node ${NODE_NAME} to be Ready`, 60_000, state, 'kwok', async () => {
+    await waitOnComponent(`node ${NODE_NAME} to be Ready`, 60_000, state, 'kwok', async () => {
       const r = await apiRequest(creds, 'GET', `/api/v1/nodes/${NODE_NAME}`).catch(() => undefined);
       if (r?.status !== 200) return false;
       const node = JSON.parse(r.body) as { status?: { conditions?: { type: string; status: string }[] } };
       return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     });
     // The controller manager is working once it has made the default ServiceAccount.
-    await waitFor('kube-controller-manager to create the default ServiceAccount', 60_000, state, 'kube-controller-manager', async () => {
+    await waitOnComponent('kube-controller-manager to create the default ServiceAccount', 60_000, state, 'kube-controller-manager', async () => {
       const r = await apiRequest(creds, 'GET', '/api/v1/namespaces/default/serviceaccounts/default').catch(() => undefined);
       return r?.status === 200;
     });
@@ -334,19 +334,18 @@ function writeKubeconfig(path: string, server: string, pki: string, user: string
   writeFileSync(path, text, { mode: 0o600 });
 }
 
-async function waitFor(what: string, timeoutMs: number, state: ClusterState, component: Component, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    const pid = state.pids[component];
-    if (pid !== undefined && !isAlive(pid)) {
-      throw new Error(`${component} (pid ${pid}) exited while waiting for ${what}; its log ${join(state.dir, 'logs', `${component}.log`)} ends:\n${logTail(state, component)}`);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}; ${component} log ends:\n${logTail(state, component)}`);
-    }
-    await sleep(250);
-  }
+/** `waitUntil`, failing at once if `component` exits, with the end of its log in the message. */
+async function waitOnComponent(what: string, timeoutMs: number, state: ClusterState, component: Component, check: () => Promise<boolean>): Promise<void> {
+  const log = join(state.dir, 'logs', `${component}.log`);
+  await waitUntil(what, check, {
+    timeoutMs,
+    intervalMs: 250,
+    abortIf: () => {
+      const pid = state.pids[component];
+      return pid !== undefined && !isAlive(pid) ? `${component} (pid ${pid}) exited` : undefined;
+    },
+    detail: () => `${component} log ${log} ends:\n${logTail(state, component)}`,
+  });
 }
 
 function logTail(state: ClusterState, component: Component, lines = 25): string {

@@ -6,7 +6,8 @@ import { createServer, type Server } from 'node:https';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { useCluster, CLUSTER_START_TIMEOUT_MS, type TestCluster } from '../harness/cluster.ts';
+import { useCluster, CLUSTER_START_TIMEOUT_MS, type TestCluster } from '../harness/use-cluster.ts';
+import { pollFor, waitForValue } from '../fixtures/wait.ts';
 
 const T = { timeout: 180_000 };
 
@@ -173,15 +174,13 @@ describe('local control plane', { timeout: CLUSTER_START_TIMEOUT_MS + 30 * 60_00
     });
 
     // The API server picks up a new webhook configuration asynchronously; retry until it is called.
-    const deadline = Date.now() + 30_000;
-    let labels: Record<string, string> | undefined;
-    for (let i = 0; labels?.['mutated-by'] === undefined; i++) {
-      assert.ok(Date.now() < deadline, `webhook never called within 30 s; calls: ${JSON.stringify(calls)}`);
-      await c.kubectl(['-n', ns, 'run', `p${i}`, '--image=example.invalid/app:1', '--restart=Never']);
-      const pod = JSON.parse((await c.kubectl(['-n', ns, 'get', 'pod', `p${i}`, '-o', 'json'])).stdout) as { metadata: { labels?: Record<string, string> } };
-      labels = pod.metadata.labels;
-      if (labels?.['mutated-by'] === undefined) await new Promise((r) => setTimeout(r, 500));
-    }
+    let i = 0;
+    const labels = await pollFor('the webhook to label a new pod', async () => {
+      const name = `p${i++}`;
+      await c.kubectl(['-n', ns, 'run', name, '--image=example.invalid/app:1', '--restart=Never']);
+      const pod = JSON.parse((await c.kubectl(['-n', ns, 'get', 'pod', name, '-o', 'json'])).stdout) as { metadata: { labels?: Record<string, string> } };
+      return pod.metadata.labels?.['mutated-by'] !== undefined ? pod.metadata.labels : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 500, detail: () => `webhook calls: ${JSON.stringify(calls)}` });
     assert.equal(labels['mutated-by'], 'test-webhook');
     assert.ok(calls.some((x) => x.kind === 'Pod' && x.namespace === ns), JSON.stringify(calls));
   });
@@ -263,14 +262,12 @@ interface PodJson {
 }
 
 async function runningPods(c: TestCluster, ns: string, selector: string, want: number): Promise<PodJson[]> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const { items } = JSON.parse((await c.kubectl(['-n', ns, 'get', 'pods', '-l', selector, '-o', 'json'])).stdout) as { items: PodJson[] };
-    const ready = items.filter((p) => p.status.phase === 'Running' && p.status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
-    if (ready.length === want && items.length === want) return ready;
-    if (Date.now() > deadline) {
-      throw new Error(`expected ${want} Running+Ready pods for ${selector} in ${ns}, have: ${items.map((p) => `${p.metadata.name}=${p.status.phase}`).join(', ')}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const isReady = (p: PodJson): boolean => p.status.phase === 'Running' && p.status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') === true;
+  const pods = await waitForValue(
+    `${want} Running+Ready pods for ${selector} in ${ns}`,
+    async () => (JSON.parse((await c.kubectl(['-n', ns, 'get', 'pods', '-l', selector, '-o', 'json'])).stdout) as { items: PodJson[] }).items,
+    (items) => items.length === want && items.every(isReady),
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+  return pods;
 }

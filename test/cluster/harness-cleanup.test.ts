@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { ensureTools } from './build.ts';
 import { isAlive } from './processes.ts';
-import { CLUSTER_START_TIMEOUT_MS } from '../harness/cluster.ts';
+import { CLUSTER_START_TIMEOUT_MS } from '../harness/use-cluster.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
-const HARNESS = pathToFileURL(join(import.meta.dirname, '..', 'harness', 'cluster.ts')).href;
+const HARNESS = pathToFileURL(join(import.meta.dirname, '..', 'harness', 'use-cluster.ts')).href;
 
 test('a cluster started by a test process that is killed with SIGKILL is stopped and its temp dir removed', { timeout: CLUSTER_START_TIMEOUT_MS + 5 * 60_000 }, async () => {
   await ensureTools();
@@ -40,10 +40,10 @@ test('a cluster started by a test process that is killed with SIGKILL is stopped
   } finally {
     child.kill('SIGKILL');
   }
-  const deadline = Date.now() + 60_000;
-  while (info.pids.some(isAlive) || existsSync(info.dir)) {
-    assert.ok(Date.now() < deadline, `after 60 s still alive: ${info.pids.filter(isAlive).join(', ')}; dir exists: ${existsSync(info.dir)}`);
-    await sleep(250);
-  }
+  await waitUntil('every component stopped and the state dir removed', () => !info.pids.some(isAlive) && !existsSync(info.dir), {
+    timeoutMs: 60_000,
+    intervalMs: 250,
+    detail: () => `still alive: ${info.pids.filter(isAlive).join(', ')}; dir exists: ${existsSync(info.dir)}`,
+  });
   assert.equal(existsSync(join(info.dir, '..')), false, 'the private temp dir is removed too');
 });

@@ -4,9 +4,10 @@
 // Addresses: controllers listen on 127.0.61.x (this file's octet: 61).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/cluster.ts';
+import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/use-cluster.ts';
 import { restartComponent } from '../harness/restart.ts';
 import { WatchReader } from '../fixtures/local-controller.ts';
+import { pollFor, waitUntil } from '../fixtures/wait.ts';
 import type { Update__Output } from '../../proto/discovery.ts';
 import {
   applyCrds,
@@ -14,7 +15,7 @@ import {
   getBsvcTable,
   getJson,
   httpGet,
-  poll,
+  API_RETRY,
   setPodReady,
   startKubeController,
   type KubeController,
@@ -63,11 +64,11 @@ class StreamView {
     }
   }
   async until(what: string, pred: (v: StreamView) => boolean, timeoutMs = 60_000): Promise<void> {
-    await poll(what, timeoutMs, async () => {
+    await waitUntil(what, () => {
       if (this.reader.error) throw new Error(`stream failed: ${this.reader.error.message}`);
       this.apply();
-      return pred(this) ? true : undefined;
-    });
+      return pred(this);
+    }, { ...API_RETRY, timeoutMs });
   }
   readyPods(): string[] {
     return [...this.eps].filter(([, e]) => e.ready).map(([p]) => p).sort();
@@ -100,11 +101,11 @@ test('annotated pods made Running by the fake node appear in kubectl get bsvc wi
     { name: 'plain', annotations: {} },
   ]);
 
-  const table = await poll('bsvc row with 3/3 ready', 60_000, async () => {
+  const table = await pollFor('bsvc row with 3/3 ready', async () => {
     const tb = await getBsvcTable(cluster, ns);
     const row = tb.rows.find((r) => r.name === BSVC);
     return row?.ready === '3/3' && row.synced === 'True' ? tb : undefined;
-  });
+  }, { ...API_RETRY, timeoutMs: 60_000 });
   assert.deepEqual(table.header, ['NAME', 'API', 'VERSIONS', 'READY', 'SYNCED', 'AGE']);
   const row = table.rows.find((r) => r.name === BSVC)!;
   assert.equal(row.api, API);
@@ -161,22 +162,22 @@ test('a pod turning unready or deleted leaves the ready set in kubectl get bsvc 
     { name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } },
   ]);
   await view.until('2 ready endpoints', (v) => v.readyPods().length === 2);
-  await poll('bsvc 2/2', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2' ? true : undefined));
+  await waitUntil('bsvc 2/2', async () => (await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2', { ...API_RETRY, timeoutMs: 60_000 });
 
   await setPodReady(cluster, ns, 'g-1', false);
   await view.until('g-1 not ready in the stream', (v) => v.eps.get('g-1')?.ready === false && v.readyPods().join() === 'g-2');
-  await poll('bsvc 1/2', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '1/2' ? true : undefined));
+  await waitUntil('bsvc 1/2', async () => (await getBsvcTable(cluster, ns)).rows[0]?.ready === '1/2', { ...API_RETRY, timeoutMs: 60_000 });
 
   await setPodReady(cluster, ns, 'g-1', true);
   await view.until('g-1 ready again', (v) => v.readyPods().length === 2);
 
   await cluster.kubectl(['-n', ns, 'delete', 'pod', 'g-2', '--wait=false']);
   await view.until('g-2 gone from the stream', (v) => !v.eps.has('g-2'));
-  await poll('bsvc 1/1', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '1/1' ? true : undefined));
+  await waitUntil('bsvc 1/1', async () => (await getBsvcTable(cluster, ns)).rows[0]?.ready === '1/1', { ...API_RETRY, timeoutMs: 60_000 });
 
   await cluster.kubectl(['-n', ns, 'delete', 'pod', 'g-1', '--wait=false']);
   await view.until('no endpoints', (v) => v.eps.size === 0);
-  await poll('BasisService deleted', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows.length === 0 ? true : undefined));
+  await waitUntil('BasisService deleted', async () => (await getBsvcTable(cluster, ns)).rows.length === 0, { ...API_RETRY, timeoutMs: 60_000 });
 });
 
 test('an invalid annotation yields exactly one Warning Event, across resyncs and a controller restart, and the pod stays out of discovery', async (t) => {
@@ -190,7 +191,7 @@ test('an invalid annotation yields exactly one Warning Event, across resyncs and
   const events = async (): Promise<EventList['items']> =>
     (await getJson<EventList>(cluster, ['-n', ns, 'get', 'events', '--field-selector', 'involvedObject.name=bad,reason=InvalidAnnotation'])).items;
   const about = (items: EventList['items'], annotation: string, value: string) => items.filter((e) => e.message.includes(annotation) && e.message.includes(value));
-  const first = await poll('the InvalidAnnotation event', 60_000, async () => ((await events()).length > 0 ? events() : undefined));
+  const first = await pollFor('the InvalidAnnotation event', async () => ((await events()).length > 0 ? events() : undefined), { ...API_RETRY, timeoutMs: 60_000 });
   assert.equal(first.length, 1);
   assert.equal(first[0]!.type, 'Warning');
   assert.match(first[0]!.message, /qbasis\.io\/provides/);
@@ -203,10 +204,10 @@ test('an invalid annotation yields exactly one Warning Event, across resyncs and
   // after the label updates (pod updates arrive in order, one pod's passes never overlap) and that also holds
   // the first problem, so once it is there, any repeat of the first Event the updates caused is there too.
   await cluster.kubectl(['-n', ns, 'annotate', 'pod', 'bad', `qbasis.io/requires=${API}@>=three`]);
-  await poll('the Event for the second invalid annotation', 60_000, async () => {
+  await pollFor('the Event for the second invalid annotation', async () => {
     const items = await events();
     return about(items, 'qbasis.io/requires', '>=three').length > 0 ? items : undefined;
-  });
+  }, { ...API_RETRY, timeoutMs: 60_000 });
   // and a periodic resync (every 5 s here) after that: a reconcile pass of the key logged after it appeared
   const resyncFrom = Date.now();
   await c.waitForLog((l) => l.msg === 'reconciled' && String(l.key).includes(ns) && Number(l.time) > resyncFrom, 30_000, 'a resync pass after the label updates');
@@ -222,10 +223,10 @@ test('an invalid annotation yields exactly one Warning Event, across resyncs and
   // The new leader looks at every rejected pod once it leads. A change to the pod after that needs a pass of
   // its own, after the first: once its Event is there, the new leader has been past this pod's Events.
   await cluster.kubectl(['-n', ns, 'annotate', 'pod', 'bad', `qbasis.io/requires=${API}@~four`, '--overwrite']);
-  const afterRestart = await poll('the Event for the changed annotation from the new leader', 60_000, async () => {
+  const afterRestart = await pollFor('the Event for the changed annotation from the new leader', async () => {
     const items = await events();
     return about(items, 'qbasis.io/requires', '~four').length > 0 ? items : undefined;
-  });
+  }, { ...API_RETRY, timeoutMs: 60_000 });
   assert.equal(about(afterRestart, 'qbasis.io/provides', 'one.two').length, 1, 'still one event after a controller restart');
   assert.equal(about(afterRestart, 'qbasis.io/requires', '>=three').length, 1, 'nor a repeat of the second');
   assert.equal(afterRestart.length, 3, JSON.stringify(afterRestart.map((e) => e.message)));
@@ -309,11 +310,11 @@ test('two controllers elect one leader; SIGTERM to the leader hands over at once
   const seen = await b.waitForLog((l) => l.msg === 'lease holder changed' && l.holder === 'replica-a', 60_000, 'b sees a holding the lease');
   // ...and a has kept renewing it for longer than the lease lasts from then: a standby that did not notice the
   // renewals would have taken over by now. (Its log below shows it did not, right up to the handover.)
-  const held = await poll('a renewing past one lease duration after b looked', 60_000, async () => {
+  const held = await pollFor('a renewing past one lease duration after b looked', async () => {
     const l = await lease();
     assert.equal(l.spec.holderIdentity, 'replica-a', 'a keeps the lease while it leads');
     return Date.parse(l.spec.renewTime ?? '') > Number(seen.time) + LEASE_MS + 3000 ? l : undefined; // a few of b's 0.5 s retries past it
-  });
+  }, { ...API_RETRY, timeoutMs: 60_000 });
   assert.match((await httpGet(`${b.adminUrl}/metrics`)).body, /qbasis_controller_is_leader 0/);
   assert.match((await httpGet(`${a.adminUrl}/metrics`)).body, /qbasis_controller_is_leader 1/);
 
@@ -342,7 +343,7 @@ test('two controllers elect one leader; SIGTERM to the leader hands over at once
   await viewB.until('b streams g-2', (v) => v.readyPods().join() === 'g-1,g-2');
   assert.equal(readerB.error, undefined);
   assert.equal(readerB.messages.filter((m) => m.snapshot).length, 1, 'one snapshot: the stream was never re-established');
-  await poll('bsvc 2/2 written by the new leader', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2' ? true : undefined));
+  await waitUntil('bsvc 2/2 written by the new leader', async () => (await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2', { ...API_RETRY, timeoutMs: 60_000 });
 });
 
 test('a leader killed with SIGKILL is replaced once its lease expires', async (t) => {
@@ -355,7 +356,7 @@ test('a leader killed with SIGKILL is replaced once its lease expires', async (t
   await a.stop('SIGKILL');
   await b.waitForLog((l) => l.msg === 'became leader', 30_000, 'b takes over after expiry');
   await createPods(cluster, ns, [{ name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.1.0` } }]);
-  await poll('bsvc 2/2 written by b', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2' ? true : undefined));
+  await waitUntil('bsvc 2/2 written by b', async () => (await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2', { ...API_RETRY, timeoutMs: 60_000 });
   void t;
 });
 
@@ -366,19 +367,19 @@ test('the API server restarted under the controller: the controller keeps runnin
     { name: 'g-1', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } },
     { name: 'g-2', annotations: { 'qbasis.io/provides': `${API}@1.0.0` } },
   ]);
-  await poll('bsvc 2/2', 60_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2' ? true : undefined));
+  await waitUntil('bsvc 2/2', async () => (await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/2', { ...API_RETRY, timeoutMs: 60_000 });
   const reader = new WatchReader(c.discoveryTarget, API, ns);
   t.after(() => reader.close());
   const view = new StreamView(reader);
   await view.until('2 ready', (v) => v.readyPods().length === 2);
 
   await restartComponent(cluster.stateDir, 'kube-apiserver', { downMs: 3000 });
-  await poll('API server ready again', 120_000, async () => ((await cluster.kubectl(['get', '--raw', '/readyz'], { allowFailure: true })).code === 0 ? true : undefined));
+  await waitUntil('API server ready again', async () => (await cluster.kubectl(['get', '--raw', '/readyz'], { allowFailure: true })).code === 0, { ...API_RETRY, timeoutMs: 120_000 });
   assert.equal(c.exited(), false, `controller died: ${c.stderr()}`);
 
   await setPodReady(cluster, ns, 'g-1', false);
   await createPods(cluster, ns, [{ name: 'g-3', annotations: { 'qbasis.io/provides': `${API}@1.1.0` } }]);
-  await poll('bsvc 2/3 after the restart', 120_000, async () => ((await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/3' ? true : undefined));
+  await waitUntil('bsvc 2/3 after the restart', async () => (await getBsvcTable(cluster, ns)).rows[0]?.ready === '2/3', { ...API_RETRY, timeoutMs: 120_000 });
   await view.until('stream follows after the restart', (v) => v.readyPods().join() === 'g-2,g-3', 120_000);
   assert.equal(c.exited(), false);
   assert.equal(reader.error, undefined, 'the discovery stream survived the API server restart');

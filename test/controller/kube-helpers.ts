@@ -2,8 +2,9 @@
 // in Kubernetes mode, and Pods on the kwok node (which makes them Running + Ready with a 127.1.x.x IP).
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { TestCluster } from '../harness/cluster.ts';
-import { captureLogs, QBASIS_BIN, REPO, type LogLine } from '../fixtures/local-controller.ts';
+import type { TestCluster } from '../harness/use-cluster.ts';
+import { captureLogs, podManifest, QBASIS_BIN, REPO, type LogLine, type PodObject, type TestPod } from '../fixtures/local-controller.ts';
+import type { WaitOptions } from '../fixtures/wait.ts';
 
 export const CRD_DIR = path.join(REPO, 'charts/qbasis/files/crds');
 export const KWOK_NODE = 'kwok-node-0';
@@ -103,28 +104,20 @@ export async function startKubeController(o: StartOptions): Promise<KubeControll
   };
 }
 
-export interface PodSpec {
-  name: string;
-  annotations?: Record<string, string>;
-  labels?: Record<string, string>;
-}
-
-export function podManifest(ns: string, p: PodSpec): Record<string, unknown> {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: p.name, namespace: ns, annotations: p.annotations ?? {}, labels: p.labels ?? {} },
-    spec: {
-      nodeName: KWOK_NODE,
-      terminationGracePeriodSeconds: 0,
-      containers: [{ name: 'app', image: 'qbasis.test/app:1' }],
-      tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
-    },
+/** A pod to create through the API server, bound to the kwok node (which makes it Running + Ready with an IP). */
+export function kwokPod(p: TestPod): PodObject {
+  const m = podManifest({ image: 'qbasis.test/app:1', ...p });
+  m.spec = {
+    ...m.spec,
+    nodeName: KWOK_NODE,
+    terminationGracePeriodSeconds: 0,
+    tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
   };
+  return m;
 }
 
-export async function createPods(cluster: TestCluster, ns: string, pods: PodSpec[]): Promise<void> {
-  const list = { apiVersion: 'v1', kind: 'List', items: pods.map((p) => podManifest(ns, p)) };
+export async function createPods(cluster: TestCluster, ns: string, pods: Omit<TestPod, 'namespace'>[]): Promise<void> {
+  const list = { apiVersion: 'v1', kind: 'List', items: pods.map((p) => kwokPod({ ...p, namespace: ns })) };
   await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(list) });
 }
 
@@ -141,20 +134,8 @@ export async function podIPs(cluster: TestCluster, ns: string): Promise<Map<stri
   return new Map(items.filter((i) => i.status?.podIP).map((i) => [i.metadata.name, i.status!.podIP!]));
 }
 
-export async function poll<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** For polls of the API server: errors (a restart, a conflict) count as "not yet", tries every 250 ms. */
+export const API_RETRY = { intervalMs: 250, retryErrors: true } as const satisfies WaitOptions;
 
 export interface BsvcRow {
   name: string;

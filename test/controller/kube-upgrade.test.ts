@@ -7,12 +7,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as grpc from '@grpc/grpc-js';
-import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/cluster.ts';
+import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/use-cluster.ts';
 import { ECHO_API, echoClient, type EchoResponse } from '../fixtures/echo-client.ts';
 import { startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { KubeClient, loadKubeConfig } from '../../controller/kube/kube-client.ts';
 import { satisfies } from '../../proto/versions.ts';
-import { applyCrds, createPods, getBsvcTable, poll, startKubeController, type KubeController } from './kube-helpers.ts';
+import { API_RETRY, applyCrds, createPods, getBsvcTable, startKubeController, type KubeController } from './kube-helpers.ts';
+import { pollFor, waitUntil } from '../fixtures/wait.ts';
 
 let cluster: TestCluster;
 let controller: KubeController | undefined;
@@ -162,11 +163,11 @@ test('calls through sidecars fed by the Kubernetes-mode controller follow a roll
     { name: 'caller-v1', annotations: { 'qbasis.io/requires': `${ECHO_API}@^1.2` } },
     { name: 'caller-v2', annotations: { 'qbasis.io/requires': `${ECHO_API}@^2.0` } },
   ]);
-  const ips = await poll('caller IPs', 60_000, async () => {
+  const ips = await pollFor('caller IPs', async () => {
     const r = await client.request<{ items: PodObj[] }>('GET', `/api/v1/namespaces/${ns}/pods`);
     const m = new Map(r.items.filter((p) => p.status?.podIP).map((p) => [p.metadata.name, p.status!.podIP!]));
     return m.has('caller-v1') && m.has('caller-v2') ? m : undefined;
-  });
+  }, { ...API_RETRY, timeoutMs: 60_000 });
   for (const [name, range] of [['caller-v1', '^1.2'], ['caller-v2', '^2.0']] as const) {
     await startSidecar({ ip: ips.get(name)!, discovery: controller.discoveryTarget, appPort: 50051, requires: `${ECHO_API}@${range}`, podName: name, extra: ['--namespace', ns] });
   }
@@ -187,21 +188,21 @@ test('calls through sidecars fed by the Kubernetes-mode controller follow a roll
     },
   });
   await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(deployment('1.4.0')) });
-  await poll('3 echo 1.4.0 pods serving', 120_000, async () => (kubelet.servingPods().length === 3 ? true : undefined));
-  await poll('bsvc shows 3/3 at 1.4.0', 60_000, async () => {
+  await waitUntil('3 echo 1.4.0 pods serving', async () => kubelet.servingPods().length === 3, { ...API_RETRY, timeoutMs: 120_000 });
+  await pollFor('bsvc shows 3/3 at 1.4.0', async () => {
     const row = (await getBsvcTable(cluster, ns)).rows.find((r) => r.api === ECHO_API);
     return row?.ready === '3/3' && row.versions === '1.4.0' ? true : undefined;
-  });
+  }, { ...API_RETRY, timeoutMs: 60_000 });
 
   let done = false;
   const loops = Promise.all([callLoop(`${ips.get('caller-v1')}:15001`, '^1.2', () => done), callLoop(`${ips.get('caller-v2')}:15001`, '^2.0', () => done)]);
   await sleep(2000);
   await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(deployment('2.1.0')) });
   await cluster.kubectl(['-n', ns, 'rollout', 'status', 'deployment/echo', '--timeout=300s'], { timeoutMs: 320_000 });
-  await poll('bsvc shows 3/3 at 2.1.0', 120_000, async () => {
+  await pollFor('bsvc shows 3/3 at 2.1.0', async () => {
     const row = (await getBsvcTable(cluster, ns)).rows.find((r) => r.api === ECHO_API);
     return row?.ready === '3/3' && row.versions === '2.1.0' ? true : undefined;
-  });
+  }, { ...API_RETRY, timeoutMs: 120_000 });
   await sleep(3000);
   done = true;
   const [v1, v2] = await loops;

@@ -4,14 +4,10 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkQueue, type ReconcileResult } from '../../controller/kube/work-queue.ts';
 import { qbError } from '../../proto/errors.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
-async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(5);
-  }
-}
+/** The queue's timing is what these tests watch: look every 5 ms. */
+const FAST = { intervalMs: 5 } as const;
 
 test('a key added many times before a worker takes it runs once', async () => {
   const runs: string[] = [];
@@ -49,10 +45,10 @@ test('a key never runs on two workers at once and runs again when added during i
     { workers: 8 },
   );
   q.add('ns/x.Y');
-  await until(() => passes === 1);
+  await waitUntil('passes === 1', () => passes === 1, { ...FAST, timeoutMs: 10_000 });
   // Added many times while running: marked dirty once, one more pass after this one.
   for (let i = 0; i < 20; i++) q.add('ns/x.Y');
-  await until(() => passes === 2 && concurrent === 0);
+  await waitUntil('passes === 2 && concurrent === 0', () => passes === 2 && concurrent === 0, { ...FAST, timeoutMs: 10_000 });
   await q.whenIdle();
   // Idle (nothing ready, running or dirty) with no timer pending: no further pass can start.
   assert.equal(q.depth, 0);
@@ -97,7 +93,7 @@ test('a failing key retries with exponential backoff and stops failing once it s
     },
   );
   q.add('ns/a.B');
-  await until(() => times.length === 5, 20_000);
+  await waitUntil('times.length === 5', () => times.length === 5, { ...FAST, timeoutMs: 20_000 });
   assert.deepEqual(results, ['error', 'error', 'error', 'error', 'success']);
   // The delays double: 40, 80, 160, 320 ms as scheduled...
   const expected = [40, 80, 160, 320];
@@ -119,7 +115,7 @@ test('backoff is capped at maxDelayMs', async () => {
     { baseDelayMs: 1, maxDelayMs: 8 },
   );
   q.add('ns/a.B');
-  await until(() => runs >= 8, 10_000);
+  await waitUntil('runs >= 8', () => runs >= 8, { ...FAST, timeoutMs: 10_000 });
   assert.ok(q.nextDelayMs('ns/a.B') <= 8);
   await q.stop();
 });
@@ -139,7 +135,7 @@ test('a terminal error is reported and not retried', async () => {
   q.add('ns/ordinary.B');
   // The ordinary key failed in the same turn and has been retried twice since (after 5 ms, then 10 ms): a retry
   // of the terminal key, due 5 ms after its own failure, would have run by now.
-  await until(() => (runs.get('ns/ordinary.B') ?? 0) >= 3);
+  await waitUntil('ns/ordinary.B to run 3 times', () => (runs.get('ns/ordinary.B') ?? 0) >= 3, { ...FAST, timeoutMs: 10_000 });
   assert.equal(runs.get('ns/terminal.B'), 1);
   assert.deepEqual(results.filter(([k]) => k === 'ns/terminal.B'), [['ns/terminal.B', 'terminal']]);
   assert.equal(q.failures('ns/terminal.B'), 0);
@@ -153,7 +149,7 @@ test('requeueAfterMs runs the key again after the delay', async () => {
     return times.length < 2 ? { requeueAfterMs: 60 } : undefined;
   });
   q.add('ns/a.B');
-  await until(() => times.length === 2);
+  await waitUntil('times.length === 2', () => times.length === 2, { ...FAST, timeoutMs: 10_000 });
   assert.ok(times[1]! - times[0]! >= 58);
   await q.stop();
 });
@@ -168,9 +164,9 @@ test('adding a key that waits on a backoff runs it at once', async () => {
     { baseDelayMs: 60_000 },
   );
   q.add('ns/a.B');
-  await until(() => runs === 1 && q.delayed === 1);
+  await waitUntil('runs === 1 && q.delayed === 1', () => runs === 1 && q.delayed === 1, { ...FAST, timeoutMs: 10_000 });
   q.add('ns/a.B');
-  await until(() => runs === 2);
+  await waitUntil('runs === 2', () => runs === 2, { ...FAST, timeoutMs: 10_000 });
   assert.equal(q.delayed, 0);
   await q.stop();
 });

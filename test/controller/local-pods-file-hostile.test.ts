@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import YAML from 'yaml';
 import {
-  podManifest,
+  listedPod,
   podsYaml,
   QBASIS_BIN,
   REPO,
@@ -20,6 +20,7 @@ import {
   tempDir,
   WatchReader,
   writePods,
+  type EndpointsByPod,
   type LogLine,
   type RunningController,
   type TestPod,
@@ -49,23 +50,6 @@ after(async () => {
   assert.equal(await ctl.stop(), 0);
 });
 
-type State = Map<string, { version: string; ready: boolean; address: string }>;
-
-/** Reads the stream until `pred` holds for the endpoint set. */
-async function until(w: WatchReader, state: State, pred: () => boolean): Promise<void> {
-  while (!pred()) {
-    const u = await w.next(30_000);
-    if (u.kind === 'snapshot') {
-      state.clear();
-      for (const e of u.snapshot!.endpoints) state.set(e.pod, e);
-    } else if (u.kind === 'noEndpoints') state.clear();
-    else {
-      for (const r of u.diff!.removed) state.delete(r.pod);
-      for (const e of [...u.diff!.added, ...u.diff!.changed]) state.set(e.pod, e);
-    }
-  }
-}
-
 /** Log lines logged after `mark` (an index into ctl.logs) that match. */
 const since = (mark: number, pred: (l: LogLine) => boolean): LogLine[] => ctl.logs.slice(mark).filter(pred);
 const after_ = (mark: number, pred: (l: LogLine) => boolean) => (l: LogLine) => ctl.logs.indexOf(l) >= mark && pred(l);
@@ -81,15 +65,15 @@ function replaceWith(content: string | Buffer): void {
 }
 
 /** Starts from a known good state: only orders-a, at 1.4.0. */
-async function goodState(w: WatchReader, state: State): Promise<void> {
+async function goodState(w: WatchReader, state: EndpointsByPod): Promise<void> {
   writePods(file, [a]);
-  await until(w, state, () => state.size === 1 && state.get('orders-a')?.version === '1.4.0');
+  await w.readUntil(state, () => state.size === 1 && state.get('orders-a')?.version === '1.4.0', 30_000);
 }
 
 test('an invalid UTF-8 byte is reported once per change with its offset, and the file is not re-read in a loop', { timeout: 120_000 }, async (t) => {
   const w = new WatchReader(ctl.target, API);
   try {
-    const state: State = new Map();
+    const state: EndpointsByPod = new Map();
     await goodState(w, state);
     const messagesBefore = w.messages.length;
 
@@ -123,7 +107,7 @@ test('an invalid UTF-8 byte is reported once per change with its offset, and the
     // the positive event: a valid write is picked up
     const mark3 = ctl.logs.length;
     writePods(file, [a, c]);
-    await until(w, state, () => state.get('orders-c')?.version === '1.5.0');
+    await w.readUntil(state, () => state.get('orders-c')?.version === '1.5.0', 30_000);
     assert.equal(since(mark, invalid('not-utf8')).length, 2, 'one report per bad content, not one per poll');
     // Two bad contents, each read at most: once at the change, maybe once while a writer was still at it, once
     // or twice more until it is no longer racy. The old loop read it every debounce (~30 a second here).
@@ -138,7 +122,7 @@ test('an invalid UTF-8 byte is reported once per change with its offset, and the
 test('a file over --pods-file-max-bytes is refused unread, and the last good state is still served', { timeout: 120_000 }, async () => {
   const w = new WatchReader(ctl.target, API);
   try {
-    const state: State = new Map();
+    const state: EndpointsByPod = new Map();
     await goodState(w, state);
     const messagesBefore = w.messages.length;
 
@@ -178,7 +162,7 @@ test('a file over --pods-file-max-bytes is refused unread, and the last good sta
 
     // shrink it back under the limit: picked up; the big file was never read and reported once
     writePods(file, [a, c]);
-    await until(w, state, () => state.get('orders-c')?.version === '1.5.0');
+    await w.readUntil(state, () => state.get('orders-c')?.version === '1.5.0', 30_000);
     assert.deepEqual(
       since(mark, reads).filter((l) => (l.bytes as number) > LIMIT),
       [],
@@ -193,14 +177,14 @@ test('a file over --pods-file-max-bytes is refused unread, and the last good sta
 test('a podIP that is not an IP literal is refused for that pod, naming it, the value and what is expected; the others are served', { timeout: 120_000 }, async () => {
   const w = new WatchReader(ctl.target, API);
   try {
-    const state: State = new Map();
+    const state: EndpointsByPod = new Map();
     await goodState(w, state);
     const dns = pod('orders-dns', '1.4.0', 'not-an-ip');
     const port = pod('orders-port', '1.4.0', '127.0.73.13:50051');
     const v6 = pod('orders-v6', '1.4.0', '::1');
     const mark = ctl.logs.length;
     writePods(file, [a, dns, b, port, v6]);
-    await until(w, state, () => state.has('orders-b') && state.has('orders-v6'));
+    await w.readUntil(state, () => state.has('orders-b') && state.has('orders-v6'), 30_000);
     const badIp = (name: string) => (l: LogLine) => l.code === 'QB_INVALID_PODS_FILE' && l.pod === name && l.field === 'status.podIP';
     const line = await ctl.waitForLog(after_(mark, badIp('orders-dns')), 30_000, 'the bad podIP report');
     assert.equal(line.level, 50);
@@ -217,14 +201,14 @@ test('a podIP that is not an IP literal is refused for that pod, naming it, the 
     // reloads that keep the bad pods as they are: still one report each
     for (const v of ['1.4.1', '1.4.2']) {
       writePods(file, [pod('orders-a', v, '127.0.73.10'), dns, b, port, v6]);
-      await until(w, state, () => state.get('orders-a')?.version === v);
+      await w.readUntil(state, () => state.get('orders-a')?.version === v, 30_000);
     }
     assert.equal(since(mark, badIp('orders-dns')).length, 1, 'reported once, not on every reload');
     assert.equal(since(mark, badIp('orders-port')).length, 1);
 
     // fixed: it joins discovery
     writePods(file, [a, { ...dns, ip: '127.0.73.14' }]);
-    await until(w, state, () => state.get('orders-dns')?.address === '127.0.73.14');
+    await w.readUntil(state, () => state.get('orders-dns')?.address === '127.0.73.14', 30_000);
   } finally {
     w.close();
   }
@@ -232,7 +216,7 @@ test('a podIP that is not an IP literal is refused for that pod, naming it, the 
 
 /** Roughly what `kubectl get pods -o yaml` prints for a pod (~3 KB), so that a parse does real work. */
 function kubectlPod(i: number): Record<string, unknown> {
-  const m = podManifest(pod(`orders-${i}`, '1.4.0', `127.0.73.${20 + (i % 230)}`)) as {
+  const m = listedPod(pod(`orders-${i}`, '1.4.0', `127.0.73.${20 + (i % 230)}`)) as {
     metadata: Record<string, unknown>;
     spec: Record<string, unknown>;
     status: Record<string, unknown>;
@@ -319,8 +303,8 @@ test('a file at the size limit is loaded, and parsed in a worker while /live kee
   assert.ok(answeredDuringParse.every((s) => s === 200));
   const w = new WatchReader(ctl.target, API);
   try {
-    const state: State = new Map();
-    await until(w, state, () => state.size === pods);
+    const state: EndpointsByPod = new Map();
+    await w.readUntil(state, () => state.size === pods, 30_000);
   } finally {
     w.close();
   }

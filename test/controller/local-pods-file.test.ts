@@ -8,16 +8,17 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import YAML from 'yaml';
 import {
-  podManifest,
+  listedPod,
   replacePods,
   startController,
   tempDir,
-  waitFor,
   WatchReader,
   writePods,
   type RunningController,
+  type EndpointsByPod,
   type TestPod,
 } from '../fixtures/local-controller.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 const HOST = '127.0.33.1';
 const API = 'shop.orders.v1.OrderService';
@@ -40,27 +41,12 @@ after(async () => {
   assert.equal(await ctl.stop(), 0);
 });
 
-/** Reads the stream until `pred` holds for the endpoint set. */
-async function until(w: WatchReader, state: Map<string, { version: string; ready: boolean }>, pred: () => boolean): Promise<void> {
-  while (!pred()) {
-    const u = await w.next();
-    if (u.kind === 'snapshot') {
-      state.clear();
-      for (const e of u.snapshot!.endpoints) state.set(e.pod, e);
-    } else if (u.kind === 'noEndpoints') state.clear();
-    else {
-      for (const r of u.diff!.removed) state.delete(r.pod);
-      for (const e of [...u.diff!.added, ...u.diff!.changed]) state.set(e.pod, e);
-    }
-  }
-}
-
 const badLines = (value = `${API}@1.x`) =>
   ctl.logs.filter((l) => l.code === 'QB_INVALID_ANNOTATION' && l.pod === 'orders-bad' && l.annotation === 'qbasis.io/provides' && l.value === value);
 const rejectedPods = async (): Promise<number> => Number(/^qbasis_controller_rejected_pods (\d+)$/m.exec(await (await fetch(`${ctl.admin}/metrics`)).text())?.[1]);
 
 test('an invalid annotation is logged once with pod, annotation, value and expectation, and the pod is left out', async () => {
-  await waitFor(() => badLines().length >= 1, 20_000, 'the invalid-annotation log line');
+  await waitUntil('the invalid-annotation log line', () => badLines().length >= 1, { timeoutMs: 20_000 });
   const line = badLines()[0]!;
   assert.equal(line.value, `${API}@1.x`);
   assert.match(String(line.expected), /semantic version|MAJOR\.MINOR\.PATCH/);
@@ -69,25 +55,25 @@ test('an invalid annotation is logged once with pod, annotation, value and expec
 
   const w = new WatchReader(ctl.target, API);
   try {
-    const state = new Map<string, { version: string; ready: boolean }>();
-    await until(w, state, () => state.has('orders-a'));
+    const state: EndpointsByPod = new Map();
+    await w.readUntil(state, () => state.has('orders-a'));
     assert.equal(state.has('orders-bad'), false, 'the invalid pod is not an endpoint');
 
     // several reloads that keep the bad pod as it is: still exactly one report
     for (const v of ['1.4.1', '1.4.2', '1.4.3']) {
       writePods(file, [pod('orders-a', v, '127.0.33.10'), bad]);
-      await until(w, state, () => state.get('orders-a')?.version === v);
+      await w.readUntil(state, () => state.get('orders-a')?.version === v);
     }
     assert.equal(await rejectedPods(), 1, 'the bad pod is counted as rejected');
     // The pod broken differently is reported again: once that report is in the log, every line the three
     // reloads before it could have written is in too (one ordered stdout), so a repeat would show.
     writePods(file, [a, { ...bad, provides: `${API}@1.y` }]);
-    await waitFor(() => badLines(`${API}@1.y`).length >= 1, 20_000, 'the report of the new invalid value');
+    await waitUntil('the report of the new invalid value', () => badLines(`${API}@1.y`).length >= 1, { timeoutMs: 20_000 });
     assert.equal(badLines().length, 1, 'reported once, not on every reload');
 
     // fixed: it joins discovery
     writePods(file, [a, { ...bad, provides: `${API}@1.6.0` }]);
-    await until(w, state, () => state.get('orders-bad')?.version === '1.6.0');
+    await w.readUntil(state, () => state.get('orders-bad')?.version === '1.6.0');
     assert.equal(await rejectedPods(), 0);
   } finally {
     w.close();
@@ -98,15 +84,15 @@ test('edits in place and by rename (as editors save) reach subscribers', async (
   writePods(file, [a]);
   const w = new WatchReader(ctl.target, API);
   try {
-    const state = new Map<string, { version: string; ready: boolean }>();
-    await until(w, state, () => state.size === 1 && state.has('orders-a'));
+    const state: EndpointsByPod = new Map();
+    await w.readUntil(state, () => state.size === 1 && state.has('orders-a'));
     replacePods(file, [a, pod('orders-b', '1.5.0', '127.0.33.12')]);
-    await until(w, state, () => state.get('orders-b')?.version === '1.5.0');
+    await w.readUntil(state, () => state.get('orders-b')?.version === '1.5.0');
     // a second rename: the watch must survive the inode change
     replacePods(file, [pod('orders-b', '1.5.0', '127.0.33.12', { ready: false })]);
-    await until(w, state, () => !state.has('orders-a') && state.get('orders-b')?.ready === false);
+    await w.readUntil(state, () => !state.has('orders-a') && state.get('orders-b')?.ready === false);
     writePods(file, [a]);
-    await until(w, state, () => state.size === 1 && state.has('orders-a'));
+    await w.readUntil(state, () => state.size === 1 && state.has('orders-a'));
   } finally {
     w.close();
   }
@@ -116,8 +102,8 @@ test('an invalid pods file keeps the last good state and logs what was wrong', a
   writePods(file, [a]);
   const w = new WatchReader(ctl.target, API);
   try {
-    const state = new Map<string, { version: string; ready: boolean }>();
-    await until(w, state, () => state.size === 1 && state.get('orders-a')?.version === '1.4.0');
+    const state: EndpointsByPod = new Map();
+    await w.readUntil(state, () => state.size === 1 && state.get('orders-a')?.version === '1.4.0');
     const before = w.messages.length;
     const lastVersion = Number(w.messages.at(-1)!.version);
     // half-written YAML: an unterminated flow mapping
@@ -132,7 +118,7 @@ test('an invalid pods file keeps the last good state and logs what was wrong', a
     assert.equal(ready.status, 200, 'still ready on the last good state');
     // a valid file again
     writePods(file, [a, pod('orders-c', '1.7.0', '127.0.33.13')]);
-    await until(w, state, () => state.get('orders-c')?.version === '1.7.0');
+    await w.readUntil(state, () => state.get('orders-c')?.version === '1.7.0');
     // The stream is ordered and its version counts every change of the endpoint set: the first message after
     // the invalid files is the valid file's change, one version on, adding orders-c and nothing else. Any
     // change published for the invalid files would come before it or skip a version.
@@ -148,14 +134,14 @@ test('an invalid pods file keeps the last good state and logs what was wrong', a
 });
 
 test('a multi-document file of Pods (and a PodList) is read like kubectl prints it', async () => {
-  const docs = [podManifest(a), podManifest(pod('orders-d', '1.8.0', '127.0.33.14'))].map((d) => YAML.stringify(d)).join('---\n');
+  const docs = [listedPod(a), listedPod(pod('orders-d', '1.8.0', '127.0.33.14'))].map((d) => YAML.stringify(d)).join('---\n');
   fs.writeFileSync(file, docs + '---\n');
   const w = new WatchReader(ctl.target, API);
   try {
-    const state = new Map<string, { version: string; ready: boolean }>();
-    await until(w, state, () => state.size === 2 && state.get('orders-d')?.version === '1.8.0');
-    fs.writeFileSync(file, YAML.stringify({ apiVersion: 'v1', kind: 'PodList', items: [podManifest(pod('orders-e', '1.9.0', '127.0.33.15'))] }));
-    await until(w, state, () => state.size === 1 && state.get('orders-e')?.version === '1.9.0');
+    const state: EndpointsByPod = new Map();
+    await w.readUntil(state, () => state.size === 2 && state.get('orders-d')?.version === '1.8.0');
+    fs.writeFileSync(file, YAML.stringify({ apiVersion: 'v1', kind: 'PodList', items: [listedPod(pod('orders-e', '1.9.0', '127.0.33.15'))] }));
+    await w.readUntil(state, () => state.size === 1 && state.get('orders-e')?.version === '1.9.0');
   } finally {
     w.close();
   }

@@ -13,12 +13,11 @@ import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
 import { parseArgs } from 'node:util';
-import * as grpc from '@grpc/grpc-js';
-import { satisfies } from '../../proto/versions.ts';
 import { clusterDir, down, up } from '../cluster/cluster.ts';
-import { harnessFor } from '../harness/cluster.ts';
-import type { TestCluster } from '../harness/cluster.ts';
-import { ORDER_API, orderClient } from './order-app.ts';
+import { harnessFor } from '../harness/use-cluster.ts';
+import type { TestCluster } from '../harness/use-cluster.ts';
+import { ORDER_API } from './order-app.ts';
+import { newCounts, startLoad, waitFirstCall } from './load.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(REPO, 'bin/qbasis.ts');
@@ -257,42 +256,14 @@ export async function main(argv: string[]): Promise<number> {
     say(`  ${client.pod.name} init containers: ${injected.spec.initContainers?.map((x) => `${x.name} (restartPolicy ${x.restartPolicy})`).join(', ')}`);
 
     const target = `${client.pod.ip}:15001`;
-    const probe = orderClient(target);
-    for (let i = 0; ; i++) {
-      const ok = await new Promise<boolean>((r) => probe.create({ item: 'probe', quantity: 1 }, { deadline: Date.now() + 2000 }, (err) => r(err === null)));
-      if (ok) break;
-      if (i > 300) throw new Error(`the client sidecar at ${target} never routed a call (logs in ${logDir})`);
-      await sleep(200);
-    }
-    probe.close();
+    await waitFirstCall(target, { timeoutMs: 120_000, detail: () => `logs in ${logDir}` });
     await sleep(2000); // let the controller's status writes settle
     await bsvc('before the rollout');
 
     // Bounded load through the client's sidecar while `kubectl apply` rolls orders to 1.5.0.
-    const counts = { calls: 0, failed: 0, misrouted: 0, byVersion: new Map<string, number>(), errors: new Map<string, number>() };
-    const cli = orderClient(target);
-    let inFlight = 0;
-    let sent = 0;
+    const counts = newCounts();
     const t0 = Date.now();
-    const timer = setInterval(() => {
-      const due = Math.floor(((Date.now() - t0) / 1000) * rps) - sent;
-      for (let i = 0; i < due && inFlight < 64; i++) {
-        sent++;
-        inFlight++;
-        cli.create({ item: 'book', quantity: 1 }, { deadline: Date.now() + 5000 }, (err, res) => {
-          inFlight--;
-          counts.calls++;
-          if (err || res === undefined) {
-            counts.failed++;
-            const k = err ? `${grpc.status[err.code]}: ${err.details}` : 'empty';
-            counts.errors.set(k, (counts.errors.get(k) ?? 0) + 1);
-          } else {
-            counts.byVersion.set(res.servedByVersion, (counts.byVersion.get(res.servedByVersion) ?? 0) + 1);
-            if (!satisfies(res.servedByVersion, RANGE)) counts.misrouted++;
-          }
-        });
-      }
-    }, 20);
+    const load = startLoad(target, rps, RANGE, counts, { tickMs: 20 });
     const ticker = setInterval(() => {
       const v = [...counts.byVersion].sort().map(([k, n]) => `${k}: ${n}`).join('  ');
       say(`  [${String(Math.round((Date.now() - t0) / 1000)).padStart(3)}s] calls ${counts.calls}  failed ${counts.failed}  misrouted ${counts.misrouted}  │ ${v}`);
@@ -310,10 +281,8 @@ export async function main(argv: string[]): Promise<number> {
     await sleep(2000);
     const left = t0 + durationS * 1000 - Date.now();
     if (left > 0) await sleep(left);
-    clearInterval(timer);
-    for (let i = 0; inFlight > 0 && i < 100; i++) await sleep(100);
+    await load.stop();
     clearInterval(ticker);
-    cli.close();
     await bsvc('after the rollout');
 
     say(`calls ${counts.calls}, failed ${counts.failed}, misrouted ${counts.misrouted} (served outside ${RANGE}); by version: ${[...counts.byVersion].sort().map(([k, n]) => `${k}=${n}`).join(' ')}`);

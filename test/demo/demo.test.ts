@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { QBASIS_BIN, REPO, waitFor } from '../fixtures/local-controller.ts';
+import { QBASIS_BIN, REPO } from '../fixtures/local-controller.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 /** Processes (of anyone) whose command line mentions the prefix: the demo's pods and controller. */
 function processesUsing(prefix: string): string[] {
@@ -56,12 +57,12 @@ test('Ctrl-C (SIGINT) during the demo stops every process it started', async () 
   child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   try {
-    await waitFor(() => /calls\s+\d+\s+failed/.test(out), 120_000, 'the load to start');
+    await waitUntil('the load to start', () => /calls\s+\d+\s+failed/.test(out), { timeoutMs: 120_000 });
     assert.ok(processesUsing(prefix).length >= 4, 'controller, apps and sidecars are running');
     child.kill('SIGINT');
     const code = await exited;
     assert.equal(code, 130, `exit code after SIGINT; output: ${out.slice(-1500)}`);
-    await waitFor(() => processesUsing(prefix).length === 0, 10_000, `no processes left: ${processesUsing(prefix).join('\n')}`);
+    await waitUntil('no processes left', () => processesUsing(prefix).length === 0, { timeoutMs: 10_000, detail: () => processesUsing(prefix).join('\n') });
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }

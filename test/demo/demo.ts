@@ -10,11 +10,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
-import * as grpc from '@grpc/grpc-js';
 import YAML from 'yaml';
 import { satisfies } from '../../proto/versions.ts';
 import { parseOrExit, type CommandSpec } from '../../cli/flags.ts';
-import { ORDER_API, orderClient } from './order-app.ts';
+import { ORDER_API } from './order-app.ts';
+import { waitUntil } from '../fixtures/wait.ts';
+import { newCounts, startLoad, waitFirstCall } from './load.ts';
+import { listedPod, type PodObject } from '../fixtures/local-controller.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(REPO, 'bin/qbasis.ts');
@@ -129,19 +131,14 @@ function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number, what: s
   });
 }
 
+/** Waits for `url` to answer 200, failing at once if the process behind it exits. */
 async function waitHttp200(url: string, timeoutMs: number, what: string, alive: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (!alive()) throw new Error(`${what} exited before it was ready`);
-    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms (${url})`);
-    await sleep(150);
-  }
+  const status = async (): Promise<number> => (await fetch(url, { signal: AbortSignal.timeout(2000) })).status;
+  await waitUntil(`${what} to be ready (${url})`, async () => (await status().catch(() => 0)) === 200, {
+    timeoutMs,
+    intervalMs: 150,
+    abortIf: () => (alive() ? undefined : `${what} exited before it was ready`),
+  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -158,29 +155,21 @@ interface DemoPod {
   sidecar?: ChildProcess;
 }
 
-function manifest(p: DemoPod): Record<string, unknown> {
+/** The pod as the pods file lists it. */
+function manifest(p: DemoPod): PodObject {
   const annotations: Record<string, string> = { 'qbasis.io/inject': 'true', 'qbasis.io/app-port': String(APP_PORT) };
-  if (p.version !== undefined) annotations['qbasis.io/provides'] = `${ORDER_API}@${p.version}`;
   if (p.requires !== undefined) annotations['qbasis.io/requires'] = `${ORDER_API}@${p.requires}`;
-  const metadata: Record<string, unknown> = {
+  return listedPod({
     name: p.name,
     namespace: NAMESPACE,
-    uid: `demo-${p.name}`,
-    labels: { app: p.version === undefined ? 'shop-client' : 'orders' },
+    ip: p.ip,
     annotations,
-  };
-  if (p.terminating) metadata.deletionTimestamp = new Date().toISOString();
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata,
-    spec: { containers: [{ name: 'app', image: `shop/${p.version === undefined ? 'client' : `orders:${p.version}`}` }] },
-    status: {
-      phase: 'Running',
-      podIP: p.ip,
-      conditions: [{ type: 'Ready', status: p.terminating ? 'False' : 'True' }],
-    },
-  };
+    ...(p.version !== undefined ? { provides: `${ORDER_API}@${p.version}` } : {}),
+    labels: { app: p.version === undefined ? 'shop-client' : 'orders' },
+    image: `shop/${p.version === undefined ? 'client' : `orders:${p.version}`}`,
+    ready: !p.terminating,
+    deleting: p.terminating,
+  });
 }
 
 /** Saves like an editor: temp file + rename, so the controller never sees half a file. */
@@ -188,63 +177,6 @@ function writePodsFile(file: string, pods: DemoPod[]): void {
   const tmp = `${file}.tmp`;
   fs.writeFileSync(tmp, YAML.stringify({ apiVersion: 'v1', kind: 'List', items: pods.map(manifest) }));
   fs.renameSync(tmp, file);
-}
-
-// --- load ------------------------------------------------------------------
-
-interface Counts {
-  calls: number;
-  ok: number;
-  failed: number;
-  misrouted: number;
-  byVersion: Map<string, number>;
-  byPod: Map<string, { version: string; calls: number }>;
-  errors: Map<string, number>;
-}
-
-function startLoad(target: string, rps: number, counts: Counts): { stop: () => Promise<void> } {
-  const client = orderClient(target);
-  const maxInFlight = 64;
-  let inFlight = 0;
-  let started = 0;
-  let stopping = false;
-  const t0 = Date.now();
-  const idle: Array<() => void> = [];
-  const one = (): void => {
-    started++;
-    inFlight++;
-    client.create({ item: 'book', quantity: 1 }, { deadline: Date.now() + 5000 }, (err, res) => {
-      inFlight--;
-      counts.calls++;
-      if (err || res === undefined) {
-        counts.failed++;
-        const key = err ? `${grpc.status[err.code] ?? err.code}: ${err.details}` : 'empty reply';
-        counts.errors.set(key, (counts.errors.get(key) ?? 0) + 1);
-      } else {
-        counts.ok++;
-        const v = res.servedByVersion;
-        counts.byVersion.set(v, (counts.byVersion.get(v) ?? 0) + 1);
-        const p = counts.byPod.get(res.servedByPod) ?? { version: v, calls: 0 };
-        p.calls++;
-        counts.byPod.set(res.servedByPod, p);
-        if (!satisfies(v, RANGE)) counts.misrouted++;
-      }
-      if (inFlight === 0) for (const f of idle.splice(0)) f();
-    });
-  };
-  const timer = setInterval(() => {
-    if (stopping) return;
-    const due = Math.floor(((Date.now() - t0) / 1000) * rps) - started;
-    for (let i = 0; i < due && inFlight < maxInFlight; i++) one();
-  }, 10);
-  return {
-    async stop() {
-      stopping = true;
-      clearInterval(timer);
-      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
-      client.close();
-    },
-  };
 }
 
 // --- the demo --------------------------------------------------------------
@@ -263,7 +195,7 @@ export async function main(argv: string[]): Promise<number> {
   const controllerIp = ip(1);
   let discovery = `${controllerIp}:${o.discoveryPort}`;
   const pods: DemoPod[] = [];
-  const counts: Counts = { calls: 0, ok: 0, failed: 0, misrouted: 0, byVersion: new Map(), byPod: new Map(), errors: new Map() };
+  const counts = newCounts();
   let load: { stop: () => Promise<void> } | undefined;
   let interrupted = false;
   let clientApp: net.Server | undefined;
@@ -346,19 +278,11 @@ export async function main(argv: string[]): Promise<number> {
     check();
 
     // first call: the client sidecar must have its routes before the clock starts
-    const probe = orderClient(`${client.ip}:15001`);
-    for (let i = 0; ; i++) {
-      const ok = await new Promise<boolean>((r) => probe.create({ item: 'probe', quantity: 1 }, { deadline: Date.now() + 2000 }, (err) => r(err === null)));
-      if (ok) break;
-      if (i > 100) throw new Error('the client sidecar never routed a call');
-      await sleep(200);
-      check();
-    }
-    probe.close();
+    await waitFirstCall(`${client.ip}:15001`, { timeoutMs: 60_000, beforeEach: check });
 
     const durationMs = o.durationS * 1000;
     const loadStart = Date.now();
-    load = startLoad(`${client.ip}:15001`, o.rps, counts);
+    load = startLoad(`${client.ip}:15001`, o.rps, RANGE, counts);
     let lastByVersion = new Map<string, number>();
     ticker = setInterval(() => {
       const secs = Math.round((Date.now() - loadStart) / 1000);

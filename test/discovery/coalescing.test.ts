@@ -8,7 +8,8 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DISCOVERY_WATCH_PATH, discoveryServiceDefinition, type Update__Output } from '../../proto/discovery.ts';
-import { startController, tempDir, waitFor, writePods, type RunningController, type TestPod } from '../fixtures/local-controller.ts';
+import { startController, tempDir, writePods, type RunningController, type TestPod } from '../fixtures/local-controller.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 const HOST = '127.0.32.1';
 const API = 'shop.orders.v1.OrderService';
@@ -71,7 +72,7 @@ test('a paused subscriber gets the latest state on resume, not one message per c
   };
   stream.on('data', onData);
   try {
-    await waitFor(() => messages.length >= 1, 20_000, 'the snapshot');
+    await waitUntil('the snapshot', () => messages.length >= 1, { timeoutMs: 20_000 });
     assert.equal(messages[0]!.kind, 'snapshot');
     assert.equal(messages[0]!.snapshot!.endpoints.length, PODS);
 
@@ -85,15 +86,11 @@ test('a paused subscriber gets the latest state on resume, not one message per c
     // resume: everything queued in the pipe arrives, then the controller sends the current state
     stream.resume();
     const finalVersion = (): string => `1.${EDITS}.0`;
-    await waitFor(
-      () => {
+    await waitUntil('the final state', () => {
         const last = messages.at(-1);
         const eps = last?.diff?.changed ?? last?.snapshot?.endpoints ?? [];
         return eps.length === PODS && eps.every((e) => e.version === finalVersion());
-      },
-      30_000,
-      'the final state',
-    );
+      }, { timeoutMs: 30_000 });
     const finalAt = messages.length - 1;
     const last = messages[finalAt]!;
     assert.ok(last.diff!.changed.every((e) => e.version === finalVersion() && e.ready === (EDITS % 2 === 0)));
@@ -102,7 +99,7 @@ test('a paused subscriber gets the latest state on resume, not one message per c
     // stream is ordered, so anything still queued for the paused rounds would arrive before it. The next
     // message must be exactly that change.
     writePods(file, pods(EDITS + 1));
-    await waitFor(() => messages.length > finalAt + 1, 30_000, 'the change made after the final state');
+    await waitUntil('the change made after the final state', () => messages.length > finalAt + 1, { timeoutMs: 30_000 });
     const next = messages[finalAt + 1]!;
     const nextEps = next.diff?.changed ?? next.snapshot?.endpoints ?? [];
     assert.ok(

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { pino, type Logger } from 'pino';
 import { DiscoveryClient, type ApiSnapshot } from '../../sidecar/discovery-client.ts';
-import { startController, tempDir, waitFor, writePods, type LogLine, type TestPod } from '../fixtures/local-controller.ts';
+import { startController, tempDir, writePods, type LogLine, type TestPod } from '../fixtures/local-controller.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 const HOST = '127.0.34.1';
 const API = 'shop.orders.v1.OrderService';
@@ -38,10 +39,10 @@ test('the discovery client keeps its last snapshot while the controller is down 
       first.endpoints.map((e) => [e.pod, e.version, e.address, e.port]),
       [['orders-a', '1.4.0', '127.0.34.10', 15006]],
     );
-    await waitFor(() => client.state() === 'connected', 10_000, 'connected');
+    await waitUntil('connected', () => client.state() === 'connected', { timeoutMs: 10_000 });
 
     writePods(file, [pod('orders-a', '1.4.0', '127.0.34.10'), pod('orders-b', '1.5.0', '127.0.34.11')]);
-    await waitFor(() => client.snapshot(API)?.endpoints.length === 2, 20_000, 'the added endpoint');
+    await waitUntil('the added endpoint', () => client.snapshot(API)?.endpoints.length === 2, { timeoutMs: 20_000 });
 
     // controller goes away: state drops, the snapshot stays
     const held = client.snapshot(API);
@@ -50,10 +51,10 @@ test('the discovery client keeps its last snapshot while the controller is down 
     const onSnap = (x: ApiSnapshot): void => void snapsWhileDown.push(x);
     client.on('snapshot', onSnap);
     assert.equal(await ctl.stop(), 0);
-    await waitFor(() => client.state() === 'disconnected', 20_000, 'disconnected');
+    await waitUntil('disconnected', () => client.state() === 'disconnected', { timeoutMs: 20_000 });
     // Several reconnects have failed (the client logs each): each was a point where the snapshot could be dropped.
     const lost = (): LogLine[] => lines.filter((l) => l.msg === 'discovery stream lost; keeping last snapshot' && l.api === API);
-    await waitFor(() => lost().some((l) => Number(l.attempt) >= 3), 20_000, 'three failed reconnects');
+    await waitUntil('three failed reconnects', () => lost().some((l) => Number(l.attempt) >= 3), { timeoutMs: 20_000 });
     assert.equal(client.state(), 'disconnected');
     assert.equal(client.snapshot(API), held, 'the last snapshot is kept while disconnected');
     assert.deepEqual(client.snapshot(API)!.endpoints.map((e) => e.pod), heldEndpoints);
@@ -66,9 +67,9 @@ test('the discovery client keeps its last snapshot while the controller is down 
     const snaps: ApiSnapshot[] = [];
     client.on('snapshot', (s: ApiSnapshot) => snaps.push(s));
     ctl = await startController({ podsFile: file, host: HOST, port });
-    await waitFor(() => client.snapshot(API)?.endpoints.some((e) => e.pod === 'orders-c') === true, 30_000, 'the snapshot after restart');
+    await waitUntil('the snapshot after restart', () => client.snapshot(API)?.endpoints.some((e) => e.pod === 'orders-c') === true, { timeoutMs: 30_000 });
     assert.deepEqual(client.snapshot(API)!.endpoints.map((e) => e.pod), ['orders-b', 'orders-c']);
-    await waitFor(() => client.state() === 'connected', 10_000, 'connected again');
+    await waitUntil('connected again', () => client.state() === 'connected', { timeoutMs: 10_000 });
     assert.ok(states.includes('disconnected') && states.at(-1) === 'connected', `states: ${states.join(' → ')}`);
   } finally {
     client.close();
@@ -87,11 +88,11 @@ test('the discovery client reconnects after the controller is killed with SIGKIL
     client.watch(API);
     await client.waitForSnapshot(API, 20_000);
     await ctl.stop('SIGKILL');
-    await waitFor(() => client.state() === 'disconnected', 20_000, 'disconnected');
+    await waitUntil('disconnected', () => client.state() === 'disconnected', { timeoutMs: 20_000 });
     assert.equal(client.snapshot(API)?.endpoints[0]?.pod, 'orders-a');
     writePods(file, [pod('orders-z', '1.4.0', '127.0.34.21')]);
     ctl = await startController({ podsFile: file, host: HOST, port });
-    await waitFor(() => client.snapshot(API)?.endpoints[0]?.pod === 'orders-z', 30_000, 'the new snapshot');
+    await waitUntil('the new snapshot', () => client.snapshot(API)?.endpoints[0]?.pod === 'orders-z', { timeoutMs: 30_000 });
   } finally {
     client.close();
     await ctl.stop();
@@ -114,12 +115,12 @@ test('keepalive notices a controller that hangs (SIGSTOP) without closing its co
   try {
     client.watch(API);
     await client.waitForSnapshot(API, 20_000);
-    await waitFor(() => client.state() === 'connected', 10_000, 'connected');
+    await waitUntil('connected', () => client.state() === 'connected', { timeoutMs: 10_000 });
     ctl.proc.kill('SIGSTOP'); // the TCP connection stays open; only the keepalive can tell
-    await waitFor(() => client.state() === 'disconnected', 30_000, 'keepalive to notice the hung controller');
+    await waitUntil('keepalive to notice the hung controller', () => client.state() === 'disconnected', { timeoutMs: 30_000 });
     assert.equal(client.snapshot(API)?.endpoints[0]?.pod, 'orders-h', 'the last snapshot is kept');
     ctl.proc.kill('SIGCONT');
-    await waitFor(() => client.state() === 'connected', 30_000, 'reconnected after SIGCONT');
+    await waitUntil('reconnected after SIGCONT', () => client.state() === 'connected', { timeoutMs: 30_000 });
   } finally {
     ctl.proc.kill('SIGCONT');
     client.close();
@@ -134,9 +135,9 @@ test('a discovery client that watches nothing reports the connection state of it
   const ctl = await startController({ podsFile: file, host: HOST });
   const client = new DiscoveryClient({ target: ctl.target, logger: pino({ level: 'silent' }), backoffInitialMs: 100, backoffMaxMs: 500 });
   try {
-    await waitFor(() => client.state() === 'connected', 20_000, 'connected without any watch');
+    await waitUntil('connected without any watch', () => client.state() === 'connected', { timeoutMs: 20_000 });
     await ctl.stop();
-    await waitFor(() => client.state() === 'disconnected', 20_000, 'disconnected after the controller stopped');
+    await waitUntil('disconnected after the controller stopped', () => client.state() === 'disconnected', { timeoutMs: 20_000 });
   } finally {
     client.close();
     await ctl.stop();

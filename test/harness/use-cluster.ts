@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { up, isHealthy, readState, type ClusterState } from '../cluster/cluster.ts';
 import { withFileLock } from '../cluster/file-lock.ts';
 import { startReaper } from './reaper.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 const execFileP = promisify(execFile);
 
@@ -112,11 +113,11 @@ export function harnessFor(state: ClusterState): TestCluster {
         await kubectl(['delete', 'namespace', name, '--wait=false', '--ignore-not-found'], { allowFailure: true });
       });
       // Pods are refused until the controller manager has made the namespace's default ServiceAccount.
-      const deadline = Date.now() + 60_000;
-      while ((await kubectl(['-n', name, 'get', 'serviceaccount', 'default'], { allowFailure: true })).code !== 0) {
-        if (Date.now() > deadline) throw new Error(`namespace ${name}: default ServiceAccount not created within 60 s; is kube-controller-manager running? (logs in ${state.dir}/logs)`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await waitUntil(`namespace ${name}'s default ServiceAccount`, async () => (await kubectl(['-n', name, 'get', 'serviceaccount', 'default'], { allowFailure: true })).code === 0, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        detail: () => `is kube-controller-manager running? (logs in ${state.dir}/logs)`,
+      });
       return name;
     },
     async servingCert(hosts = ['127.0.0.1', 'localhost']): Promise<{ ca: string; cert: string; key: string }> {

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { echoClient, ECHO_API, type EchoClient, type EchoResponse, type StatsResponse } from '../fixtures/echo-client.ts';
 import { admin, logsByIp, startEcho, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
 import { startController, tempDir, writePods, type RunningController, type TestPod } from '../fixtures/local-controller.ts';
+import { pollFor, waitUntil } from '../fixtures/wait.ts';
 
 const NET = '127.0.41';
 const V1 = `${NET}.11`;
@@ -66,16 +66,6 @@ function unary(c: EchoClient, req: Record<string, unknown>, md = new grpc.Metada
 
 async function stats(which: 'v1' | 'v2'): Promise<StatsResponse> {
   return new Promise((resolve, reject) => direct[which]!.Stats({}, (e: Error | null, r: StatsResponse) => (e ? reject(e) : resolve(r))));
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 test('unary call passes through two sidecars with payload, metadata (text and -bin) in headers and trailers', async () => {
@@ -149,7 +139,7 @@ test('bidi-streaming call echoes each message as it comes', async () => {
   for (let i = 0; i < 10; i++) {
     call.write({ text: `m${i}` });
     // Interleaved: the answer to message i arrives before message i+1 is sent.
-    await until(`bidi answer ${i}`, async () => (got.length > i ? true : undefined), 10_000);
+    await waitUntil(`bidi answer ${i}`, async () => got.length > i, { timeoutMs: 10_000 });
   }
   call.end();
   await ended;
@@ -176,7 +166,7 @@ test('the deadline reaches the app (reduced, not dropped) and an expired one giv
   assert.ok(seen > 0 && seen <= 4000, `app saw a deadline of ${seen} ms`);
   const tag = `deadline-${Date.now()}`;
   await assert.rejects(unary(client, { text: 'slow', delay_ms: 5000, tag }, new grpc.Metadata(), { deadline: Date.now() + 500 }), (e: grpc.ServiceError) => e.code === grpc.status.DEADLINE_EXCEEDED);
-  await until('the app to see the expired call cancelled', async () => ((await stats('v1')).cancelled_tags.includes(tag) ? true : undefined));
+  await waitUntil('the app to see the expired call cancelled', async () => (await stats('v1')).cancelled_tags.includes(tag), { timeoutMs: 20_000 });
 });
 
 test('cancelling a server stream from the client cancels the call in the app', async () => {
@@ -192,7 +182,7 @@ test('cancelling a server stream from the client cancels the call in the app', a
     });
     call.on('error', () => {});
   });
-  await until('the app to see the cancellation', async () => ((await stats('v1')).cancelled_tags.includes(tag) ? true : undefined));
+  await waitUntil('the app to see the cancellation', async () => (await stats('v1')).cancelled_tags.includes(tag), { timeoutMs: 20_000 });
 });
 
 test('a ^1.2 caller never reaches the 2.x app while a 1.x endpoint exists', async () => {
@@ -209,32 +199,32 @@ test('a ^1.2 caller never reaches the 2.x app while a 1.x endpoint exists', asyn
 test('with only 2.x endpoints left a ^1.2 call fails UNAVAILABLE naming the API, the range and the versions that exist; it recovers when 1.x returns', async () => {
   writePods(podsFile, pods(['v2']));
   try {
-    const err = await until('the caller to see the 1.x endpoint gone', async () => {
+    const err = await pollFor('the caller to see the 1.x endpoint gone', async () => {
       try {
         await unary(client, { text: 'x' });
         return undefined;
       } catch (e) {
         return e as grpc.ServiceError;
       }
-    });
+    }, { timeoutMs: 20_000 });
     assert.equal(err.code, grpc.status.UNAVAILABLE);
     assert.match(err.details, new RegExp(`no compatible endpoint for ${ECHO_API.replaceAll('.', '\\.')} \\(required range \\^1\\.2\\); versions that exist: 2\\.0\\.0`));
     assert.equal(err.metadata.get('qbasis-error-code')[0], 'QB_NO_COMPATIBLE_ENDPOINT');
-    const line = await until('a log line with the basis text form', async () => {
+    const line = await pollFor('a log line with the basis text form', async () => {
       const logs = logsByIp(CALLER);
       return logs.find((l) => l.code === 'QB_NO_COMPATIBLE_ENDPOINT');
-    });
+    }, { timeoutMs: 20_000 });
     assert.match(String(line.frame), /^7101:/);
   } finally {
     writePods(podsFile, pods(['v1', 'v2']));
   }
-  await until('1.x back in rotation', async () => {
+  await pollFor('1.x back in rotation', async () => {
     try {
       return (await unary(client, { text: 'y' })).res.served_by === 'echo-v1@1.4.0' ? true : undefined;
     } catch {
       return undefined;
     }
-  });
+  }, { timeoutMs: 20_000 });
 });
 
 test('an API missing from --requires is refused with FAILED_PRECONDITION saying how to declare it', async () => {
@@ -274,7 +264,7 @@ test('a providing sidecar whose app does not listen is started (/started 200) bu
   const ip = `${NET}.20`;
   const p = await startSidecar({ ip, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@1.4.0`, requires: `${ECHO_API}@^1.2`, waitReady: false });
   try {
-    await until('/started', async () => ((await admin(ip, '/started').catch(() => ({ status: 0 }))).status === 200 ? true : undefined));
+    await waitUntil('/started', async () => (await admin(ip, '/started').catch(() => ({ status: 0 }))).status === 200, { timeoutMs: 20_000 });
     const r = await admin(ip, '/ready');
     assert.equal(r.status, 503);
     assert.match(r.body, new RegExp(`the app at ${ip.replaceAll('.', '\\.')}:${APP_PORT} does not accept connections`));

@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { echoClient, ECHO_API, type EchoClient, type EchoResponse } from '../fixtures/echo-client.ts';
 import { admin, startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { startController, tempDir, writePods, type RunningController } from '../fixtures/local-controller.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 const NET = '127.0.42';
 const CALLER = `${NET}.12`;
@@ -66,25 +66,17 @@ function load(maxCalls = 20_000): { ok: () => number; failures: Failure[]; serve
   return { ok: () => ok, failures, servedBy, stop: async () => { stopping = true; await Promise.all(workers); } };
 }
 
-async function until(what: string, f: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 async function routes(): Promise<{ discovery: string; requires: Record<string, { endpoints: { pod: string; ejection?: string; connection?: string; consecutive_failures?: number; ejections?: number }[] }> }> {
   return JSON.parse((await admin(CALLER, '/routes')).body);
 }
 
 test('with the controller stopped under load, calls keep flowing on the last snapshot: zero failed calls', async () => {
   const l = load();
-  await until('calls flowing', () => l.ok() >= 100);
+  await waitUntil('calls flowing', () => l.ok() >= 100);
   assert.equal(await ctl.stop(), 0);
-  await until('the caller to notice discovery is gone', async () => (await routes()).discovery !== 'connected');
+  await waitUntil('the caller to notice discovery is gone', async () => (await routes()).discovery !== 'connected');
   const at = l.ok();
-  await until('more calls after the controller went away', () => l.ok() >= at + 300);
+  await waitUntil('more calls after the controller went away', () => l.ok() >= at + 300);
   await l.stop();
   assert.deepEqual(l.failures, []);
   assert.equal((await admin(CALLER, '/ready')).status, 200, 'still ready on the last snapshot');
@@ -92,7 +84,7 @@ test('with the controller stopped under load, calls keep flowing on the last sna
 
 test('a provider sidecar killed with SIGKILL under load: only calls in flight to it fail, it is ejected, traffic continues', async () => {
   const l = load();
-  await until('calls reaching p1', () => (l.servedBy.get('p1@1.4.0') ?? 0) >= 20);
+  await waitUntil('calls reaching p1', () => (l.servedBy.get('p1@1.4.0') ?? 0) >= 20);
   sidecars.p1!.proc.kill('SIGKILL');
   await sidecars.p1!.exited;
   const killedAt = Date.now();
@@ -100,9 +92,9 @@ test('a provider sidecar killed with SIGKILL under load: only calls in flight to
   // miss the 1 s ejection window on a loaded machine. Until it answers again p1 stays out: ejected, or on
   // probation between penalties (one more failure ejects it again), never active.
   const p1 = async () => (await routes()).requires[ECHO_API]!.endpoints.find((e) => e.pod === 'p1');
-  await until('p1 ejected after consecutive failures', async () => ((await p1())?.ejections ?? 0) >= 1);
+  await waitUntil('p1 ejected after consecutive failures', async () => ((await p1())?.ejections ?? 0) >= 1);
   const at = l.ok();
-  await until('more calls after the kill', () => l.ok() >= at + 300);
+  await waitUntil('more calls after the kill', () => l.ok() >= at + 300);
   await l.stop();
   const out = await p1();
   assert.ok(out?.ejection === 'ejected' || out?.ejection === 'probation', `p1 kept out after the calls that followed: ${JSON.stringify(out)}`);
@@ -116,12 +108,12 @@ test('a provider sidecar killed with SIGKILL under load: only calls in flight to
 
 test('a provider sidecar sent SIGTERM under load drains: zero failed calls, it exits 0, the rest take over', async () => {
   const l = load();
-  await until('calls reaching p2', () => (l.servedBy.get('p2@1.4.0') ?? 0) >= 20);
+  await waitUntil('calls reaching p2', () => (l.servedBy.get('p2@1.4.0') ?? 0) >= 20);
   sidecars.p2!.proc.kill('SIGTERM');
   const exit = await sidecars.p2!.exited;
   assert.deepEqual(exit, { code: 0, signal: null });
   const p3Before = l.servedBy.get('p3@1.4.0') ?? 0;
-  await until('calls on p3 after p2 left', () => (l.servedBy.get('p3@1.4.0') ?? 0) >= p3Before + 200);
+  await waitUntil('calls on p3 after p2 left', () => (l.servedBy.get('p3@1.4.0') ?? 0) >= p3Before + 200);
   await l.stop();
   assert.deepEqual(l.failures, []);
   const drained = sidecars.p2!.logs().find((x) => x.msg === 'drain finished');
@@ -130,12 +122,12 @@ test('a provider sidecar sent SIGTERM under load drains: zero failed calls, it e
 
 test('POST /shutdown on the caller sidecar under load: it keeps serving its app while the app is busy (zero failed calls), then exits 0', async () => {
   const l = load();
-  await until('calls flowing', () => l.ok() >= 50);
+  await waitUntil('calls flowing', () => l.ok() >= 50);
   const r = await admin(CALLER, '/shutdown', 'POST');
   assert.equal(r.status, 202);
-  await until('the caller to report not ready while draining', async () => (await admin(CALLER, '/ready')).status === 503);
+  await waitUntil('the caller to report not ready while draining', async () => (await admin(CALLER, '/ready')).status === 503);
   const at = l.ok();
-  await until('calls still served after the shutdown request', () => l.ok() >= at + 200);
+  await waitUntil('calls still served after the shutdown request', () => l.ok() >= at + 200);
   assert.equal(sidecars.caller!.proc.exitCode, null, 'still running while its app is busy');
   await l.stop();
   assert.deepEqual(l.failures, []);

@@ -1,0 +1,83 @@
+// The load both demos drive through the client's sidecar: OrderService Create calls at a fixed rate (at most
+// 64 in flight), each reply counted by the version and pod that served it; a reply from a version outside
+// `range` is misrouted. Used by `qbasis demo` (demo.ts) and `npm run demo:cluster` (cluster-demo.ts).
+import * as grpc from '@grpc/grpc-js';
+import { satisfies } from '../../proto/versions.ts';
+import { waitUntil, type WaitOptions } from '../fixtures/wait.ts';
+import { orderClient } from './order-app.ts';
+
+export interface Counts {
+  calls: number;
+  ok: number;
+  failed: number;
+  misrouted: number;
+  byVersion: Map<string, number>;
+  byPod: Map<string, { version: string; calls: number }>;
+  /** `CODE: details` → how many calls failed so. */
+  errors: Map<string, number>;
+}
+
+export function newCounts(): Counts {
+  return { calls: 0, ok: 0, failed: 0, misrouted: 0, byVersion: new Map(), byPod: new Map(), errors: new Map() };
+}
+
+const MAX_IN_FLIGHT = 64;
+const CALL_DEADLINE_MS = 5000;
+
+/** Starts `rps` calls/s to `target` (a caller sidecar's outbound port) into `counts`; `stop()` waits for the calls in flight. */
+export function startLoad(target: string, rps: number, range: string, counts: Counts, opts: { tickMs?: number } = {}): { stop: () => Promise<void> } {
+  const client = orderClient(target);
+  let inFlight = 0;
+  let started = 0;
+  let stopping = false;
+  const t0 = Date.now();
+  const idle: Array<() => void> = [];
+  const one = (): void => {
+    started++;
+    inFlight++;
+    client.create({ item: 'book', quantity: 1 }, { deadline: Date.now() + CALL_DEADLINE_MS }, (err, res) => {
+      inFlight--;
+      counts.calls++;
+      if (err || res === undefined) {
+        counts.failed++;
+        const key = err ? `${grpc.status[err.code] ?? err.code}: ${err.details}` : 'empty reply';
+        counts.errors.set(key, (counts.errors.get(key) ?? 0) + 1);
+      } else {
+        counts.ok++;
+        const v = res.servedByVersion;
+        counts.byVersion.set(v, (counts.byVersion.get(v) ?? 0) + 1);
+        const p = counts.byPod.get(res.servedByPod) ?? { version: v, calls: 0 };
+        p.calls++;
+        counts.byPod.set(res.servedByPod, p);
+        if (!satisfies(v, range)) counts.misrouted++;
+      }
+      if (inFlight === 0) for (const f of idle.splice(0)) f();
+    });
+  };
+  const timer = setInterval(() => {
+    if (stopping) return;
+    const due = Math.floor(((Date.now() - t0) / 1000) * rps) - started;
+    for (let i = 0; i < due && inFlight < MAX_IN_FLIGHT; i++) one();
+  }, opts.tickMs ?? 10);
+  return {
+    async stop() {
+      stopping = true;
+      clearInterval(timer);
+      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
+      client.close();
+    },
+  };
+}
+
+/** Waits until one call through `target` succeeds: the caller sidecar has its routes. */
+export async function waitFirstCall(target: string, opts: WaitOptions & { beforeEach?: () => void }): Promise<void> {
+  const probe = orderClient(target);
+  try {
+    await waitUntil(`a first call routed through the client sidecar at ${target}`, () => {
+      opts.beforeEach?.();
+      return new Promise<boolean>((r) => probe.create({ item: 'probe', quantity: 1 }, { deadline: Date.now() + 2000 }, (err) => r(err === null)));
+    }, { intervalMs: 200, ...opts });
+  } finally {
+    probe.close();
+  }
+}
