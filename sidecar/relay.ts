@@ -6,9 +6,21 @@
 import http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { isQbasisError, QbasisError, Status, type ErrorCode } from '../proto/errors.ts';
+import type { Logger } from 'pino';
 import { endWithStatus, respondTrailersOnly, statusTrailers } from './grpc-wire.ts';
+import type { Metrics } from './metrics.ts';
 
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = http2.constants;
+
+/** What every call of one listener shares. */
+export interface CallContext {
+  log: Logger;
+  metrics: Metrics;
+  /** Largest message accepted either way (--max-frame-bytes). */
+  maxFrameBytes: number;
+  /** Called when the listener's last call in flight ends (drain). */
+  onIdle(): void;
+}
 
 export abstract class CallRelay {
   protected readonly down: ServerHttp2Stream;

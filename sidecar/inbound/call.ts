@@ -7,28 +7,22 @@
 // which tells the caller nothing reached the app and the call may go elsewhere.
 import http2 from 'node:http2';
 import type { ClientHttp2Stream, ServerHttp2Stream } from 'node:http2';
-import type { Logger } from 'pino';
 import { encodeFrame, FrameReader, formatText, HEADER_BYTES } from '../../proto/basis/index.ts';
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/errors.ts';
 import { GrpcMessageReader, grpcMessage } from '../grpc-wire.ts';
 import { sessionState, type SessionState } from '../h2-listener.ts';
-import type { Metrics } from '../metrics.ts';
 import type { H2Connection } from '../connection.ts';
-import { CallRelay, nextTurn, passHeaders } from '../relay.ts';
+import { CallRelay, nextTurn, passHeaders, type CallContext } from '../relay.ts';
 import { frameVerdict, type ProvidedPath } from './provided.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 
-export interface InboundContext {
-  log: Logger;
-  metrics: Metrics;
-  maxFrameBytes: number;
+export interface InboundContext extends CallContext {
   /** A started frame that gets no byte for this long fails the call (ms). */
   frameIdleTimeoutMs: number;
   app: H2Connection;
   inflight: { inbound: number };
-  onIdle(): void;
 }
 
 export class InboundCall extends CallRelay {

@@ -4,28 +4,22 @@
 // down (QB_APP_UNAVAILABLE), while the request bytes sent so far are still held (≤ 64 KiB).
 import http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import type { Logger } from 'pino';
 import { encodeFrame, FrameReader, formatText } from '../../proto/basis/index.ts';
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/errors.ts';
 import { Backoff } from '../../proto/backoff.ts';
 import { decodeGrpcMessage, formatTimeout, GrpcMessageReader, grpcMessage } from '../grpc-wire.ts';
 import { sessionState, type SessionState } from '../h2-listener.ts';
-import type { Metrics } from '../metrics.ts';
 import type { Peer } from '../peer.ts';
-import { CallRelay, nextTurn, passHeaders } from '../relay.ts';
+import { CallRelay, nextTurn, passHeaders, type CallContext } from '../relay.ts';
 import type { PathRoute } from './router.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 const REPLAY_LIMIT = 64 * 1024;
 const MAX_ATTEMPTS = 4;
 
-export interface OutboundContext {
-  log: Logger;
-  metrics: Metrics;
-  maxFrameBytes: number;
+export interface OutboundContext extends CallContext {
   inflight: { outbound: number };
-  onIdle(): void;
 }
 
 export class OutboundCall extends CallRelay {
