@@ -11,7 +11,8 @@ import type { Logger } from 'pino';
 import type { Metrics } from './metrics.ts';
 
 export interface AdminOptions {
-  host: string;
+  /** The pod IP, and in pods also 127.0.0.1 (so the app's `curl -X POST localhost:15020/shutdown` works). */
+  hosts: string[];
   port: number;
   log: Logger;
   metrics: Metrics;
@@ -40,7 +41,11 @@ export function fromThisPod(sock: net.Socket): boolean {
   return remote === sock.localAddress;
 }
 
-export function startAdmin(o: AdminOptions): Promise<http.Server> {
+export interface AdminServer {
+  close(): void;
+}
+
+export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
   let probeAt = -Infinity;
   let probeOk = false;
   let probing: Promise<boolean> | undefined;
@@ -67,7 +72,7 @@ export function startAdmin(o: AdminOptions): Promise<http.Server> {
     res.end(body);
   };
 
-  const server = http.createServer((req, res) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = (req.url ?? '/').split('?')[0];
     void (async () => {
       if (url === '/live') return send(res, 200, 'live\n');
@@ -100,13 +105,30 @@ export function startAdmin(o: AdminOptions): Promise<http.Server> {
       o.log.error({ err, url }, 'admin request failed');
       if (!res.headersSent) send(res, 500, 'internal error\n');
     });
-  });
-  server.keepAliveTimeout = 5000;
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
+  };
+  const servers: http.Server[] = [];
+  const close = (): void => {
+    for (const s of servers) {
+      s.close();
+      s.closeAllConnections();
+    }
+  };
+  try {
+    for (const host of o.hosts) {
+      const server = http.createServer(handle);
+      server.keepAliveTimeout = 5000;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(o.port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      servers.push(server);
+    }
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { close };
 }

@@ -82,14 +82,14 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const stopped = new Promise<string>((resolve) => { stop = resolve; });
   const now = (): number => performance.now();
   const admin = await startAdmin({
-    host: cfg.ip, port: cfg.adminPort, log, metrics, appHost: cfg.appHost, appPort: cfg.appPort, checkApp: cfg.provides.length > 0,
+    hosts: adminHosts(cfg), port: cfg.adminPort, log, metrics, appHost: cfg.appHost, appPort: cfg.appPort, checkApp: cfg.provides.length > 0,
     missingSnapshots: () => [...router.balancers.keys()].filter((api) => discovery.snapshot(api) === undefined),
     draining: () => draining,
     routes: () => routesView(cfg, router, discovery.state(), inflight, now()),
     shutdown: (reason) => stop(reason),
   }).catch((err: Error) => err);
   if (admin instanceof Error) {
-    process.stderr.write(`qbasis sidecar: cannot listen on ${cfg.ip}:${cfg.adminPort} (admin): ${listenError(admin)}\n`);
+    process.stderr.write(`qbasis sidecar: cannot listen on ${adminHosts(cfg).join(' and ')} port ${cfg.adminPort} (admin): ${listenError(admin)}\n`);
     closeListener(listeners.outbound);
     closeListener(listeners.inbound);
     discovery.close();
@@ -117,7 +117,6 @@ async function run(cfg: SidecarConfig): Promise<number> {
   pool.destroy();
   app.destroy();
   admin.close();
-  admin.closeAllConnections();
   // Anything still holding the loop open (a stuck socket) must not keep a finished sidecar alive.
   setTimeout(() => process.exit(0), 500).unref();
   return 0;
@@ -132,6 +131,12 @@ const APP_RESET_RATE = 10_000;
 /** Streams reset before the sidecar opened them to the app: legitimate cancels come later than that. */
 const RAPID_RESET_BURST = 200;
 const RAPID_RESET_RATE = 20;
+
+/** The pod IP (probes, Prometheus) and, in pods (outbound on 127.0.0.1), the pod's loopback too. */
+function adminHosts(cfg: SidecarConfig): string[] {
+  const loopback = cfg.outboundHost === '127.0.0.1' || cfg.outboundHost === '::1';
+  return loopback && cfg.outboundHost !== cfg.ip ? [cfg.ip, cfg.outboundHost] : [cfg.ip];
+}
 
 function closeListener(l: H2Listener): void {
   l.stopSweep();

@@ -285,6 +285,10 @@ test('with --outbound-host 127.0.0.1 (as injected in pods) the app reaches its s
     assert.equal(res.text, 'via loopback');
     assert.equal(res.served_by, 'echo-v1@1.4.0');
     await assert.rejects(unary(outside, { text: 'from outside' }, new grpc.Metadata(), { deadline: Date.now() + 3_000 }), (err: grpc.ServiceError) => err.code === grpc.status.UNAVAILABLE);
+    // The admin port listens on the pod's loopback too, so the app can reach /routes and POST /shutdown there.
+    const routes = await admin('127.0.0.1', '/routes');
+    assert.equal(routes.status, 200, routes.body);
+    assert.equal((JSON.parse(routes.body) as { pod: string }).pod, 'loopback-caller');
   } finally {
     local.close();
     outside.close();
