@@ -50,6 +50,17 @@ function podIpProblem(raw: unknown): { value: string; message: string } | undefi
 }
 
 /** Parses a pods file's text into pods; throws PodsFileError saying what and where. Pod-level problems go to `skipped`. */
+/** The whole parse as one message (inline or from the worker): never throws. */
+export function parseToReply(text: string): ParseReply {
+  try {
+    const skipped: SkippedEntry[] = [];
+    const pods = parsePodsFile(text, skipped);
+    return { ok: true, pods, skipped: skipped.slice(0, MAX_RETURNED_SKIPPED), skippedTotal: skipped.length };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  }
+}
+
 export function parsePodsFile(text: string, skipped: SkippedEntry[] = []): PodInfo[] {
   const docs = YAML.parseAllDocuments(text, { prettyErrors: true });
   if (!Array.isArray(docs)) throw new PodsFileError('not a YAML stream');

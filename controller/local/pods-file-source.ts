@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { PodInfo, PodSink, PodSource } from '../pod-source.ts';
-import { describeInvalidUtf8, hasNoContent, invalidUtf8Offset, MAX_RETURNED_SKIPPED, parsePodsFile, shown, type ParseReply, type SkippedEntry } from './pods-file-parse.ts';
+import { describeInvalidUtf8, hasNoContent, invalidUtf8Offset, parseToReply, shown, type ParseReply, type SkippedEntry } from './pods-file-parse.ts';
 
 export { parsePodsFile, PodsFileError, type SkippedEntry } from './pods-file-parse.ts';
 
@@ -232,14 +232,7 @@ export class PodsFileSource implements PodSource {
       return;
     }
     if (buf.length <= INLINE_PARSE_MAX_BYTES) {
-      let parsed: ParseReply;
-      try {
-        const skipped: SkippedEntry[] = [];
-        const pods = parsePodsFile(text, skipped);
-        parsed = { ok: true, pods, skipped: skipped.slice(0, MAX_RETURNED_SKIPPED), skippedTotal: skipped.length };
-      } catch (err) {
-        parsed = { ok: false, error: (err as Error).message };
-      }
+      const parsed = parseToReply(text);
       this.#apply(parsed);
       return;
     }
