@@ -32,6 +32,11 @@ export interface SessionState {
   budget: ByteBudget;
   /** A stream was reset before it was acted on; past the limit the connection is closed. */
   rapidReset(): void;
+  /**
+   * Until then (performance.now() ms) new streams of this connection wait one event-loop turn before
+   * they are acted on: the peer lately reset a stream before its answer (see relay.ts actSoon).
+   */
+  deferUntil: number;
 }
 
 export interface H2Listener {
@@ -66,6 +71,7 @@ export function createH2Listener(limits: ListenerLimits): H2Listener {
     let refilledAt = performance.now();
     const state: SessionState = {
       streams: 0,
+      deferUntil: 0,
       idleSince: performance.now(),
       budget: {
         take(n) {

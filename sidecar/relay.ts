@@ -4,9 +4,10 @@
 // both ways and ends the call exactly once. Outbound (app → peer) and inbound (peer → app) add only
 // what differs: how messages are read and re-encoded, when `up` opens, and what some answers mean.
 import http2 from 'node:http2';
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { isQbasisError, QbasisError, Status, type ErrorCode } from '../proto/errors.ts';
 import type { Logger } from 'pino';
+import { sessionState, type SessionState } from './h2-listener.ts';
 import { endWithStatus, respondTrailersOnly, statusTrailers } from './grpc-wire.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -22,8 +23,13 @@ export interface CallContext {
   onIdle(): void;
 }
 
+/** How long a connection's streams wait a turn after it reset a stream before its answer (ms). */
+export const DEFER_AFTER_RESET_MS = 10_000;
+
 export abstract class CallRelay {
   protected readonly down: ServerHttp2Stream;
+  /** The listener's state of the connection `down` arrived on. */
+  protected readonly conn: SessionState | undefined;
   protected up: ClientHttp2Stream | undefined;
   protected readonly started = performance.now();
   protected done = false;
@@ -35,6 +41,7 @@ export abstract class CallRelay {
 
   constructor(down: ServerHttp2Stream) {
     this.down = down;
+    this.conn = down.session === undefined ? undefined : sessionState(down.session as ServerHttp2Session);
     down.on('close', this.#onDownClose);
     down.on('wantTrailers', this.#onWantTrailers);
     down.on('error', noop);
@@ -171,12 +178,26 @@ export abstract class CallRelay {
 
   #onDownClose = (): void => {
     if (this.done) return;
-    // The caller went away (cancel, deadline, reset): the far end must see it.
+    // The caller went away (cancel, deadline, reset): the far end must see it. Before any answer, it
+    // may be a rapid reset: this connection's next streams wait a turn (actSoon) for a while.
+    const conn = this.conn;
+    if (conn !== undefined && !this.down.headersSent) conn.deferUntil = performance.now() + DEFER_AFTER_RESET_MS;
     const up = this.up;
     if (up !== undefined) this.cancelUp(up);
     else this.downGoneEarly();
     this.finish(Status.CANCELLED, false);
   };
+
+  /**
+   * Runs the call's first step now, or one turn later on a connection that lately reset a stream
+   * before its answer: then a reset that arrives in the same read as the request is seen before
+   * anything is opened, and never costs the far end. A connection that behaves pays no turn.
+   */
+  protected actSoon(fn: () => void): void {
+    const conn = this.conn;
+    if (conn !== undefined && performance.now() < conn.deferUntil) nextTurn(fn);
+    else fn();
+  }
 
   /** Counts a refusal of the sidecar's own (one per call). */
   protected abstract refused(code: ErrorCode): void;

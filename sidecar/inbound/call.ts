@@ -1,9 +1,10 @@
 // One inbound call: peer sidecar (basis frames) → app (plain gRPC), and the reply framed back with this
 // pod's provided version. Every frame is checked: well-formed, a request, for the API and method of the
 // path, at a version this pod serves. A bad frame ends the call with its coded status (counted once);
-// the sidecar keeps serving. The app stream opens a turn after the call arrives and only once a whole
-// frame (or the end of the request) is there, so a stream the peer resets at once (rapid reset) or holds
-// on a partial frame never reaches the app; an app that refuses the connection gets QB_APP_UNAVAILABLE,
+// the sidecar keeps serving. The app stream opens only once a whole frame (or the end of the request)
+// is there, and on a connection that lately reset streams a turn later, so a stream the peer holds on
+// headers or a partial frame, or resets at once (rapid reset), never reaches the app one for one; an
+// app that refuses the connection gets QB_APP_UNAVAILABLE,
 // which tells the caller nothing reached the app and the call may go elsewhere.
 import http2 from 'node:http2';
 import type { ClientHttp2Stream, ServerHttp2Stream } from 'node:http2';
@@ -11,9 +12,8 @@ import { encodeFrame, FrameReader, formatText, HEADER_BYTES } from '../../proto/
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/errors.ts';
 import { GrpcMessageReader, grpcMessage } from '../grpc-wire.ts';
-import { sessionState, type SessionState } from '../h2-listener.ts';
 import type { H2Connection } from '../connection.ts';
-import { CallRelay, nextTurn, passHeaders, type CallContext } from '../relay.ts';
+import { CallRelay, passHeaders, type CallContext } from '../relay.ts';
 import { frameVerdict, type ProvidedPath } from './provided.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -30,7 +30,6 @@ export class InboundCall extends CallRelay {
   readonly #e: ProvidedPath;
   readonly #range: string | undefined;
   readonly #headers: string[];
-  readonly #state: SessionState | undefined;
   readonly #reader: FrameReader;
   #resReader: GrpcMessageReader | undefined;
   /** Messages checked before the app stream opened. */
@@ -47,22 +46,22 @@ export class InboundCall extends CallRelay {
     this.#e = e;
     this.#range = range;
     this.#downEnded = endStream;
-    this.#state = down.session === undefined ? undefined : sessionState(down.session as http2.ServerHttp2Session);
-    const budget = this.#state?.budget;
+    const budget = this.conn?.budget;
     this.#reader = new FrameReader({ maxPayload: ctx.maxFrameBytes, onFrame: this.#onFrame, ...(budget === undefined ? {} : { budget }) });
     this.#headers = passHeaders(rawHeaders);
     ctx.inflight.inbound++;
     down.on('data', this.#onDownData);
     down.on('end', this.#onDownEnd);
-    // Resets that arrive with the request (same read) are seen before the app is bothered.
-    nextTurn(this.#openApp);
+    // On a connection that lately reset streams, resets that arrive with the request (same read) are
+    // seen before the app is bothered.
+    this.actSoon(this.#openApp);
   }
 
   #openApp = (): void => {
     if (this.done || this.up !== undefined || this.#opening) return;
-    // Part of a frame but no whole one yet: the app sees the call once a frame completes (or the
-    // stream ends), so a stream held open on a partial frame never costs the app anything.
-    if (this.#early === undefined && !this.#reader.idle && !this.#downEnded) {
+    // No whole frame yet: the app sees the call once a frame completes (or the stream ends), so a
+    // stream held open on headers or a partial frame never costs the app anything.
+    if (this.#early === undefined && !this.#downEnded) {
       this.#openOnFrame = true;
       return;
     }
@@ -195,7 +194,7 @@ export class InboundCall extends CallRelay {
   }
 
   protected downGoneEarly(): void {
-    this.#state?.rapidReset(); // reset before the sidecar even opened the app stream
+    this.conn?.rapidReset(); // reset before the sidecar even opened the app stream
     this.#reader.discard();
   }
 

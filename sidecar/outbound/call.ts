@@ -3,15 +3,14 @@
 // refused (REFUSED_STREAM / GOAWAY), a refusal on arrival (stale snapshot) or a provider whose app is
 // down (QB_APP_UNAVAILABLE), while the request bytes sent so far are still held (≤ 64 KiB).
 import http2 from 'node:http2';
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { encodeFrame, FrameReader, formatText } from '../../proto/basis/index.ts';
 import type { BasisHeader } from '../../proto/basis/index.ts';
 import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/errors.ts';
 import { Backoff } from '../../proto/backoff.ts';
 import { decodeGrpcMessage, formatTimeout, GrpcMessageReader, grpcMessage } from '../grpc-wire.ts';
-import { sessionState, type SessionState } from '../h2-listener.ts';
 import type { Peer } from '../peer.ts';
-import { CallRelay, nextTurn, passHeaders, type CallContext } from '../relay.ts';
+import { CallRelay, passHeaders, type CallContext } from '../relay.ts';
 import type { PathRoute } from './router.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -30,7 +29,6 @@ export class OutboundCall extends CallRelay {
   readonly #headers: string[];
   readonly #baseLen: number;
   readonly #tried: Peer[] = [];
-  readonly #session: SessionState | undefined;
   #backoff: Backoff | undefined;
   #peer: Peer | undefined;
   #sentAt = 0;
@@ -50,12 +48,11 @@ export class OutboundCall extends CallRelay {
     this.#appEnded = endStream;
     this.#headers = passHeaders(rawHeaders, 'grpc-timeout');
     this.#baseLen = this.#headers.length;
-    this.#session = app.session === undefined ? undefined : sessionState(app.session as ServerHttp2Session);
     ctx.inflight.outbound++;
     // No 'data' listener yet: the app's request waits in the stream (flow-controlled) until a peer
-    // stream exists to take it. The first attempt waits a turn, so a stream the app resets at once
-    // (rapid reset) never reaches a peer: the shared connection to that peer must not pay for it.
-    nextTurn(this.#first);
+    // stream exists to take it. On a connection that lately reset streams the first attempt waits a
+    // turn, so a rapid reset never reaches a peer: the shared connection to it must not pay for it.
+    this.actSoon(this.#first);
   }
 
   #first = (): void => {
@@ -278,7 +275,7 @@ export class OutboundCall extends CallRelay {
   }
 
   protected downGoneEarly(): void {
-    if (this.#tried.length === 0) this.#session?.rapidReset(); // reset before any peer was tried
+    if (this.#tried.length === 0) this.conn?.rapidReset(); // reset before any peer was tried
   }
 
   protected refused(code: ErrorCode): void {
