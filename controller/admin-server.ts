@@ -2,7 +2,7 @@
 // readiness check passes), /metrics (Prometheus text from prom-client).
 import http from 'node:http';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import type { Registry } from '../proto/prom.ts';
 
 export interface ReadinessCheck {
   name: string;

@@ -1,6 +1,5 @@
 // Controller metrics, read at scrape time from the registry and the discovery server.
-import { Counter, Gauge, Registry } from 'prom-client';
-import { registerDefaultMetrics } from '../proto/default-metrics.ts';
+import { Counter, Gauge, Registry, registerDefaultMetrics } from '../proto/prom.ts';
 import type { DiscoveryServer } from './discovery-server.ts';
 import type { EndpointRegistry } from './endpoint-registry.ts';
 import type { PodSource } from './pod-source.ts';

@@ -5,10 +5,15 @@
 // Who may ask what: the probes and /metrics answer anyone who reaches the pod IP (the kubelet,
 // Prometheus); /routes (every endpoint's pod, IP and version) and POST /shutdown answer only callers
 // inside the pod: a loopback source, or the pod's own IP as source (see fromThisPod).
-import http from 'node:http';
+import type http from 'node:http';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics.ts';
+
+// Required, not imported: an ESM import of node:http makes Node build its ESM facade, which reads every
+// export, lazy ones too, and so loads the whole undici bundle (fetch, WebSocket): +14 MB RSS per sidecar.
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof http;
 
 export interface AdminOptions {
   /** The pod IP, and in pods also 127.0.0.1 (so the app's `curl -X POST localhost:15020/shutdown` works). */
@@ -115,7 +120,7 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
   };
   try {
     for (const host of o.hosts) {
-      const server = http.createServer(handle);
+      const server = createServer(handle);
       server.keepAliveTimeout = 5000;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

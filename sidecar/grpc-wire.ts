@@ -17,7 +17,8 @@ export type OnMessage = (compressed: boolean, payload: Buffer) => void;
 export class GrpcMessageReader {
   readonly #onMessage: OnMessage;
   readonly #max: number;
-  readonly #prefix = Buffer.allocUnsafe(GRPC_PREFIX_BYTES);
+  /** Allocated only when a prefix arrives split (most messages come whole: no buffer per reader). */
+  #prefix: Buffer | undefined;
   #prefixFill = 0;
   #compressed = false;
   /** Declared size of the message being assembled; -1 when none. */
@@ -55,14 +56,15 @@ export class GrpcMessageReader {
           continue;
         }
         const take = Math.min(GRPC_PREFIX_BYTES - this.#prefixFill, len - off);
-        chunk.copy(this.#prefix, this.#prefixFill, off, off + take);
+        const prefix = (this.#prefix ??= Buffer.allocUnsafe(GRPC_PREFIX_BYTES));
+        chunk.copy(prefix, this.#prefixFill, off, off + take);
         this.#prefixFill += take;
         off += take;
         if (this.#prefixFill < GRPC_PREFIX_BYTES) return;
         this.#prefixFill = 0;
-        const size = this.#prefix.readUInt32BE(1);
+        const size = prefix.readUInt32BE(1);
         if (size > this.#max) throw tooLarge(size, this.#max);
-        this.#compressed = compressedFlag(this.#prefix[0]!);
+        this.#compressed = compressedFlag(prefix[0]!);
         if (size === 0) {
           this.#onMessage(this.#compressed, Buffer.alloc(0));
           continue;

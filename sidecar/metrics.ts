@@ -5,8 +5,7 @@
 // histogram is a small registered metric (`CallDurations`) whose output is what prom-client's Histogram
 // prints. Series come out in the order they first got a value, as prom-client's own children did.
 // Gauges about endpoints and discovery are computed at scrape too.
-import client from 'prom-client';
-import { registerDefaultMetrics } from '../proto/default-metrics.ts';
+import * as client from '../proto/prom.ts';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -267,7 +266,7 @@ export class Metrics {
         this.set({ direction: 'inbound' }, f.inbound);
       },
     });
-    registerDefaultMetrics(this.registry);
+    client.registerDefaultMetrics(this.registry);
   }
 
   sources(s: { endpoints: () => EndpointCounts[]; discovery: () => string; inflight: () => { outbound: number; inbound: number } }): void {

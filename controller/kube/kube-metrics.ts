@@ -1,7 +1,7 @@
 // Kubernetes mode's Prometheus metrics: reconcile passes, API writes, Events, discovery push
 // latency, the pod list/watch lifecycle, work-queue depths and leadership. The hooks are no-ops
 // until register() is given the admin server's registry (main.ts creates it after the source).
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../../proto/prom.ts';
 import type { ReconcileResult, WorkQueue } from './work-queue.ts';
 
 export type PodWatchEvent = 'list' | 'relist' | 'watch-start' | 'watch-end' | 'error';

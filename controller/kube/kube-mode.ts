@@ -3,7 +3,7 @@
 // Events. main.ts uses it when no --pods-file is given. Every replica serves discovery from its
 // own informer cache; only the Lease holder writes to the API server.
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import type { Registry } from '../../proto/prom.ts';
 import type { ControllerComponent } from '../component.ts';
 import type { EndpointRegistry } from '../endpoint-registry.ts';
 import { FlagError, type FlagValues } from '../flags.ts';

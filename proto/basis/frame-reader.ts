@@ -23,7 +23,8 @@ export class FrameReader {
   readonly #opts: { maxPayload: number; codecs: readonly number[] };
   readonly #onFrame: (header: BasisHeader, payload: Buffer) => void;
   readonly #budget: ByteBudget | undefined;
-  readonly #head = Buffer.allocUnsafe(HEADER_BYTES);
+  /** Allocated only when a header arrives split (most frames come whole: no buffer per reader). */
+  #head: Buffer | undefined;
   #headFill = 0;
   #header: BasisHeader | undefined;
   #parts: Buffer[] = [];
@@ -80,12 +81,12 @@ export class FrameReader {
           continue;
         }
         const take = Math.min(HEADER_BYTES - this.#headFill, len - off);
-        chunk.copy(this.#head, this.#headFill, off, off + take);
+        chunk.copy((this.#head ??= Buffer.allocUnsafe(HEADER_BYTES)), this.#headFill, off, off + take);
         this.#headFill += take;
         off += take;
         if (this.#headFill < HEADER_BYTES) return;
         this.#headFill = 0;
-        const header = readHeader(this.#head, 0, this.#opts);
+        const header = readHeader(this.#head!, 0, this.#opts);
         if (header.length === 0) {
           this.frames++;
           this.#onFrame(header, Buffer.alloc(0));

@@ -47,7 +47,7 @@ export class InboundCall extends CallRelay {
     this.#range = range;
     this.#downEnded = endStream;
     const budget = this.conn?.budget;
-    this.#reader = new FrameReader({ maxPayload: ctx.maxFrameBytes, onFrame: this.#onFrame, ...(budget === undefined ? {} : { budget }) });
+    this.#reader = budget === undefined ? new FrameReader({ maxPayload: ctx.maxFrameBytes, onFrame: this.#onFrame }) : new FrameReader({ maxPayload: ctx.maxFrameBytes, onFrame: this.#onFrame, budget });
     this.#headers = passHeaders(rawHeaders);
     ctx.inflight.inbound++;
     down.on('data', this.#onDownData);

@@ -16,7 +16,8 @@
 // goals of issue 13 by them; the absolute targets of issue 3 are kept beside them.
 //   npm run bench:sidecar
 //   env: BENCH_FIXED_S (20), BENCH_MAX_S (15), BENCH_RPS (1000), BENCH_ROUNDS (2), BENCH_WARMUP_S (3),
-//        BENCH_SETTLE_S (1), BENCH_PAIRS (direct,lean,qbasis,haproxy), BENCH_OUT (results file)
+//        BENCH_SETTLE_S (1), BENCH_PAIRS (direct,lean,qbasis,haproxy), BENCH_OUT (results file),
+//        QBASIS_SIDECAR_NODE_FLAGS (V8 flags of both Node pairs; default the sidecar's)
 // Addresses: 127.0.8.x (controller .1, provider pod .11 = echo app :50051 and provider sidecar, caller pod .12),
 // 127.0.9.x (lean B .11:15006, lean A .12:15001, HAProxy B .21:15006, HAProxy A .22:15001).
 import { createHash } from 'node:crypto';
@@ -27,7 +28,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { SIDECAR_NODE_FLAGS } from '../../sidecar/runtime-flags.ts';
+import { SIDECAR_MALLOC_ARENAS, sidecarNodeFlags } from '../../sidecar/runtime-flags.ts';
 import { ensureTools } from '../cluster/build.ts';
 import { TOOLS } from '../cluster/versions.ts';
 import { ECHO_API, ECHO_PROTO } from '../fixtures/echo-client.ts';
@@ -56,6 +57,8 @@ const ROLES: Role[] = ['caller', 'provider'];
 const PRELOAD = path.join(REPO, 'test/bench/proc-stats-preload.ts');
 const LEAN = path.join(REPO, 'test/bench/lean-proxy.ts');
 const HAPROXY_TEMPLATE = path.join(REPO, 'test/bench/haproxy.cfg.template');
+/** The sidecar's V8 flags (QBASIS_SIDECAR_NODE_FLAGS overrides them for both Node pairs: npm run bench:heap). */
+const NODE_FLAGS = sidecarNodeFlags();
 
 // ---------------------------------------------------------------- ghz
 
@@ -404,12 +407,13 @@ async function main(): Promise<void> {
     const pairs: Pair[] = [{ name: 'direct', target: appAddr, proxies: [] }];
 
     if (wanted.includes('lean')) {
-      // Same V8 flags as the sidecar, same compile cache (so the TypeScript stripper stays unloaded alike).
-      const env = { ...process.env, ...preloadEnv, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(os.tmpdir(), 'qbasis-node-compile-cache') };
+      // Same V8 flags and malloc arenas as the sidecar, same compile cache (so the TypeScript stripper
+      // stays unloaded alike).
+      const env = { ...process.env, ...preloadEnv, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? SIDECAR_MALLOC_ARENAS, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(os.tmpdir(), 'qbasis-node-compile-cache') };
       const b = `${NET2}.11:15006`;
       const a = `${NET2}.12:15001`;
-      const pb = spawnTracked('lean B', process.execPath, [...SIDECAR_NODE_FLAGS, LEAN, '--listen', b, '--upstream', appAddr], env);
-      const pa = spawnTracked('lean A', process.execPath, [...SIDECAR_NODE_FLAGS, LEAN, '--listen', a, '--upstream', b], env);
+      const pb = spawnTracked('lean B', process.execPath, [...NODE_FLAGS, LEAN, '--listen', b, '--upstream', appAddr], env);
+      const pa = spawnTracked('lean A', process.execPath, [...NODE_FLAGS, LEAN, '--listen', a, '--upstream', b], env);
       await waitListening(pb, b);
       await waitListening(pa, a);
       pairs.push({ name: 'lean', target: a, proxies: [{ role: 'caller', pid: pa.pid, listen: a, node: true }, { role: 'provider', pid: pb.pid, listen: b, node: true }] });
@@ -533,13 +537,14 @@ async function main(): Promise<void> {
       tool: `ghz ${TOOLS.ghz.version}`,
       conditions: {
         cpus: os.cpus().length, node: process.version, haproxy: haproxyVersion, tree,
+        node_flags: NODE_FLAGS, malloc_arena_max: process.env.MALLOC_ARENA_MAX ?? SIDECAR_MALLOC_ARENAS,
         loadavg_at_start: loadStart, loadavg_at_end: loadEnd,
         payload_bytes: 1024, call: `${ECHO_API}/Unary`,
         fixed: { rps: RPS, duration_s: FIXED_S, concurrency: FIXED_C }, max: { concurrency: MAX_C, duration_s: MAX_S },
         rounds: ROUNDS, warmup_s: WARMUP_S, order_per_round: orders,
         topology: {
           direct: `ghz → echo app ${appAddr}`,
-          lean: `ghz → lean A ${NET2}.12:15001 → lean B ${NET2}.11:15006 → echo app (node ${SIDECAR_NODE_FLAGS.join(' ')} test/bench/lean-proxy.ts)`,
+          lean: `ghz → lean A ${NET2}.12:15001 → lean B ${NET2}.11:15006 → echo app (node ${NODE_FLAGS.join(' ')} test/bench/lean-proxy.ts)`,
           qbasis: `ghz → caller sidecar ${caller}:15001 → provider sidecar ${provider}:15006 → echo app (node bin/qbasis.ts sidecar)`,
           haproxy: `ghz → HAProxy A ${NET2}.22:15001 → HAProxy B ${NET2}.21:15006 → echo app (h2c both sides, nbthread 1, test/bench/haproxy.cfg.template)`,
         },
