@@ -3,6 +3,8 @@
 //   direct   ghz → echo app
 //   lean     ghz → lean proxy A → lean proxy B → echo app   (test/bench/lean-proxy.ts: bare node:http2, the floor)
 //   qbasis   ghz → caller sidecar → provider sidecar → echo app   (`node bin/qbasis.ts sidecar`, with the local controller)
+//   net      ghz → net-relay A → net-relay B → echo app   (test/bench/net-relay.ts: the issue-13 spike, an HTTP/2
+//            frame relay on node:net, not node:http2; a bare pass-through like lean)
 //   haproxy  ghz → HAProxy A → HAProxy B → echo app   (Debian's haproxy, h2c both sides, nbthread 1; skipped with a
 //            note when `haproxy` is not installed: apt-get install haproxy)
 // Phases: (a) a fixed BENCH_RPS (1000) for BENCH_FIXED_S (20 s) at -c 20, (b) the highest rate at -c 64 for
@@ -16,10 +18,11 @@
 // goals of issue 13 by them; the absolute targets of issue 3 are kept beside them.
 //   npm run bench:sidecar
 //   env: BENCH_FIXED_S (20), BENCH_MAX_S (15), BENCH_RPS (1000), BENCH_ROUNDS (2), BENCH_WARMUP_S (3),
-//        BENCH_SETTLE_S (1), BENCH_PAIRS (direct,lean,qbasis,haproxy), BENCH_OUT (results file),
+//        BENCH_SETTLE_S (1), BENCH_PAIRS (direct,lean,qbasis,net,haproxy), BENCH_OUT (results file),
 //        QBASIS_SIDECAR_NODE_FLAGS (V8 flags of both Node pairs; default the sidecar's)
 // Addresses: 127.0.8.x (controller .1, provider pod .11 = echo app :50051 and provider sidecar, caller pod .12),
-// 127.0.9.x (lean B .11:15006, lean A .12:15001, HAProxy B .21:15006, HAProxy A .22:15001).
+// 127.0.9.x (lean B .11:15006, lean A .12:15001, HAProxy B .21:15006, HAProxy A .22:15001, net-relay B .31:15006,
+// net-relay A .32:15001, compile-cache priming .99).
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -50,12 +53,13 @@ const NET = '127.0.8';
 const NET2 = '127.0.9';
 const APP_PORT = 50051;
 const CLK_TCK = 100;
-const PAIR_NAMES = ['direct', 'lean', 'qbasis', 'haproxy'] as const;
+const PAIR_NAMES = ['direct', 'lean', 'qbasis', 'net', 'haproxy'] as const;
 type PairName = (typeof PAIR_NAMES)[number];
 type Role = 'caller' | 'provider';
 const ROLES: Role[] = ['caller', 'provider'];
 const PRELOAD = path.join(REPO, 'test/bench/proc-stats-preload.ts');
 const LEAN = path.join(REPO, 'test/bench/lean-proxy.ts');
+const NET_RELAY = path.join(REPO, 'test/bench/net-relay.ts');
 const HAPROXY_TEMPLATE = path.join(REPO, 'test/bench/haproxy.cfg.template');
 /** The sidecar's V8 flags (QBASIS_SIDECAR_NODE_FLAGS overrides them for both Node pairs: npm run bench:heap). */
 const NODE_FLAGS = sidecarNodeFlags();
@@ -406,18 +410,31 @@ async function main(): Promise<void> {
     const appAddr = `${provider}:${APP_PORT}`;
     const pairs: Pair[] = [{ name: 'direct', target: appAddr, proxies: [] }];
 
-    if (wanted.includes('lean')) {
-      // Same V8 flags and malloc arenas as the sidecar, same compile cache (so the TypeScript stripper
-      // stays unloaded alike).
-      const env = { ...process.env, ...preloadEnv, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? SIDECAR_MALLOC_ARENAS, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(os.tmpdir(), 'qbasis-node-compile-cache') };
-      const b = `${NET2}.11:15006`;
-      const a = `${NET2}.12:15001`;
-      const pb = spawnTracked('lean B', process.execPath, [...NODE_FLAGS, LEAN, '--listen', b, '--upstream', appAddr], env);
-      const pa = spawnTracked('lean A', process.execPath, [...NODE_FLAGS, LEAN, '--listen', a, '--upstream', b], env);
+    // The Node pass-through pairs: same V8 flags and malloc arenas as the sidecar, same compile cache.
+    const nodeEnv = { ...process.env, ...preloadEnv, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? SIDECAR_MALLOC_ARENAS, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(os.tmpdir(), 'qbasis-node-compile-cache') };
+    // A script not yet in the compile cache (changed since it last ran) loads the TypeScript stripper: ~27 MB
+    // more RSS for the life of the process. One start first fills the cache (each script flushes it once
+    // listening), so every Node pair is measured warm alike.
+    for (const script of [LEAN, NET_RELAY]) {
+      const prime = `${NET2}.99:15099`;
+      const w = spawnTracked(`compile cache ${path.basename(script)}`, process.execPath, [...NODE_FLAGS, script, '--listen', prime, '--upstream', `${NET2}.99:1`], nodeEnv);
+      await waitListening(w, prime);
+      await sleep(200);
+      const gone = new Promise((r) => w.proc.once('exit', r));
+      w.proc.kill('SIGTERM');
+      await gone;
+    }
+    const nodePair = async (name: PairName, script: string, host: number): Promise<void> => {
+      const b = `${NET2}.${host + 1}:15006`;
+      const a = `${NET2}.${host + 2}:15001`;
+      const pb = spawnTracked(`${name} B`, process.execPath, [...NODE_FLAGS, script, '--listen', b, '--upstream', appAddr], nodeEnv);
+      const pa = spawnTracked(`${name} A`, process.execPath, [...NODE_FLAGS, script, '--listen', a, '--upstream', b], nodeEnv);
       await waitListening(pb, b);
       await waitListening(pa, a);
-      pairs.push({ name: 'lean', target: a, proxies: [{ role: 'caller', pid: pa.pid, listen: a, node: true }, { role: 'provider', pid: pb.pid, listen: b, node: true }] });
-    }
+      pairs.push({ name, target: a, proxies: [{ role: 'caller', pid: pa.pid, listen: a, node: true }, { role: 'provider', pid: pb.pid, listen: b, node: true }] });
+    };
+    if (wanted.includes('lean')) await nodePair('lean', LEAN, 10);
+    if (wanted.includes('net')) await nodePair('net', NET_RELAY, 30);
     if (wanted.includes('qbasis')) {
       const ps = await startSidecar({ ip: provider, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@1.0.0`, extra: ['--log-level', 'warn'], env: preloadEnv });
       const cs = await startSidecar({ ip: caller, discovery: ctl.target, appPort: APP_PORT, requires: `${ECHO_API}@^1.0`, extra: ['--log-level', 'warn'], env: preloadEnv });
@@ -489,6 +506,7 @@ async function main(): Promise<void> {
     const q = S.qbasis;
     const l = S.lean;
     const h = S.haproxy;
+    const n = S.net;
     const ratios = {
       qbasis_vs_lean: q && l ? {
         added_p50: ratio(num(q.fixed.added_p50_ms), num(l.fixed.added_p50_ms)),
@@ -504,6 +522,19 @@ async function main(): Promise<void> {
         rss: ratio(meanRss(q.fixed), meanRss(h.fixed)),
         added_p90: ratio(num(q.fixed.added_p90_ms), num(h.fixed.added_p90_ms)),
         max_rps: ratio(q.max.rps, h.max.rps),
+      } : null,
+      net_vs_lean: n && l ? {
+        added_p50: ratio(num(n.fixed.added_p50_ms), num(l.fixed.added_p50_ms)),
+        added_p90: ratio(num(n.fixed.added_p90_ms), num(l.fixed.added_p90_ms)),
+        cpu_per_call: ratio(num(n.fixed.pair_vcpu_per_1000rps), num(l.fixed.pair_vcpu_per_1000rps)),
+        max_rps: ratio(n.max.rps, l.max.rps),
+        rss: ratio(meanRss(n.fixed), meanRss(l.fixed)),
+      } : null,
+      net_vs_haproxy: n && h ? {
+        cpu_per_call: ratio(num(n.fixed.pair_vcpu_per_1000rps), num(h.fixed.pair_vcpu_per_1000rps)),
+        rss: ratio(meanRss(n.fixed), meanRss(h.fixed)),
+        added_p90: ratio(num(n.fixed.added_p90_ms), num(h.fixed.added_p90_ms)),
+        max_rps: ratio(n.max.rps, h.max.rps),
       } : null,
       max_rps_vs_direct: Object.fromEntries(pairs.filter((p) => p.name !== 'direct').map((p) => [p.name, S[p.name]!.max.rps_vs_direct])),
     };
@@ -546,6 +577,7 @@ async function main(): Promise<void> {
           direct: `ghz → echo app ${appAddr}`,
           lean: `ghz → lean A ${NET2}.12:15001 → lean B ${NET2}.11:15006 → echo app (node ${NODE_FLAGS.join(' ')} test/bench/lean-proxy.ts)`,
           qbasis: `ghz → caller sidecar ${caller}:15001 → provider sidecar ${provider}:15006 → echo app (node bin/qbasis.ts sidecar)`,
+          net: `ghz → net-relay A ${NET2}.32:15001 → net-relay B ${NET2}.31:15006 → echo app (node ${NODE_FLAGS.join(' ')} test/bench/net-relay.ts)`,
           haproxy: `ghz → HAProxy A ${NET2}.22:15001 → HAProxy B ${NET2}.21:15006 → echo app (h2c both sides, nbthread 1, test/bench/haproxy.cfg.template)`,
         },
         notes: [
