@@ -507,35 +507,28 @@ async function main(): Promise<void> {
     const l = S.lean;
     const h = S.haproxy;
     const n = S.net;
+    type Sum = { fixed: PhaseSummary; max: PhaseSummary };
+    // One pair against the floor (lean), and against HAProxy: the same figures for every pair compared.
+    const vsFloor = (a: Sum, b: Sum): Record<string, number | null> => ({
+      added_p50: ratio(num(a.fixed.added_p50_ms), num(b.fixed.added_p50_ms)),
+      added_p90: ratio(num(a.fixed.added_p90_ms), num(b.fixed.added_p90_ms)),
+      cpu_per_call: ratio(num(a.fixed.pair_vcpu_per_1000rps), num(b.fixed.pair_vcpu_per_1000rps)),
+      max_rps: ratio(a.max.rps, b.max.rps),
+      rss: ratio(meanRss(a.fixed), meanRss(b.fixed)),
+    });
+    const vsHaproxy = (a: Sum, b: Sum): Record<string, number | null> => ({
+      cpu_per_call: ratio(num(a.fixed.pair_vcpu_per_1000rps), num(b.fixed.pair_vcpu_per_1000rps)),
+      rss: ratio(meanRss(a.fixed), meanRss(b.fixed)),
+      added_p90: ratio(num(a.fixed.added_p90_ms), num(b.fixed.added_p90_ms)),
+      max_rps: ratio(a.max.rps, b.max.rps),
+    });
     const ratios = {
-      qbasis_vs_lean: q && l ? {
-        added_p50: ratio(num(q.fixed.added_p50_ms), num(l.fixed.added_p50_ms)),
-        added_p90: ratio(num(q.fixed.added_p90_ms), num(l.fixed.added_p90_ms)),
-        cpu_per_call: ratio(num(q.fixed.pair_vcpu_per_1000rps), num(l.fixed.pair_vcpu_per_1000rps)),
-        max_rps: ratio(q.max.rps, l.max.rps),
-        rss: ratio(meanRss(q.fixed), meanRss(l.fixed)),
-      } : null,
+      qbasis_vs_lean: q && l ? vsFloor(q, l) : null,
       qbasis_p99_vs_direct_p99: q ? ratio(q.fixed.p99_ms, S.direct!.fixed.p99_ms) : null,
       lean_p99_vs_direct_p99: l ? ratio(l.fixed.p99_ms, S.direct!.fixed.p99_ms) : null,
-      qbasis_vs_haproxy: q && h ? {
-        cpu_per_call: ratio(num(q.fixed.pair_vcpu_per_1000rps), num(h.fixed.pair_vcpu_per_1000rps)),
-        rss: ratio(meanRss(q.fixed), meanRss(h.fixed)),
-        added_p90: ratio(num(q.fixed.added_p90_ms), num(h.fixed.added_p90_ms)),
-        max_rps: ratio(q.max.rps, h.max.rps),
-      } : null,
-      net_vs_lean: n && l ? {
-        added_p50: ratio(num(n.fixed.added_p50_ms), num(l.fixed.added_p50_ms)),
-        added_p90: ratio(num(n.fixed.added_p90_ms), num(l.fixed.added_p90_ms)),
-        cpu_per_call: ratio(num(n.fixed.pair_vcpu_per_1000rps), num(l.fixed.pair_vcpu_per_1000rps)),
-        max_rps: ratio(n.max.rps, l.max.rps),
-        rss: ratio(meanRss(n.fixed), meanRss(l.fixed)),
-      } : null,
-      net_vs_haproxy: n && h ? {
-        cpu_per_call: ratio(num(n.fixed.pair_vcpu_per_1000rps), num(h.fixed.pair_vcpu_per_1000rps)),
-        rss: ratio(meanRss(n.fixed), meanRss(h.fixed)),
-        added_p90: ratio(num(n.fixed.added_p90_ms), num(h.fixed.added_p90_ms)),
-        max_rps: ratio(n.max.rps, h.max.rps),
-      } : null,
+      qbasis_vs_haproxy: q && h ? vsHaproxy(q, h) : null,
+      net_vs_lean: n && l ? vsFloor(n, l) : null,
+      net_vs_haproxy: n && h ? vsHaproxy(n, h) : null,
       max_rps_vs_direct: Object.fromEntries(pairs.filter((p) => p.name !== 'direct').map((p) => [p.name, S[p.name]!.max.rps_vs_direct])),
     };
     // Issue 13's goals, judged against the floor measured in the same run.
