@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { withFileLock } from './file-lock.ts';
-import { CLUSTER_TOOLS, K8S_MODULE_DIR, KUBERNETES_VERSION, TOOLS, isStamped, stampOf, stampPath, toolsBinDir, type ToolName } from './versions.ts';
+import { CLUSTER_TOOLS, K8S_MODULE_DIR, KUBERNETES_VERSION, TOOLS, binariesOf, isStamped, stampOf, stampPath, toolDir, toolsBinDir, type ToolName } from './versions.ts';
 
 export interface BuildOptions {
   tools?: ToolName[];
@@ -42,7 +42,8 @@ export async function ensureTools(opts: BuildOptions = {}): Promise<string> {
 }
 
 function isBuilt(bin: string, t: ToolName): boolean {
-  if (!existsSync(join(bin, t)) || !TOOLS[t].aliases.every((a) => existsSync(join(bin, a)))) return false;
+  const dir = toolDir(bin, t);
+  if (!binariesOf(t).every((b) => existsSync(join(dir, b))) || !TOOLS[t].aliases.every((a) => existsSync(join(bin, a)))) return false;
   if (!isStamped(t)) return true;
   try {
     return readFileSync(stampPath(bin, t), 'utf8') === stampOf(t);
@@ -57,7 +58,7 @@ async function buildTool(bin: string, t: ToolName, log: (l: string) => void): Pr
   try {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      CGO_ENABLED: '0',
+      CGO_ENABLED: spec.cgo === true ? '1' : '0',
       GOFLAGS: '-buildvcs=false',
       GOTOOLCHAIN: 'local',
       PATH: `${process.env['PATH'] ?? ''}:/usr/local/go/bin`,
@@ -67,7 +68,9 @@ async function buildTool(bin: string, t: ToolName, log: (l: string) => void): Pr
     } else if (spec.goPackage === undefined) {
       await run(goBinary(), ['build', '-trimpath', '-ldflags', versionLdflags(), '-o', join(tmp, t), '.'], K8S_MODULE_DIR, env, log);
     } else {
-      await run(goBinary(), ['install', '-trimpath', '-ldflags', '-s -w', `${spec.goPackage}@${spec.version}`], tmp, { ...env, GOBIN: tmp }, log);
+      const pkgs = [spec.goPackage, ...(spec.morePackages ?? [])].map((p) => `${p}@${spec.version}`);
+      const tags = spec.tags === undefined ? [] : ['-tags', spec.tags];
+      await run(goBinary(), ['install', '-trimpath', ...tags, '-ldflags', `-s -w ${spec.ldflags ?? ''}`.trim(), ...pkgs], tmp, { ...env, GOBIN: tmp }, log);
     }
     // Aliases first, binary last: isBuilt checks the binary, so a crash in between leaves "not built".
     for (const a of spec.aliases) {
@@ -78,7 +81,12 @@ async function buildTool(bin: string, t: ToolName, log: (l: string) => void): Pr
       } catch {}
       symlinkSync(t, link);
     }
-    renameSync(join(tmp, spec.goBinary ?? t), join(bin, t));
+    const dir = toolDir(bin, t);
+    mkdirSync(dir, { recursive: true });
+    const [first, ...more] = binariesOf(t);
+    // The first binary last: isBuilt then sees either all or a missing one.
+    for (const b of more) renameSync(join(tmp, b), join(dir, b));
+    renameSync(join(tmp, spec.outDir === undefined ? (spec.goBinary ?? t) : first!), join(dir, first!));
     if (isStamped(t)) {
       // Stamp last: a crash before it leaves a stale or missing stamp, i.e. "not built".
       const stamp = stampPath(bin, t);

@@ -11,7 +11,9 @@ const USAGE = `Usage: qbasis cluster <up|down|env|status|build> [--name NAME] [-
 
   up       build the tools if needed (first time: ~20-45 min), start etcd, kube-apiserver,
            kube-controller-manager, kube-scheduler and kwok with one fake node (${NODE_NAME},
-           pod IPs from ${POD_CIDR}); idempotent
+           pod IPs from ${POD_CIDR}), and the real node qbasis-node-0 (kubelet, containerd,
+           kube-proxy; pods on 198.18.0.0/24, Services on 198.19.0.0/16; root; --real-node=false
+           to skip it); idempotent
   down     stop every process the cluster started (by pid) and remove its state dir
   env      print shell exports; use: eval "$(npx qbasis cluster env)"
   status   show each component, its pid and whether it runs
@@ -29,6 +31,7 @@ const NAME_FLAG: FlagSpec = {
   check: (v) => (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? undefined : 'expected a DNS label (lower-case letters, digits and -, at most 63), e.g. default'),
 };
 const DIR_FLAG: FlagSpec = { name: 'dir', kind: 'string', arg: '<dir>', help: 'state dir' };
+const REAL_NODE_FLAG: FlagSpec = { name: 'real-node', kind: 'bool', default: 'true', help: 'also start the real node qbasis-node-0 (root, one per machine)' };
 const TOOLS_FLAG: FlagSpec = {
   name: 'tools', kind: 'string', arg: '<tool,…>', help: 'build only these tools',
   check: (v) => {
@@ -48,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!SUBCOMMANDS.includes(command)) return reportFailure('cluster', unknownSubcommand('cluster', command, SUBCOMMANDS.slice(0, -1)));
-  const spec: CommandSpec = { name: `cluster ${command}`, flags: command === 'build' ? [NAME_FLAG, DIR_FLAG, TOOLS_FLAG] : [NAME_FLAG, DIR_FLAG] };
+  const spec: CommandSpec = { name: `cluster ${command}`, flags: command === 'build' ? [NAME_FLAG, DIR_FLAG, TOOLS_FLAG] : command === 'up' ? [NAME_FLAG, DIR_FLAG, REAL_NODE_FLAG] : [NAME_FLAG, DIR_FLAG] };
   let parsed: ParsedCommandLine | 'help';
   try {
     parsed = parseCommandLine(spec, rest);
@@ -63,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'up': {
-      const { state, alreadyRunning } = await up({ dir: stateDir, name });
+      const { state, alreadyRunning } = await up({ dir: stateDir, name, realNode: parsed.values.get('real-node') !== 'false' });
       if (alreadyRunning) process.stderr.write(`qbasis: cluster ${state.name} is already running (API ${state.apiUrl}, state ${state.dir})\n`);
       process.stderr.write(
         [

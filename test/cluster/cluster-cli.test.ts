@@ -31,7 +31,8 @@ test('qbasis cluster up starts a cluster once, env gives a working kubectl, and 
     rmSync(root, { recursive: true, force: true });
   });
 
-  const first = await qbasis(['cluster', 'up'], env);
+  // The real node is one per machine; real-node.test.ts covers it.
+  const first = await qbasis(['cluster', 'up', '--real-node=false'], env);
   assert.match(first.stderr, /cluster default up in/);
   const state = readState(dir);
   assert.ok(state !== undefined, `state.json in ${dir}`);
@@ -39,7 +40,7 @@ test('qbasis cluster up starts a cluster once, env gives a working kubectl, and 
   assert.equal(pids.length, 5);
   for (const pid of pids) assert.ok(isAlive(pid), `pid ${pid} alive after up`);
 
-  const second = await qbasis(['cluster', 'up'], env);
+  const second = await qbasis(['cluster', 'up', '--real-node=false'], env);
   assert.match(second.stderr, /already running/);
   assert.deepEqual(COMPONENTS.map((c) => readState(dir)!.pids[c]), pids, 'a second up starts nothing new');
 

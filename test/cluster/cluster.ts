@@ -1,5 +1,6 @@
 // A real local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
-// with one fake node, all on loopback, each a detached process whose pid is recorded in the state dir.
+// with one fake node, all on loopback, and the real node qbasis-node-0 (node.ts); each a detached
+// process whose pid is recorded in the state dir.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -10,7 +11,11 @@ import { ensureTools, formatDuration } from './build.ts';
 import { withFileLock } from './file-lock.ts';
 import { isOurs, startDetached, stopPid, isAlive } from './processes.ts';
 import { kwokStagesYaml } from './kwok-stages.ts';
-import { KUBERNETES_VERSION, cacheRoot } from './versions.ts';
+import { CLUSTER_TOOLS, KUBERNETES_VERSION, NODE_TOOLS, cacheRoot } from './versions.ts';
+import {
+  NODE_COMPONENTS, NODE_IP, REAL_NODE_NAME, SERVICE_CIDR, buildNodeImages, claimNode, containerdReady, createRealNode, drainRealNode, hostProblem,
+  importImages, kubeProxyHealthy, kubeletArgs, prepareNetwork, readClaimDir, sweepNode, writeNodeConfigs, type NodeState,
+} from './node.ts';
 import { waitUntil } from '../fixtures/wait.ts';
 
 const execFileP = promisify(execFile);
@@ -18,12 +23,17 @@ const execFileP = promisify(execFile);
 export const NODE_NAME = 'kwok-node-0';
 /** Pod IPs come from here: loopback, so local processes can bind what the API shows. */
 export const POD_CIDR = '127.1.0.0/16';
-/** Only a flag for the API server; nothing ever dials a Service cluster IP. */
-export const SERVICE_CIDR = '10.96.0.0/16';
-const SERVICE_IP = '10.96.0.1';
+export { SERVICE_CIDR, REAL_NODE_NAME };
+/** The `kubernetes` Service's cluster IP, the first of the range. */
+const SERVICE_IP = '198.19.0.1';
 
 export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
-export type Component = (typeof COMPONENTS)[number];
+export type Component = (typeof COMPONENTS)[number] | (typeof NODE_COMPONENTS)[number];
+
+/** The components this cluster runs: the control plane and kwok, then the real node's if it has one. */
+export function componentsOf(state: ClusterState): Component[] {
+  return state.realNode === undefined ? [...COMPONENTS] : [...COMPONENTS, ...NODE_COMPONENTS];
+}
 
 export interface ClusterState {
   name: string;
@@ -34,6 +44,8 @@ export interface ClusterState {
   ports: { etcdClient: number; etcdPeer: number; apiserver: number };
   pids: Partial<Record<Component, number>>;
   startedAt: string;
+  /** Set once the real node has claimed the host (node.ts); absent with --real-node=false. */
+  realNode?: NodeState;
 }
 
 export interface ComponentStatus {
@@ -67,7 +79,7 @@ function writeState(state: ClusterState): void {
 }
 
 export function componentStatus(state: ClusterState): ComponentStatus[] {
-  return COMPONENTS.map((c) => {
+  return componentsOf(state).map((c) => {
     const pid = state.pids[c];
     return { component: c, pid, alive: pid !== undefined && isOurs(pid, state.dir) };
   });
@@ -98,6 +110,8 @@ export interface UpOptions {
   dir?: string;
   name?: string;
   log?: Log;
+  /** Start qbasis-node-0 (root only, one per machine). Default true. */
+  realNode?: boolean;
 }
 
 export interface UpResult {
@@ -111,23 +125,32 @@ export async function up(opts: UpOptions = {}): Promise<UpResult> {
   const dir = resolve(opts.dir ?? clusterDir(name));
   mkdirSync(dirname(dir), { recursive: true });
   // Two `up`s for the same dir (two terminals, two test files) must not both start a cluster.
-  return withFileLock(`${dir}.lock`, () => upLocked(dir, name, log), {
+  return withFileLock(`${dir}.lock`, () => upLocked(dir, name, log, opts.realNode ?? true), {
     onWait: (pid) => log(`qbasis: waiting for pid ${pid}, which is starting the cluster in ${dir}…`),
   });
 }
 
-async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> {
+async function upLocked(dir: string, name: string, log: Log, realNode: boolean): Promise<UpResult> {
   const existing = readState(dir);
   if (existing !== undefined) {
-    if (await isHealthy(existing)) return { state: existing, alreadyRunning: true };
+    if (await isHealthy(existing)) {
+      if ((existing.realNode !== undefined) !== realNode) {
+        throw new Error(`the cluster in ${dir} runs ${existing.realNode === undefined ? 'without' : 'with'} the real node; stop it first (qbasis cluster down) to change that`);
+      }
+      return { state: existing, alreadyRunning: true };
+    }
     log(`qbasis: cluster state in ${dir} is stale or half-started; cleaning it up and starting fresh`);
     await down({ dir, log: () => {} });
   } else if (existsSync(dir) && readdirSync(dir).length > 0) {
     throw new Error(`${dir} exists and is not a qbasis cluster (no state.json); expected an empty or missing directory`);
   }
 
+  if (realNode) {
+    const problem = await hostProblem();
+    if (problem !== undefined) throw new Error(problem);
+  }
   const t0 = Date.now();
-  const toolsBin = await ensureTools({ log });
+  const toolsBin = await ensureTools({ log, tools: realNode ? [...CLUSTER_TOOLS, ...NODE_TOOLS] : CLUSTER_TOOLS });
   const tool = (n: string): string => join(toolsBin, n);
   log(`qbasis: tools ready in ${toolsBin} (${formatDuration(Date.now() - t0)})`);
 
@@ -137,7 +160,7 @@ async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> 
   const hosts = ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', SERVICE_IP];
   await execFileP(tool('k8s-tools'), ['pki', 'cluster', '--dir', pki, '--hosts', hosts.join(',')]);
 
-  const [etcdClient, etcdPeer, apiserver] = await freePorts(3);
+  const [etcdClient, etcdPeer, apiserver, kubelet, kubeletHealthz, proxyHealthz, proxyMetrics] = await freePorts(7);
   const state: ClusterState = {
     name,
     dir,
@@ -149,8 +172,8 @@ async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> 
     startedAt: new Date().toISOString(),
   };
   writeState(state);
-  const start = (c: Component, bin: string, args: string[]): void => {
-    state.pids[c] = startDetached(bin, args, join(dir, 'logs', `${c}.log`));
+  const start = (c: Component, bin: string, args: string[], env?: NodeJS.ProcessEnv): void => {
+    state.pids[c] = startDetached(bin, args, join(dir, 'logs', `${c}.log`), env);
     writeState(state);
   };
 
@@ -180,12 +203,17 @@ async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> 
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${join(pki, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-      '--authorization-mode=RBAC',
+      // Node: the real node's kubelet (system:node:qbasis-node-0) gets exactly its own objects.
+      '--authorization-mode=Node,RBAC',
       // The defaults already include both webhook plugins; listed so the intent is visible.
-      '--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+      '--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook,NodeRestriction',
       '--allow-privileged=true',
       '--profiling=false',
       '--event-ttl=1h',
+      // logs, exec and port-forward on the real node's kubelet, which checks this certificate against the CA.
+      `--kubelet-client-certificate=${join(pki, 'apiserver-kubelet-client.crt')}`,
+      `--kubelet-client-key=${join(pki, 'apiserver-kubelet-client.key')}`,
+      '--kubelet-preferred-address-types=InternalIP',
     ]);
     const creds = credentials(state);
     await waitOnComponent('kube-apiserver to answer /readyz', 120_000, state, 'kube-apiserver', async () => {
@@ -245,6 +273,9 @@ async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> 
       const r = await apiRequest(creds, 'GET', '/api/v1/namespaces/default/serviceaccounts/default').catch(() => undefined);
       return r?.status === 200;
     });
+    if (realNode) {
+      await startRealNode(state, start, creds, { kubelet: kubelet!, kubeletHealthz: kubeletHealthz!, proxyHealthz: proxyHealthz!, proxyMetrics: proxyMetrics! }, log);
+    }
     if (!componentStatus(state).every((s) => s.alive)) {
       const dead = componentStatus(state).filter((s) => !s.alive).map((s) => s.component);
       throw new Error(`${dead.join(', ')} exited during start-up; logs: ${join(dir, 'logs')}\n${logTail(state, dead[0]!)}`);
@@ -253,8 +284,42 @@ async function upLocked(dir: string, name: string, log: Log): Promise<UpResult> 
     await stopAll(state, () => {});
     throw err;
   }
-  log(`qbasis: cluster ${name} up in ${formatDuration(Date.now() - t1)} (Kubernetes ${KUBERNETES_VERSION}, API ${state.apiUrl})`);
+  const nodes = state.realNode === undefined ? NODE_NAME : `${NODE_NAME} and ${REAL_NODE_NAME}`;
+  log(`qbasis: cluster ${name} up in ${formatDuration(Date.now() - t1)} (Kubernetes ${KUBERNETES_VERSION}, API ${state.apiUrl}, nodes ${nodes})`);
   return { state, alreadyRunning: false };
+}
+
+type Starter = (c: Component, bin: string, args: string[], env?: NodeJS.ProcessEnv) => void;
+
+async function startRealNode(state: ClusterState, start: Starter, creds: ApiCredentials, ports: NodeState['ports'], log: Log): Promise<void> {
+  const t = Date.now();
+  const tool = (n: string): string => join(state.toolsBin, n);
+  await claimNode(state.dir, log);
+  const images = buildNodeImages(state.toolsBin);
+  // From here on, stopAll undoes the host changes.
+  state.realNode = { ports, images: { pause: images.pause, tinyHttp: images.tinyHttp } };
+  writeState(state);
+  await prepareNetwork();
+  const pki = join(state.dir, 'pki');
+  const p = writeNodeConfigs(state.dir, state.toolsBin, pki, state.realNode);
+  writeKubeconfig(p.kubeletKubeconfig, state.apiUrl, pki, 'kubelet');
+  writeKubeconfig(p.proxyKubeconfig, state.apiUrl, pki, 'kube-proxy');
+  // containerd finds its shim on PATH.
+  const env = { ...process.env, PATH: `${state.toolsBin}:/usr/local/sbin:/usr/sbin:/sbin:${process.env['PATH'] ?? '/usr/bin:/bin'}` };
+  start('containerd', tool('containerd'), ['--config', p.containerdConfig], env);
+  await waitOnComponent('containerd to answer', 60_000, state, 'containerd', () => containerdReady(state.toolsBin));
+  await importImages(state.toolsBin, images.archives);
+  await createRealNode(creds);
+  start('kube-proxy', tool('kube-proxy'), [`--config=${p.proxyConfig}`], env);
+  start('kubelet', tool('kubelet'), kubeletArgs(p), env);
+  await waitOnComponent(`node ${REAL_NODE_NAME} to be Ready`, 120_000, state, 'kubelet', async () => {
+    const r = await apiRequest(creds, 'GET', `/api/v1/nodes/${REAL_NODE_NAME}`).catch(() => undefined);
+    if (r?.status !== 200) return false;
+    const node = JSON.parse(r.body) as { status?: { conditions?: { type: string; status: string }[] } };
+    return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  });
+  await waitOnComponent('kube-proxy to be healthy', 60_000, state, 'kube-proxy', () => kubeProxyHealthy(ports.proxyHealthz));
+  log(`qbasis: real node ${REAL_NODE_NAME} Ready in ${formatDuration(Date.now() - t)} (pods ${NODE_IP}/24 on the host's bridge)`);
 }
 
 export interface DownOptions {
@@ -268,6 +333,8 @@ export async function down(opts: DownOptions = {}): Promise<boolean> {
   const log = opts.log ?? stderrLog;
   const dir = resolve(opts.dir ?? clusterDir(opts.name));
   const state = readState(dir);
+  // A real node whose state.json never got written (killed mid-up) still holds the host.
+  if (readClaimDir() === dir && state?.realNode === undefined) await sweepNode(log);
   if (state === undefined) {
     if (existsSync(join(dir, 'pki'))) rmSync(dir, { recursive: true, force: true });
     return false;
@@ -278,6 +345,19 @@ export async function down(opts: DownOptions = {}): Promise<boolean> {
 }
 
 async function stopAll(state: ClusterState, log: Log): Promise<void> {
+  if (state.realNode !== undefined) {
+    // While the API server runs, the kubelet tears its pods down itself (CNI DEL, unmounts).
+    if (isOurs(state.pids['kubelet'] ?? -1, state.dir) && isOurs(state.pids['kube-apiserver'] ?? -1, state.dir)) {
+      await drainRealNode(credentials(state), log).catch(() => undefined);
+    }
+    for (const c of ['kubelet', 'kube-proxy'] as const) {
+      const pid = state.pids[c];
+      if (pid !== undefined && (await stopPid(pid, state.dir)) !== 'not-running') log(`qbasis: stopped ${c} (pid ${pid})`);
+    }
+    // containerd, its shims and every host change (node.ts); never when another cluster has since taken the node.
+    const owner = readClaimDir();
+    if (owner === undefined || owner === state.dir) await sweepNode(log);
+  }
   // Reverse start order: etcd last, so the API server can shut down cleanly.
   for (const c of [...COMPONENTS].reverse()) {
     const pid = state.pids[c];

@@ -10,7 +10,9 @@ export const ETCD_VERSION = 'v3.7.0';
 /** The Go module (test/k8s) that builds the multi-call control-plane binary. */
 export const K8S_MODULE_DIR = join(import.meta.dirname, '..', 'k8s');
 
-export type ToolName = 'k8s-tools' | 'kwok' | 'helm' | 'ghz' | 'grpcurl' | 'h2spec' | 'grpc-interop-server' | 'grpc-interop-client' | 'promlint';
+export type ToolName =
+  | 'k8s-tools' | 'kwok' | 'helm' | 'ghz' | 'grpcurl' | 'h2spec' | 'grpc-interop-server' | 'grpc-interop-client' | 'promlint'
+  | 'containerd' | 'runc' | 'cni-plugins' | 'qbasis-tiny';
 
 export interface ToolSpec {
   name: ToolName;
@@ -23,7 +25,19 @@ export interface ToolSpec {
   goBinary?: string;
   /** A small Go module of ours under test/, built with `go build` (its sources are part of the stamp). */
   moduleDir?: string;
+  /** More main packages of goPackage's module, built by the same `go install`; each binary keeps its own name. */
+  morePackages?: string[];
+  /** 'cni': into tools-…/cni, off PATH (CNI's `bridge` would shadow iproute2's). */
+  outDir?: 'cni';
+  /** Needs cgo (runc's nsenter is C); everything else is static. */
+  cgo?: boolean;
+  tags?: string;
+  ldflags?: string;
 }
+
+export const CONTAINERD_VERSION = 'v2.4.2';
+export const RUNC_VERSION = 'v1.5.3';
+export const CNI_PLUGINS_VERSION = 'v1.10.0';
 
 /** grpc-go, whose interop server and client are built on request (test/attacks/grpc-interop.test.ts). */
 export const GRPC_GO_VERSION = 'v1.85.0';
@@ -32,7 +46,7 @@ export const TOOLS: Record<ToolName, ToolSpec> = {
   'k8s-tools': {
     name: 'k8s-tools',
     version: KUBERNETES_VERSION,
-    aliases: ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'],
+    aliases: ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl', 'kubelet', 'kube-proxy'],
   },
   kwok: { name: 'kwok', goPackage: 'sigs.k8s.io/kwok/cmd/kwok', version: 'v0.8.0', aliases: [] },
   helm: { name: 'helm', goPackage: 'helm.sh/helm/v3/cmd/helm', version: 'v3.22.0', aliases: [] },
@@ -46,7 +60,37 @@ export const TOOLS: Record<ToolName, ToolSpec> = {
   'grpc-interop-client': { name: 'grpc-interop-client', goPackage: 'google.golang.org/grpc/interop/client', version: GRPC_GO_VERSION, aliases: [], goBinary: 'client' },
   // promtool's metric lint without promtool (minutes to build): client_golang's promlint package, test/promlint.
   promlint: { name: 'promlint', version: 'client_golang-v1.23.2', aliases: [], moduleDir: join(import.meta.dirname, '..', 'promlint') },
+  // The real node's runtime, stamped so it never rebuilds the control plane. containerd 2.x: kubelet 1.37
+  // asks the runtime for its cgroup driver (RuntimeConfig, which 1.6 lacks) and is tested against 2.x.
+  containerd: {
+    name: 'containerd', goPackage: 'github.com/containerd/containerd/v2/cmd/containerd', version: CONTAINERD_VERSION, aliases: [],
+    morePackages: ['github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2', 'github.com/containerd/containerd/v2/cmd/ctr'],
+    ldflags: `-X github.com/containerd/containerd/v2/version.Version=${CONTAINERD_VERSION}`,
+  },
+  // seccomp: the chart asks for RuntimeDefault, which a runc without it refuses (needs libseccomp-dev).
+  runc: { name: 'runc', goPackage: 'github.com/opencontainers/runc', version: RUNC_VERSION, aliases: [], cgo: true, tags: 'seccomp', ldflags: `-X main.version=${RUNC_VERSION.slice(1)}` },
+  'cni-plugins': {
+    name: 'cni-plugins', goPackage: 'github.com/containernetworking/plugins/plugins/main/bridge', version: CNI_PLUGINS_VERSION, aliases: [], outDir: 'cni',
+    morePackages: ['github.com/containernetworking/plugins/plugins/ipam/host-local', 'github.com/containernetworking/plugins/plugins/main/loopback'],
+  },
+  // The pod sandbox (pause) and a tiny test server, the node's images without a registry (test/tiny).
+  'qbasis-tiny': { name: 'qbasis-tiny', version: 'v1', aliases: [], moduleDir: join(import.meta.dirname, '..', 'tiny') },
 };
+
+/** The binaries a tool puts in its dir: its own name, then one per extra package. */
+export function binariesOf(t: ToolName): string[] {
+  const spec = TOOLS[t];
+  const first = spec.outDir === undefined ? t : spec.goPackage!.split('/').pop()!;
+  return [first, ...(spec.morePackages ?? []).map((p) => p.split('/').pop()!)];
+}
+
+/** Where a tool's binaries go: the bin dir (on PATH), or a sibling for CNI plugins. */
+export function toolDir(bin: string, t: ToolName): string {
+  return TOOLS[t].outDir === undefined ? bin : join(dirname(bin), TOOLS[t].outDir!);
+}
+
+/** What the real node needs beside CLUSTER_TOOLS. */
+export const NODE_TOOLS: ToolName[] = ['containerd', 'runc', 'cni-plugins', 'qbasis-tiny'];
 
 /** What a cluster needs; the others are built only on request (benchmarks, conformance tests). */
 export const CLUSTER_TOOLS: ToolName[] = ['k8s-tools', 'kwok', 'helm'];
@@ -66,7 +110,11 @@ export function isStamped(t: ToolName): boolean {
 /** What a stamped tool's stamp must say for its binary to count as built. */
 export function stampOf(t: ToolName): string {
   const spec = TOOLS[t];
-  if (spec.moduleDir === undefined) return `${spec.goPackage ?? t}@${spec.version}\n`;
+  if (spec.moduleDir === undefined) {
+    const more = spec.morePackages === undefined ? '' : ` +${spec.morePackages.length}`;
+    const opts = [spec.cgo === true ? ' cgo' : '', spec.tags !== undefined ? ` tags=${spec.tags}` : ''].join('');
+    return `${spec.goPackage ?? t}@${spec.version}${more}${opts}\n`;
+  }
   const h = createHash('sha256');
   for (const f of readdirSync(spec.moduleDir).sort()) {
     if (f === 'go.mod' || f === 'go.sum' || f.endsWith('.go')) h.update(`${f}\n`).update(readFileSync(join(spec.moduleDir, f)));

@@ -75,14 +75,15 @@ async function start(): Promise<TestCluster> {
       if (existing !== undefined && (await isHealthy(existing))) return existing;
       const owner = Number(process.env['QBASIS_TEST_OWNER_PID'] ?? process.ppid);
       startReaper(owner, dir, runDir);
-      return (await up({ dir, name: 'test', log: (l) => process.stderr.write(l + '\n') })).state;
+      // No real node in the shared cluster: it is one per machine, and test/cluster/real-node.test.ts owns it.
+      return (await up({ dir, name: 'test', realNode: false, log: (l) => process.stderr.write(l + '\n') })).state;
     });
   } else {
     // No global setup (a single file run by hand): this process owns a private cluster.
     const own = mkdtempSync(join(tmpdir(), 'qbasis-test-'));
     const dir = join(own, 'cluster');
     startReaper(process.pid, dir, own);
-    state = (await up({ dir, name: 'test', log: (l) => process.stderr.write(l + '\n') })).state;
+    state = (await up({ dir, name: 'test', realNode: false, log: (l) => process.stderr.write(l + '\n') })).state;
   }
   return harnessFor(state);
 }

@@ -1,8 +1,9 @@
-// k8s-tools: one multi-call binary for the control plane, so the big Kubernetes
-// dependency graph is compiled and linked once instead of five times.
+// k8s-tools: one multi-call binary for the control plane and the real node's kubelet and
+// kube-proxy, so the big Kubernetes dependency graph is compiled and linked once instead of seven times.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,7 +19,9 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 var tools = map[string]func(args []string) int{
@@ -28,6 +31,8 @@ var tools = map[string]func(args []string) int{
 		return cli.Run(controllermanager.NewControllerManagerCommand())
 	},
 	"kube-scheduler": func([]string) int { return cli.Run(scheduler.NewSchedulerCommand()) },
+	"kubelet":        func([]string) int { return cli.Run(kubelet.NewKubeletCommand(context.Background())) },
+	"kube-proxy":     func([]string) int { return cli.Run(proxy.NewProxyCommand()) },
 	"kubectl":        runKubectl,
 	"pki":            runPKI,
 }

@@ -87,6 +87,11 @@ func clusterPKI(dir string, hosts []string, validity time.Duration) error {
 		{name: "admin", cn: "kubernetes-admin", orgs: []string{"system:masters"}, usages: client},
 		{name: "kube-controller-manager", cn: "system:kube-controller-manager", usages: client},
 		{name: "kube-scheduler", cn: "system:kube-scheduler", usages: client},
+		// The real node (test/cluster/node.ts): the Node authorizer knows a kubelet by this name and group.
+		{name: "kubelet", cn: "system:node:qbasis-node-0", orgs: []string{"system:nodes"}, usages: client},
+		{name: "kube-proxy", cn: "system:kube-proxy", usages: client},
+		// The API server's client certificate for logs, exec and port-forward on the kubelet.
+		{name: "apiserver-kubelet-client", cn: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}, usages: client},
 	}
 	for _, l := range leaves {
 		if err := writeLeaf(dir, l, caCert, caKey, validity); err != nil {

@@ -1,0 +1,3 @@
+module qbasis.local/test/tiny
+
+go 1.26.0
