@@ -40,56 +40,8 @@ export const RETRY_DEFAULTS = {
   budget: { percent: 20, minPerSecond: 10 },
 } as const;
 
-/** A gRPC status a call may be retried on: any but OK. */
-export type GrpcCodeName = Exclude<keyof typeof Status, 'OK'>;
-
-export interface RetryPolicy {
-  /** Retries after the first try. */
-  attempts: number;
-  on: GrpcCodeName[];
-  perTryTimeoutMs?: number;
-  backoff: { baseMs: number; maxMs: number };
-  /** Over 10 s, retries ≤ percent % of calls + minPerSecond per second. */
-  budget: { percent: number; minPerSecond: number };
-}
-
-/** A version group: `versions` is a range as proto/versions.ts parses it (trimmed text). */
-export interface SplitGroup {
-  versions: string;
-  weight: number;
-}
-
-export interface Mirror {
-  versions: string;
-  percent: number;
-}
-
-export interface PolicyRoute {
-  /** Absent: the route matches every method. */
-  methods?: string[];
-  /** Absent: every version the caller accepts, as without a policy. */
-  split?: SplitGroup[];
-  mirror?: Mirror;
-}
-
-/** One `allow` entry; `*` in namespace or serviceAccount matches any. */
-export interface AllowedIdentity {
-  id: string;
-  trustDomain: string;
-  namespace: string;
-  serviceAccount: string;
-}
-
-/** A valid spec, normalised: durations in ms, defaults filled in, lists in the order written. */
-export interface BasisPolicy {
-  api: string;
-  timeoutMs?: number;
-  retry?: RetryPolicy;
-  /** First match wins. */
-  routes: PolicyRoute[];
-  /** Absent: every mesh identity; empty: none. */
-  allow?: AllowedIdentity[];
-}
+export type { AllowedIdentity, BasisPolicy, GrpcCodeName, Mirror, PolicyRoute, RetryPolicy, SplitGroup } from '../proto/policy.ts';
+import type { AllowedIdentity, BasisPolicy, GrpcCodeName, Mirror, PolicyRoute, RetryPolicy, SplitGroup } from '../proto/policy.ts';
 
 export type ProblemReason = 'InvalidRange' | 'Invalid';
 

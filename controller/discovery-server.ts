@@ -16,10 +16,14 @@ import {
   type WatchRequest__Output,
 } from '../proto/discovery.ts';
 import { isApiName } from '../proto/annotations.ts';
+import { policyToWire, samePolicy, type AppliedPolicy } from '../proto/policy.ts';
 import type { ApiChange, EndpointRegistry } from './endpoint-registry.ts';
+import type { PolicyStore } from './policy-store.ts';
 
 export interface DiscoveryServerOptions {
   registry: EndpointRegistry;
+  /** BasisPolicies in force; absent: no policy ever applies. */
+  policies?: PolicyStore;
   logger: Logger;
   host: string;
   port: number;
@@ -31,11 +35,15 @@ interface Subscriber {
   id: number;
   api: string;
   namespace: string;
+  /** The subscriber's own namespace: its namespace's policy applies first. */
+  callerNamespace: string;
   who: string;
   call: grpc.ServerWritableStream<WatchRequest__Output, Update>;
   /** What the subscriber holds (undefined until the snapshot is written). */
   sent: Map<string, Endpoint> | undefined;
   sentVersion: number;
+  /** The policy the subscriber holds (undefined: none, or not sent yet). */
+  sentPolicy: AppliedPolicy | undefined;
   inFlight: boolean;
   dirty: boolean;
   /** performance.now() when the stream last went from clean to dirty (0: snapshot pending or clean). */
@@ -77,6 +85,7 @@ export class DiscoveryServer {
       this.#server.bindAsync(hostPort, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
     this.#opts.registry.on('change', this.#onChange);
+    this.#opts.policies?.on('change', this.#onChange);
     this.#log.info({ address: hostPort, port: this.#boundPort }, 'discovery server listening');
     return this.#boundPort;
   }
@@ -92,6 +101,7 @@ export class DiscoveryServer {
   /** Ends every stream (subscribers reconnect elsewhere) and stops listening. */
   async stop(graceMs = 2000): Promise<void> {
     this.#opts.registry.off('change', this.#onChange);
+    this.#opts.policies?.off('change', this.#onChange);
     for (const set of this.#subs.values()) for (const s of set) s.call.end();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
@@ -119,10 +129,12 @@ export class DiscoveryServer {
       id: this.#nextId++,
       api: req.api,
       namespace: req.namespace,
+      callerNamespace: req.subscriberNamespace,
       who,
       call,
       sent: undefined,
       sentVersion: 0,
+      sentPolicy: undefined,
       inFlight: false,
       dirty: true,
       dirtyAt: 0,
@@ -151,6 +163,15 @@ export class DiscoveryServer {
     this.#flush(s);
   }
 
+  /** Precedence needs the namespaces of every provider, not only those the subscriber sees. */
+  #policyFor(s: Subscriber): AppliedPolicy | undefined {
+    const store = this.#opts.policies;
+    if (store === undefined) return undefined;
+    const providers = [...new Set(this.#opts.registry.list(s.api).map((e) => e.namespace))];
+    const p = store.forCaller(s.api, s.callerNamespace, providers);
+    return p === undefined ? undefined : { namespace: p.namespace, name: p.name, generation: p.generation, policy: p.policy };
+  }
+
   #markDirty(s: Subscriber): void {
     if (s.closed) return;
     if (!s.dirty && s.sent !== undefined) s.dirtyAt = performance.now();
@@ -169,13 +190,16 @@ export class DiscoveryServer {
     const dirtyAt = s.dirtyAt;
     s.dirtyAt = 0;
     const reg = this.#opts.registry;
-    const version = reg.version(s.api);
+    // Both counters only grow and each change bumps one, so their sum orders the stream's messages.
+    const version = reg.version(s.api) + (this.#opts.policies?.version(s.api) ?? 0);
     const current = new Map(reg.list(s.api, s.namespace).map((e) => [endpointKey(e), e]));
+    const policy = this.#policyFor(s);
+    const policyChanged = s.sent === undefined || !samePolicy(s.sentPolicy, policy);
     let msg: Update;
     if (s.sent === undefined) {
       msg = { api: s.api, version, snapshot: { endpoints: [...current.values()].map(endpointToWire) } };
     } else if (current.size === 0) {
-      if (s.sent.size === 0) return; // nothing the subscriber can see changed
+      if (s.sent.size === 0 && !policyChanged) return; // nothing the subscriber can see changed
       msg = { api: s.api, version, noEndpoints: { existsElsewhere: reg.list(s.api).length > 0 } };
     } else {
       const added: Endpoint[] = [];
@@ -187,13 +211,15 @@ export class DiscoveryServer {
         else if (endpointChanged(old, e)) changed.push(e);
       }
       for (const [k, e] of s.sent) if (!current.has(k)) removed.push({ pod: e.pod, namespace: e.namespace });
-      if (added.length + changed.length + removed.length === 0) return;
+      if (added.length + changed.length + removed.length === 0 && !policyChanged) return;
       msg = { api: s.api, version, diff: { added: added.map(endpointToWire), changed: changed.map(endpointToWire), removed } };
     }
-    // A stream's versions must strictly increase; the registry's already do, except a
+    if (policyChanged) msg.policy = policyToWire(policy);
+    // A stream's versions must strictly increase; the sum above already does, except a
     // snapshot of a never-seen API (version 0), which is the first message anyway.
     s.sent = current;
     s.sentVersion = version;
+    s.sentPolicy = policy;
     s.inFlight = true;
     s.messages++;
     this.#stats.messagesSent++;

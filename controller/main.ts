@@ -12,6 +12,8 @@ import { AdminServer, type ReadinessCheck } from './admin-server.ts';
 import type { ControllerComponent } from './component.ts';
 import { DiscoveryServer } from './discovery-server.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
+import { PolicyIntake } from './policy-intake.ts';
+import { PolicyStore } from './policy-store.ts';
 import { commandUsage, parseCommandLine, reportFailure, UsageError, type CommandSpec, type FlagSpec, type FlagValues } from '../cli/flags.ts';
 import { DEFAULT_PODS_FILE_MAX_BYTES, PodsFileSource } from './local/pods-file-source.ts';
 import { controllerMetrics } from './metrics.ts';
@@ -66,7 +68,7 @@ class StartupError extends Error {}
  * Picks the pod source from the flags. Local mode: --pods-file. Kubernetes mode
  * (--kubeconfig / in-cluster) plugs in here: return the informer-backed source.
  */
-async function selectPodSource(flags: FlagValues, logger: Logger): Promise<{ source: PodSource; localMode: boolean; kube?: KubeMode }> {
+async function selectPodSource(flags: FlagValues, logger: Logger, policies: PolicyIntake): Promise<{ source: PodSource; localMode: boolean; kube?: KubeMode }> {
   const podsFile = flags.get('pods-file');
   if (podsFile !== undefined) {
     let st: fs.Stats;
@@ -77,7 +79,7 @@ async function selectPodSource(flags: FlagValues, logger: Logger): Promise<{ sou
     }
     if (!st.isFile()) throw new UsageError(`--pods-file '${podsFile}' is invalid: expected a file, got a directory or device`);
     const maxBytes = Number(flags.get('pods-file-max-bytes'));
-    return { source: new PodsFileSource({ path: podsFile, logger, debounceMs: Number(flags.get('reload-debounce-ms')), maxBytes }), localMode: true };
+    return { source: new PodsFileSource({ path: podsFile, logger, debounceMs: Number(flags.get('reload-debounce-ms')), maxBytes, policies }), localMode: true };
   }
   // Kubernetes mode: informer over pods (controller/kube/), kubeconfig or in-cluster config.
   if (kubeConfigSource(flags, process.env) === undefined) {
@@ -128,6 +130,9 @@ export async function main(argv: string[]): Promise<number> {
   let flags: FlagValues;
   let logger: Logger;
   let picked: { source: PodSource; localMode: boolean; kube?: KubeMode };
+  let registry: EndpointRegistry;
+  const policyStore = new PolicyStore();
+  let policies: PolicyIntake;
   try {
     const parsed = parseCommandLine(CONTROLLER_COMMAND, argv, process.env);
     if (parsed === 'help') {
@@ -139,7 +144,10 @@ export async function main(argv: string[]): Promise<number> {
     // grpc-js writes its own errors to stderr (a port in use would be two lines there); they are log lines.
     const grpcLog = logger.child({ component: 'grpc-js' });
     grpc.setLogger({ error: (...a: unknown[]) => grpcLog.warn(a.join(' ')), info: (...a: unknown[]) => grpcLog.info(a.join(' ')), debug: (...a: unknown[]) => grpcLog.debug(a.join(' ')) });
-    picked = await selectPodSource(flags, logger);
+    registry = new EndpointRegistry({ logger, inboundPort: Number(flags.get('inbound-port')) });
+    const reg = registry;
+    policies = new PolicyIntake({ store: policyStore, logger, apiKnown: (api) => reg.list(api).length > 0 });
+    picked = await selectPodSource(flags, logger, policies);
   } catch (err) {
     if (err instanceof UsageError) return reportFailure('controller', err);
     throw err;
@@ -149,9 +157,9 @@ export async function main(argv: string[]): Promise<number> {
   const discoveryAddress = flags.get('discovery-address') ?? (localMode ? '127.0.0.1' : '0.0.0.0');
   const adminAddress = flags.get('admin-address') ?? discoveryAddress;
 
-  const registry = new EndpointRegistry({ logger, inboundPort: Number(flags.get('inbound-port')) });
   const discovery = new DiscoveryServer({
     registry,
+    policies: policyStore,
     logger,
     host: discoveryAddress,
     port: Number(flags.get('discovery-port')),

@@ -60,9 +60,15 @@ export const catalogue = {
   QB_NO_PROVIDER: Status.UNIMPLEMENTED,
   /** A gRPC message prefix that breaks the gRPC wire format (e.g. a compressed flag other than 0 or 1). */
   QB_BAD_MESSAGE: Status.INTERNAL,
+  /** The call's deadline (the caller's, or a shorter BasisPolicy timeout) passed in the sidecar. */
+  QB_DEADLINE_EXCEEDED: Status.DEADLINE_EXCEEDED,
+  /** Every version group of the BasisPolicy's route is empty of ready, compatible endpoints. */
+  QB_NO_POLICY_ENDPOINT: Status.UNAVAILABLE,
   // Control plane.
   QB_RECONCILE_TERMINAL: Status.FAILED_PRECONDITION,
   QB_KUBE_API: Status.UNAVAILABLE,
+  /** A BasisPolicy that fails validation (its last accepted spec stays in force). */
+  QB_INVALID_POLICY: Status.INVALID_ARGUMENT,
 } as const satisfies Record<string, StatusCode>;
 
 export type ErrorCode = keyof typeof catalogue;

@@ -6,6 +6,7 @@ import net from 'node:net';
 import YAML from 'yaml';
 import { podInfoFromObject } from '../pod-info.ts';
 import type { PodInfo } from '../pod-source.ts';
+import type { PolicyObject } from '../policy-intake.ts';
 
 export class PodsFileError extends Error {}
 
@@ -28,7 +29,10 @@ export interface SkippedEntry {
 export const MAX_RETURNED_SKIPPED = 1000;
 
 /** What a parse (inline or in the worker) hands back. */
-export type ParseReply = { ok: true; pods: PodInfo[]; skipped: SkippedEntry[]; skippedTotal: number } | { ok: false; error: string };
+export type ParseReply = { ok: true; pods: PodInfo[]; policies: PolicyObject[]; skipped: SkippedEntry[]; skippedTotal: number } | { ok: false; error: string };
+
+/** BasisPolicy documents in one pods file; more are skipped (each spec is bounded by basis-policy.ts). */
+export const MAX_POLICIES = 256;
 
 const IP_EXPECTED = 'an IPv4 or IPv6 address literal, e.g. 10.1.2.3 or fd00::1:5 (no host name, port, prefix length or zone)';
 
@@ -54,14 +58,15 @@ function podIpProblem(raw: unknown): { value: string; message: string } | undefi
 export function parseToReply(text: string): ParseReply {
   try {
     const skipped: SkippedEntry[] = [];
-    const pods = parsePodsFile(text, skipped);
-    return { ok: true, pods, skipped: skipped.slice(0, MAX_RETURNED_SKIPPED), skippedTotal: skipped.length };
+    const policies: PolicyObject[] = [];
+    const pods = parsePodsFile(text, skipped, policies);
+    return { ok: true, pods, policies, skipped: skipped.slice(0, MAX_RETURNED_SKIPPED), skippedTotal: skipped.length };
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   }
 }
 
-export function parsePodsFile(text: string, skipped: SkippedEntry[] = []): PodInfo[] {
+export function parsePodsFile(text: string, skipped: SkippedEntry[] = [], policies: PolicyObject[] = []): PodInfo[] {
   const docs = YAML.parseAllDocuments(text, { prettyErrors: true });
   if (!Array.isArray(docs)) throw new PodsFileError('not a YAML stream');
   const pods: PodInfo[] = [];
@@ -71,7 +76,7 @@ export function parsePodsFile(text: string, skipped: SkippedEntry[] = []): PodIn
     const obj: unknown = doc.toJS();
     if (obj === null || obj === undefined) return; // empty document (e.g. a trailing ---)
     if (typeof obj !== 'object' || Array.isArray(obj)) {
-      throw new PodsFileError(`document ${d + 1} is not a mapping; expected a Pod or a List/PodList with items`);
+      throw new PodsFileError(`document ${d + 1} is not a mapping; expected a Pod, a BasisPolicy or a List/PodList with items`);
     }
     const o = obj as { kind?: unknown; items?: unknown };
     let items: unknown[];
@@ -79,13 +84,20 @@ export function parsePodsFile(text: string, skipped: SkippedEntry[] = []): PodIn
       if (o.items === null || o.items === undefined) items = [];
       else if (Array.isArray(o.items)) items = o.items;
       else throw new PodsFileError(`document ${d + 1}: kind ${o.kind} has 'items' that is not a list`);
-    } else if (o.kind === 'Pod' || o.kind === undefined) {
+    } else if (o.kind === 'Pod' || o.kind === 'BasisPolicy' || o.kind === undefined) {
       items = [obj];
     } else {
-      throw new PodsFileError(`document ${d + 1} has kind ${shown(String(o.kind))}; expected Pod, List or PodList`);
+      throw new PodsFileError(`document ${d + 1} has kind ${shown(String(o.kind))}; expected Pod, BasisPolicy, List or PodList`);
     }
     items.forEach((item, i) => {
       const where = `document ${d + 1} item ${i + 1}`;
+      if (item !== null && typeof item === 'object' && (item as { kind?: unknown }).kind === 'BasisPolicy') {
+        const got = policyObject(item, where);
+        if (typeof got === 'string') skipped.push({ where, message: got, key: `${where}: ${got}` });
+        else if (policies.length >= MAX_POLICIES) skipped.push({ where, message: `more than ${MAX_POLICIES} BasisPolicies in one file`, key: `policies over ${MAX_POLICIES}` });
+        else policies.push(got);
+        return;
+      }
       let info: PodInfo;
       try {
         info = podInfoFromObject(item);
@@ -114,6 +126,24 @@ export function parsePodsFile(text: string, skipped: SkippedEntry[] = []): PodIn
     });
   });
   return pods;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A BasisPolicy's metadata as the API server would check it; the spec is basis-policy.ts's job. */
+function policyObject(item: object, where: string): PolicyObject | string {
+  const meta = (item as { metadata?: unknown }).metadata;
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) return `BasisPolicy has no metadata; expected metadata.name (and metadata.namespace, default "default")`;
+  const m = meta as { name?: unknown; namespace?: unknown; generation?: unknown; creationTimestamp?: unknown };
+  if (typeof m.name !== 'string' || !DNS_SUBDOMAIN.test(m.name)) {
+    return `BasisPolicy metadata.name ${typeof m.name === 'string' ? `'${shown(m.name)}'` : 'is missing'}; expected a DNS subdomain name, e.g. orders`;
+  }
+  const namespace = m.namespace === undefined || m.namespace === null ? 'default' : m.namespace;
+  if (typeof namespace !== 'string' || !DNS_LABEL.test(namespace)) return `BasisPolicy ${m.name}: metadata.namespace '${shown(String(namespace))}' is not a DNS label, e.g. shop`;
+  const generation = Number.isSafeInteger(m.generation) && (m.generation as number) > 0 ? (m.generation as number) : 1;
+  const ts = typeof m.creationTimestamp === 'string' ? m.creationTimestamp : m.creationTimestamp instanceof Date ? m.creationTimestamp.toISOString() : undefined;
+  return { namespace, name: m.name, generation, creationTimestamp: ts, raw: item };
 }
 
 /** No YAML content: only blank lines, comments and document markers (an empty file is one). */

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { PodInfo, PodSink, PodSource } from '../pod-source.ts';
+import type { PolicyIntake } from '../policy-intake.ts';
 import { describeInvalidUtf8, hasNoContent, invalidUtf8Offset, parseToReply, shown, type ParseReply, type SkippedEntry } from './pods-file-parse.ts';
 
 export { parsePodsFile, PodsFileError, type SkippedEntry } from './pods-file-parse.ts';
@@ -44,6 +45,8 @@ export interface PodsFileSourceOptions {
   pollMs?: number;
   /** Larger files are refused without being read (default DEFAULT_PODS_FILE_MAX_BYTES). */
   maxBytes?: number;
+  /** Receives the file's BasisPolicy documents (local mode's stand-in for the informer). */
+  policies?: PolicyIntake;
 }
 
 function identity(st: fs.BigIntStats): string {
@@ -62,6 +65,7 @@ export class PodsFileSource implements PodSource {
   readonly #debounceMs: number;
   readonly #pollMs: number;
   readonly #maxBytes: number;
+  readonly #policies: PolicyIntake | undefined;
   #sink: PodSink | undefined;
   #watcher: fs.FSWatcher | undefined;
   #debounce: NodeJS.Timeout | undefined;
@@ -91,6 +95,7 @@ export class PodsFileSource implements PodSource {
     this.#debounceMs = opts.debounceMs ?? 100;
     this.#pollMs = opts.pollMs ?? 2000;
     this.#maxBytes = opts.maxBytes ?? DEFAULT_PODS_FILE_MAX_BYTES;
+    this.#policies = opts.policies;
   }
 
   synced(): boolean {
@@ -323,16 +328,18 @@ export class PodsFileSource implements PodSource {
       this.#refuse('parse', parsed.error);
       return;
     }
-    const { pods, skipped, skippedTotal } = parsed;
+    const { pods, policies, skipped, skippedTotal } = parsed;
     this.#reportSkipped(skipped, skippedTotal);
     this.#reportDuplicates(pods);
     this.#reloads++;
     this.#sink.resync(pods);
+    // After the pods: NoSuchAPI is judged against what the file provides.
+    this.#policies?.resync(policies);
     this.#goodPods = pods.length;
     this.#synced = true;
     this.#onSynced?.();
     this.#onSynced = undefined;
-    this.#log.info({ pods: pods.length, skipped: skippedTotal, reload: this.#reloads }, 'pods file loaded');
+    this.#log.info({ pods: pods.length, policies: policies.length, skipped: skippedTotal, reload: this.#reloads }, 'pods file loaded');
   }
 
   /** Each distinct entry problem is logged once (not on every reload); a fixed entry can be reported again if it breaks again. */

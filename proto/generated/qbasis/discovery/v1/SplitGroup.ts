@@ -1,0 +1,12 @@
+// Original file: proto/discovery.proto
+
+
+export interface SplitGroup {
+  'versions'?: (string);
+  'weight'?: (number);
+}
+
+export interface SplitGroup__Output {
+  'versions': (string);
+  'weight': (number);
+}
