@@ -3,7 +3,10 @@
 import { CODEC_VERSION } from '../proto/basis/index.ts';
 import type { ApiSnapshot, Endpoint } from './discovery-client.ts';
 import { compatible } from '../proto/versions.ts';
+import type { AppliedPolicy } from '../proto/policy.ts';
+import { planRoutes, routeFor, type PlannedPeer, type RoutePlan } from './outbound/route-plan.ts';
 import { pickP2C } from './p2c.ts';
+import { RetryBudget } from './retry-budget.ts';
 import type { Peer } from './peer.ts';
 
 export const SIDECAR_CODECS: readonly number[] = [CODEC_VERSION];
@@ -26,6 +29,11 @@ export class Balancer {
   snapshot: ApiSnapshot | undefined;
   peers: Peer[] = [];
   views: EndpointView[] = [];
+  /** The BasisPolicy in force for this API (from discovery), its routes resolved against the peers. */
+  policy: AppliedPolicy | undefined;
+  plans: RoutePlan[] = [];
+  /** Per policy (a new spec starts a new budget). */
+  budget: RetryBudget | undefined;
 
   constructor(api: string, range: string) {
     this.api = api;
@@ -35,15 +43,33 @@ export class Balancer {
   /** Applies a snapshot; `peerFor` returns the pooled peer of an address. */
   update(snap: ApiSnapshot, peerFor: (ep: Endpoint) => Peer): void {
     const peers = new Set<Peer>();
+    const planned: PlannedPeer[] = [];
     const views: EndpointView[] = [];
     for (const ep of snap.endpoints) {
       const c = compatible({ version: ep.version, codecs: ep.codecs, ready: ep.ready }, { range: this.range, codecs: SIDECAR_CODECS });
       views.push({ pod: ep.pod, namespace: ep.namespace, address: ep.address, port: ep.port, version: ep.version, ready: ep.ready, codecs: ep.codecs, compatible: c.ok, ...(c.ok ? {} : { reason: c.reason }) });
-      if (c.ok) peers.add(peerFor(ep));
+      if (c.ok) {
+        const peer = peerFor(ep);
+        peers.add(peer);
+        planned.push({ peer, version: ep.version });
+      }
     }
+    const policy = snap.policy;
+    if (policy === undefined) this.budget = undefined;
+    else if (this.policy === undefined || this.policy.name !== policy.name || this.policy.namespace !== policy.namespace || this.policy.generation !== policy.generation) {
+      const r = policy.policy.retry;
+      this.budget = r === undefined ? undefined : new RetryBudget(r.budget.percent, r.budget.minPerSecond, performance.now());
+    }
+    this.policy = policy;
+    this.plans = planRoutes(policy, planned);
     this.snapshot = snap;
     this.peers = [...peers];
     this.views = views;
+  }
+
+  /** The policy's route for a method, if a policy with a matching route applies. */
+  routeFor(method: string): RoutePlan | undefined {
+    return this.plans.length === 0 ? undefined : routeFor(this.plans, method);
   }
 
   pick(now: number, exclude: readonly Peer[]): Peer | undefined {

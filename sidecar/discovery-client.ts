@@ -15,6 +15,7 @@ import {
   type GeneratedDiscoveryClient,
   type Update__Output,
 } from '../proto/discovery.ts';
+import { policyFromWire, type AppliedPolicy } from '../proto/policy.ts';
 
 export type { Endpoint };
 
@@ -24,6 +25,8 @@ export interface ApiSnapshot {
   version: number;
   /** Sorted by namespace/pod. A fresh array per snapshot: safe to hold on to. */
   endpoints: Endpoint[];
+  /** The BasisPolicy that applies to this sidecar's calls to the API, if any. */
+  policy: AppliedPolicy | undefined;
 }
 
 export type DiscoveryState = 'connecting' | 'connected' | 'disconnected';
@@ -57,6 +60,7 @@ interface Watch {
   /** Has this watch ever been live (distinguishes connecting from disconnected). */
   everLive: boolean;
   version: number;
+  policy: AppliedPolicy | undefined;
   /** Reconnects since the stream last delivered an update. */
   backoff: Backoff;
   timer: NodeJS.Timeout | undefined;
@@ -108,7 +112,7 @@ export class DiscoveryClient extends EventEmitter {
   watch(api: string): void {
     if (this.#closed || this.#watches.has(api)) return;
     const backoff = new Backoff({ initialMs: this.#opts.backoffInitialMs ?? 250, maxMs: this.#opts.backoffMaxMs ?? 5000, jitter: 0.5 });
-    const w: Watch = { api, call: undefined, endpoints: new Map(), live: false, everLive: false, version: 0, backoff, timer: undefined, snapshot: undefined };
+    const w: Watch = { api, call: undefined, endpoints: new Map(), live: false, everLive: false, version: 0, policy: undefined, backoff, timer: undefined, snapshot: undefined };
     this.#watches.set(api, w);
     this.#open(w);
     this.#updateState();
@@ -207,13 +211,16 @@ export class DiscoveryClient extends EventEmitter {
         throw new Error(`unknown update kind '${String(u.kind)}' for ${w.api}`);
       }
     }
+    // Present in a stream's first message and whenever it changed; absent: unchanged.
+    if (u.policy !== null && u.policy !== undefined) w.policy = policyFromWire(w.api, u.policy);
+    else if (u.kind === 'snapshot') w.policy = undefined;
     w.version = u.version;
     const firstOnStream = !w.live;
     w.live = true;
     w.everLive = true;
     w.backoff.reset();
     const endpoints = [...w.endpoints.values()].sort((a, b) => (endpointKey(a) < endpointKey(b) ? -1 : 1));
-    w.snapshot = { api: w.api, version: u.version, endpoints };
+    w.snapshot = { api: w.api, version: u.version, endpoints, policy: w.policy };
     if (firstOnStream) this.#log.info({ api: w.api, version: u.version, endpoints: endpoints.length }, 'discovery stream up');
     else this.#log.debug({ api: w.api, version: u.version, kind: u.kind, endpoints: endpoints.length }, 'discovery update');
     this.#updateState();

@@ -15,6 +15,7 @@ import { Router } from './outbound/router.ts';
 import { H2Connection } from './connection.ts';
 import { PeerPool } from './peer-pool.ts';
 import { SIDECAR_CODECS } from './balancer.ts';
+import { samePolicy } from '../proto/policy.ts';
 import { drain } from './shutdown.ts';
 import { reexecWithRuntimeSettings } from './runtime-flags.ts';
 
@@ -52,7 +53,13 @@ async function run(cfg: SidecarConfig): Promise<number> {
   discovery.on('snapshot', (snap) => {
     const b = router.balancers.get(snap.api);
     if (b === undefined) return;
+    const before = b.policy;
     b.update(snap, (ep) => pool.get(ep));
+    if (!samePolicy(before, b.policy)) {
+      const p = b.policy;
+      log.info({ api: snap.api, policy: p === undefined ? null : `${p.namespace}/${p.name}`, generation: p?.generation ?? null, routes: p?.policy.routes.length ?? 0 },
+        p === undefined ? `no BasisPolicy applies to ${snap.api} any more` : `BasisPolicy ${p.namespace}/${p.name} (generation ${p.generation}) applies to new calls to ${snap.api}`);
+    }
     pool.retain([...router.balancers.values()].flatMap((x) => x.peers));
     log.debug({ api: snap.api, version: snap.version, endpoints: snap.endpoints.length, compatible: b.peers.length }, 'discovery snapshot');
   });
@@ -157,6 +164,17 @@ function routesView(cfg: SidecarConfig, router: Router, discoveryState: string, 
     apis[api] = {
       range: b.range,
       snapshot_version: b.snapshot?.version ?? null,
+      policy: b.policy === undefined ? null : {
+        name: `${b.policy.namespace}/${b.policy.name}`,
+        generation: b.policy.generation,
+        timeout_ms: b.policy.policy.timeoutMs ?? null,
+        retry: b.policy.policy.retry ?? null,
+        routes: b.plans.map((r) => ({
+          methods: r.methods === undefined ? null : [...r.methods],
+          split: r.groups?.map((g) => ({ versions: g.versions, weight: g.weight, endpoints: g.peers.length })) ?? null,
+          mirror: r.mirror === undefined ? null : { versions: r.mirror.versions, percent: r.mirror.percent, endpoints: r.mirror.peers.length },
+        })),
+      },
       endpoints: b.views.map((v) => {
         const p = b.peers.find((x) => x.address === v.address && x.port === v.port);
         return {

@@ -222,6 +222,9 @@ export class Metrics {
   readonly framesRefused: client.Counter<'direction' | 'reason'>;
   readonly retries: client.Counter<'api' | 'reason'>;
   readonly ejections: client.Counter<'api'>;
+  readonly retryBudgetExhausted: client.Counter<'api'>;
+  /** Labels come from the BasisPolicy (≤ 32 routes × 16 groups per API), never from the wire. */
+  readonly splitDecisions: client.Counter<'api' | 'route' | 'versions'>;
   /** The numbers behind requests and duration, kept by the Bounds; read at scrape. */
   readonly calls = new CallSeries();
   #endpointSource: () => EndpointCounts[] = () => [];
@@ -239,7 +242,9 @@ export class Metrics {
     // The Registry reads a metric by duck typing; its TypeScript type lists only prom-client's own classes.
     this.registry.registerMetric(this.duration as unknown as client.Metric);
     this.framesRefused = countsCounter({ name: 'qbasis_sidecar_frames_refused_total', help: 'Frames or calls refused, by direction and reason (a QB_* code)', labelNames: ['direction', 'reason'], registers }, this.#refusedSeries);
-    this.retries = new client.Counter({ name: 'qbasis_sidecar_retries_total', help: 'Calls retried on another endpoint (nothing had been processed)', labelNames: ['api', 'reason'], registers });
+    this.retries = new client.Counter({ name: 'qbasis_sidecar_retries_total', help: 'Calls retried: on another endpoint when nothing had been processed (connect, refused, stale, app-unavailable), or by a BasisPolicy (status, per-try-timeout)', labelNames: ['api', 'reason'], registers });
+    this.retryBudgetExhausted = new client.Counter({ name: 'qbasis_sidecar_retry_budget_exhausted_total', help: 'Retries a BasisPolicy allowed but its retry budget refused', labelNames: ['api'], registers });
+    this.splitDecisions = new client.Counter({ name: 'qbasis_sidecar_split_decisions_total', help: 'Tries sent to a version group of a BasisPolicy split, by API, route index and the group\'s versions', labelNames: ['api', 'route', 'versions'], registers });
     this.ejections = new client.Counter({ name: 'qbasis_sidecar_endpoint_ejections_total', help: 'Endpoints ejected after consecutive failures', labelNames: ['api'], registers });
     const self = this;
     new client.Gauge({

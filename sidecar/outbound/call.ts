@@ -1,7 +1,9 @@
 // One outbound call: app (plain gRPC) → peer sidecar's inbound (basis frames), and the reply back.
-// Retries only when the peer cannot have processed anything: a connect error, a stream the peer
+// Resends, always, when the peer cannot have processed anything: a connect error, a stream the peer
 // refused (REFUSED_STREAM / GOAWAY), a refusal on arrival (stale snapshot) or a provider whose app is
-// down (QB_APP_UNAVAILABLE), while the request bytes sent so far are still held (≤ 64 KiB).
+// down (QB_APP_UNAVAILABLE). A BasisPolicy adds its version split, its timeout, and retries on its
+// codes and per-try timeout, within its budget. Every retry needs the request bytes sent so far
+// still held (≤ 64 KiB) and no response started.
 import http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { encodeFrame, FrameReader, formatText } from '../../proto/basis/index.ts';
@@ -10,7 +12,11 @@ import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/
 import { Backoff } from '../../proto/backoff.ts';
 import { decodeGrpcMessage, formatTimeout, GrpcMessageReader, grpcMessage } from '../grpc-wire.ts';
 import type { Peer } from '../peer.ts';
+import { pickP2C } from '../p2c.ts';
 import { CallRelay, passHeaders, type CallContext } from '../relay.ts';
+import type { AppliedPolicy, RetryPolicy } from '../../proto/policy.ts';
+import type { RetryBudget } from '../retry-budget.ts';
+import { pickGroup, type RoutePlan } from './route-plan.ts';
 import type { PathRoute } from './router.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -39,12 +45,31 @@ export class OutboundCall extends CallRelay {
   #listening = false;
   #reqReader: GrpcMessageReader | undefined;
   #resReader: FrameReader | undefined;
+  // The BasisPolicy as it was when the call started: a change applies to new calls only.
+  readonly #policy: AppliedPolicy | undefined;
+  readonly #plan: RoutePlan | undefined;
+  readonly #retryPolicy: RetryPolicy | undefined;
+  readonly #budget: RetryBudget | undefined;
+  #policyRetries = 0;
+  #policyBackoff: Backoff | undefined;
+  /** Fires at the policy's timeout (a caller's own deadline is the caller's to keep). */
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #tryTimer: NodeJS.Timeout | undefined;
 
   constructor(ctx: OutboundContext, app: ServerHttp2Stream, route: PathRoute, rawHeaders: string[], timeoutMs: number | undefined, endStream: boolean) {
     super(app);
     this.#ctx = ctx;
     this.#route = route;
-    this.#deadlineAt = timeoutMs === undefined ? undefined : this.started + timeoutMs;
+    const b = route.balancer!;
+    this.#policy = b.policy;
+    this.#plan = b.routeFor(route.method);
+    this.#retryPolicy = b.policy?.policy.retry;
+    this.#budget = b.budget;
+    this.#budget?.call(this.started);
+    const policyMs = b.policy?.policy.timeoutMs;
+    const deadlineMs = policyMs !== undefined && (timeoutMs === undefined || policyMs < timeoutMs) ? policyMs : timeoutMs;
+    this.#deadlineAt = deadlineMs === undefined ? undefined : this.started + deadlineMs;
+    if (deadlineMs !== undefined && deadlineMs === policyMs) this.#deadlineTimer = setTimeout(this.#onPolicyDeadline, deadlineMs);
     this.#appEnded = endStream;
     this.#headers = passHeaders(rawHeaders, 'grpc-timeout');
     this.#baseLen = this.#headers.length;
@@ -67,8 +92,22 @@ export class OutboundCall extends CallRelay {
       return;
     }
     const b = this.#route.balancer!;
-    let peer = b.pick(now, this.#tried);
-    if (peer === undefined && this.#tried.length > 0) peer = b.pick(now, []);
+    let peer: Peer | undefined;
+    const groups = this.#plan?.groups;
+    if (groups !== undefined) {
+      const g = pickGroup(groups);
+      if (g === undefined) {
+        const p = this.#policy!;
+        this.#refuse(Status.UNAVAILABLE, 'QB_NO_POLICY_ENDPOINT',
+          `no ready endpoint for ${this.#route.api} in any version group of BasisPolicy ${p.namespace}/${p.name} route ${this.#plan!.index} (${groups.map((x) => x.versions).join('; ')}) within the required range ${b.range}; versions that exist: ${b.versionsPresent()}`);
+        return;
+      }
+      this.#ctx.metrics.splitDecisions.labels(this.#route.api, String(this.#plan!.index), g.versions).inc();
+      peer = pickP2C(g.peers, now, this.#tried) ?? pickP2C(g.peers, now, []);
+    } else {
+      peer = b.pick(now, this.#tried);
+      if (peer === undefined && this.#tried.length > 0) peer = b.pick(now, []);
+    }
     if (peer === undefined) {
       if (b.snapshot !== undefined && b.snapshot.endpoints.length === 0) {
         // Nobody provides it at all: "try again" (UNAVAILABLE) would only make clients spin.
@@ -96,20 +135,28 @@ export class OutboundCall extends CallRelay {
   }
 
   #retry(why: string, reason: string): void {
-    if (this.#tried.length >= MAX_ATTEMPTS) {
+    if (this.#tried.length >= MAX_ATTEMPTS + this.#policyRetries) {
       this.#refuse(Status.UNAVAILABLE, 'QB_UPSTREAM_FAILED', `${this.#route.api}: gave up after ${this.#tried.length} attempts; last: ${why}`);
       return;
     }
     this.#ctx.metrics.retries.labels(this.#route.api, reason).inc();
-    // A different endpoint first at once; repeated attempts back off.
-    this.#backoff ??= new Backoff({ initialMs: 5, maxMs: 200, jitter: 0.5 });
-    const delay = this.#tried.length <= 1 ? 0 : this.#backoff.next();
+    let delay: number;
+    if (reason === 'status' || reason === 'per-try-timeout') {
+      const r = this.#retryPolicy!;
+      this.#policyBackoff ??= new Backoff({ initialMs: r.backoff.baseMs, maxMs: r.backoff.maxMs, jitter: 0.5 });
+      delay = this.#policyBackoff.next();
+    } else {
+      // A different endpoint first at once; repeated attempts back off.
+      this.#backoff ??= new Backoff({ initialMs: 5, maxMs: 200, jitter: 0.5 });
+      delay = this.#tried.length <= 1 ? 0 : this.#backoff.next();
+    }
     if (delay === 0) queueMicrotask(() => this.#attempt());
     else setTimeout(() => this.#attempt(), delay);
   }
 
   /** The peer did not process the stream: drop it and send the call elsewhere (the app waits, paused). */
   #resend(why: string, reason: string): void {
+    this.#clearTryTimer();
     this.up = undefined;
     this.down.pause();
     this.#retry(why, reason);
@@ -137,6 +184,8 @@ export class OutboundCall extends CallRelay {
     }
     this.#peer = peer;
     this.#sentAt = performance.now();
+    const perTry = this.#retryPolicy?.perTryTimeoutMs;
+    if (perTry !== undefined) this.#tryTimer = setTimeout(this.#onTryTimeout, perTry, up);
     peer.inflight++;
     up.once('close', () => peer.inflight--);
     this.attachUp(up, session);
@@ -204,6 +253,7 @@ export class OutboundCall extends CallRelay {
   protected override onUpHeaders(headers: IncomingHttpHeaders, endStream: boolean): boolean {
     const peer = this.#peer!;
     const now = performance.now();
+    this.#clearTryTimer();
     if (endStream && this.#sent !== null) {
       const refusal = headers['qbasis-error-code'];
       if (refusal === 'QB_VERSION_INCOMPATIBLE' || refusal === 'QB_API_NOT_PROVIDED') {
@@ -219,6 +269,13 @@ export class OutboundCall extends CallRelay {
         // that would improve its latency score), and safe to send elsewhere.
         if (peer.accrual.failure(now)) this.#ejected(peer);
         this.#resend(`${peer.key}: ${decodeGrpcMessage(headers['grpc-message']) || refusal}`, 'app-unavailable');
+        return true;
+      }
+      const code = Number(headers['grpc-status']);
+      if (this.#retryPolicy?.on.some((c) => Status[c] === code) === true && this.#mayRetry(now)) {
+        // A trailers-only answer: nothing was passed to the caller, so the policy may try again.
+        peer.ewma.observe(now - this.#sentAt, now);
+        this.#resend(`${peer.key} answered ${decodeGrpcMessage(headers['grpc-message']) || `status ${code}`}`, 'status');
         return true;
       }
     }
@@ -251,6 +308,47 @@ export class OutboundCall extends CallRelay {
     }
     if (sessionLost && peer.accrual.failure(performance.now())) this.#ejected(peer);
     return false;
+  }
+
+  /** One more policy retry: attempts left, the budget has one, the request still held. */
+  #mayRetry(now: number): boolean {
+    const r = this.#retryPolicy;
+    if (r === undefined || this.#sent === null || this.#policyRetries >= r.attempts) return false;
+    if (this.#budget !== undefined && !this.#budget.tryRetry(now)) {
+      this.#ctx.metrics.retryBudgetExhausted.labels(this.#route.api).inc();
+      return false;
+    }
+    this.#policyRetries++;
+    return true;
+  }
+
+  #onTryTimeout = (up: ClientHttp2Stream): void => {
+    this.#tryTimer = undefined;
+    if (this.done || this.up !== up || this.responded) return;
+    const ms = this.#retryPolicy!.perTryTimeoutMs!;
+    const peer = this.#peer!;
+    peer.ewma.observe(ms, performance.now());
+    if (this.#mayRetry(performance.now())) {
+      this.cancelUp(up);
+      this.#resend(`${peer.key} gave no answer within the per-try timeout of ${ms} ms`, 'per-try-timeout');
+      return;
+    }
+    const p = this.#policy!;
+    this.fail(Status.DEADLINE_EXCEEDED, 'QB_DEADLINE_EXCEEDED', `${this.#route.api}: ${peer.key} gave no answer within the per-try timeout of ${ms} ms (BasisPolicy ${p.namespace}/${p.name}), and no retry is left`);
+  };
+
+  #onPolicyDeadline = (): void => {
+    this.#deadlineTimer = undefined;
+    if (this.done) return;
+    const p = this.#policy!;
+    this.fail(Status.DEADLINE_EXCEEDED, 'QB_DEADLINE_EXCEEDED', `${this.#route.api}: no answer within the timeout of ${p.policy.timeoutMs} ms (BasisPolicy ${p.namespace}/${p.name}), retries included`);
+  };
+
+  #clearTryTimer(): void {
+    if (this.#tryTimer !== undefined) {
+      clearTimeout(this.#tryTimer);
+      this.#tryTimer = undefined;
+    }
   }
 
   #ejected(peer: Peer): void {
@@ -289,6 +387,8 @@ export class OutboundCall extends CallRelay {
   }
 
   protected finished(status: number, answered: boolean): void {
+    this.#clearTryTimer();
+    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer);
     const peer = this.#peer;
     if (answered && peer !== undefined) peer.accrual.success();
     this.#route.metrics.done(status, (performance.now() - this.started) / 1000, answered);
