@@ -15,6 +15,8 @@ export interface AdminServerOptions {
   logger: Logger;
   metrics: Registry;
   checks: ReadinessCheck[];
+  /** Read-only JSON views, by path (e.g. /policies). */
+  views?: Record<string, () => unknown>;
 }
 
 export class AdminServer {
@@ -60,8 +62,11 @@ export class AdminServer {
       } catch (err) {
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
       }
+    } else if (url !== undefined && this.#opts.views?.[url] !== undefined && Object.hasOwn(this.#opts.views, url)) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.#opts.views[url]!(), null, 2) + '\n');
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /live, /ready or /metrics\n');
+      const views = Object.keys(this.#opts.views ?? {});
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found; try /live, /ready, /metrics${views.map((v) => `, ${v}`).join('')}\n`);
     }
   }
 }

@@ -19,11 +19,16 @@ import { isApiName } from '../proto/annotations.ts';
 import { policyToWire, samePolicy, type AppliedPolicy } from '../proto/policy.ts';
 import type { ApiChange, EndpointRegistry } from './endpoint-registry.ts';
 import type { PolicyStore } from './policy-store.ts';
+import type { MirrorResults } from './mirror-results.ts';
+import type { MirrorReport__Output } from '../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
+import type { ReportAck } from '../proto/generated/qbasis/discovery/v1/ReportAck.ts';
 
 export interface DiscoveryServerOptions {
   registry: EndpointRegistry;
   /** BasisPolicies in force; absent: no policy ever applies. */
   policies?: PolicyStore;
+  /** Where sidecars' mirror reports go (Discovery/Report); absent: reports are refused. */
+  mirrorResults?: MirrorResults;
   logger: Logger;
   host: string;
   port: number;
@@ -75,7 +80,10 @@ export class DiscoveryServer {
     this.#opts = opts;
     this.#log = opts.logger.child({ component: 'discovery-server' });
     this.#server = new grpc.Server({ ...DISCOVERY_KEEPALIVE.server });
-    this.#server.addService(discoveryServiceDefinition(), { Watch: (call: grpc.ServerWritableStream<WatchRequest__Output, Update>) => this.#watch(call) });
+    this.#server.addService(discoveryServiceDefinition(), {
+      Watch: (call: grpc.ServerWritableStream<WatchRequest__Output, Update>) => this.#watch(call),
+      Report: (call: grpc.ServerUnaryCall<MirrorReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>) => this.#report(call, cb),
+    });
   }
 
   /** Binds and serves; resolves with the bound port (useful with port 0). */
@@ -170,6 +178,14 @@ export class DiscoveryServer {
     const providers = [...new Set(this.#opts.registry.list(s.api).map((e) => e.namespace))];
     const p = store.forCaller(s.api, s.callerNamespace, providers);
     return p === undefined ? undefined : { namespace: p.namespace, name: p.name, generation: p.generation, policy: p.policy };
+  }
+
+  #report(call: grpc.ServerUnaryCall<MirrorReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>): void {
+    const results = this.#opts.mirrorResults;
+    const refused = results === undefined ? 'this controller takes no mirror reports' : results.report(call.request);
+    if (refused === undefined) return cb(null, {});
+    this.#log.warn({ code: 'QB_BAD_REQUEST', peer: call.getPeer() }, `mirror report refused: ${refused}`);
+    cb({ code: grpc.status.INVALID_ARGUMENT, details: `QB_BAD_REQUEST: mirror report refused: ${refused}` });
   }
 
   #markDirty(s: Subscriber): void {

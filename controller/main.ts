@@ -14,6 +14,7 @@ import { DiscoveryServer } from './discovery-server.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
 import { PolicyIntake } from './policy-intake.ts';
 import { PolicyStore } from './policy-store.ts';
+import { MirrorResults } from './mirror-results.ts';
 import { commandUsage, parseCommandLine, reportFailure, UsageError, type CommandSpec, type FlagSpec, type FlagValues } from '../cli/flags.ts';
 import { DEFAULT_PODS_FILE_MAX_BYTES, PodsFileSource } from './local/pods-file-source.ts';
 import { controllerMetrics } from './metrics.ts';
@@ -132,6 +133,7 @@ export async function main(argv: string[]): Promise<number> {
   let picked: { source: PodSource; localMode: boolean; kube?: KubeMode };
   let registry: EndpointRegistry;
   const policyStore = new PolicyStore();
+  const mirrorResults = new MirrorResults();
   let policies: PolicyIntake;
   try {
     const parsed = parseCommandLine(CONTROLLER_COMMAND, argv, process.env);
@@ -160,6 +162,7 @@ export async function main(argv: string[]): Promise<number> {
   const discovery = new DiscoveryServer({
     registry,
     policies: policyStore,
+    mirrorResults,
     logger,
     host: discoveryAddress,
     port: Number(flags.get('discovery-port')),
@@ -180,7 +183,12 @@ export async function main(argv: string[]): Promise<number> {
     { name: 'discovery serving', ok: () => discoveryUp },
     ...components.filter((c) => c.ready !== undefined).map((c) => ({ name: c.name, ok: () => c.ready!() })),
   ];
-  const admin = new AdminServer({ host: adminAddress, port: Number(flags.get('admin-port')), logger, metrics, checks });
+  const policiesView = (): unknown =>
+    policies.objects().map(({ obj, condition }) => {
+      const mirror = mirrorResults.forPolicy(`${obj.namespace}/${obj.name}`);
+      return { namespace: obj.namespace, name: obj.name, generation: obj.generation, conditions: [condition], ...(mirror !== undefined ? { mirror } : {}) };
+    });
+  const admin = new AdminServer({ host: adminAddress, port: Number(flags.get('admin-port')), logger, metrics, checks, views: { '/policies': policiesView } });
 
   const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
   const signal = waitForSignal(logger);

@@ -15,6 +15,7 @@ import {
   type GeneratedDiscoveryClient,
   type Update__Output,
 } from '../proto/discovery.ts';
+import type { MirrorReport } from '../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
 import { policyFromWire, type AppliedPolicy } from '../proto/policy.ts';
 
 export type { Endpoint };
@@ -154,6 +155,14 @@ export class DiscoveryClient extends EventEmitter {
         reject(new Error(`no discovery snapshot for ${api} from ${this.#opts.target} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.on('snapshot', onSnap);
+    });
+  }
+
+  /** Delivers a mirror report (unary, 5 s deadline) on the discovery connection. */
+  report(r: MirrorReport): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed) return reject(new Error('discovery client closed'));
+      this.#client.report(r, { deadline: Date.now() + 5000 }, (err) => (err ? reject(err) : resolve()));
     });
   }
 

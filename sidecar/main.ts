@@ -12,6 +12,8 @@ import { Metrics, type EndpointCounts } from './metrics.ts';
 import { startOutbound } from './outbound/server.ts';
 import type { H2Listener, ListenerLimits } from './h2-listener.ts';
 import { Router } from './outbound/router.ts';
+import { Mirrors } from './outbound/mirror.ts';
+import { MirrorReporter } from './mirror-reporter.ts';
 import { H2Connection } from './connection.ts';
 import { PeerPool } from './peer-pool.ts';
 import { SIDECAR_CODECS } from './balancer.ts';
@@ -64,6 +66,9 @@ async function run(cfg: SidecarConfig): Promise<number> {
     log.debug({ api: snap.api, version: snap.version, endpoints: snap.endpoints.length, compatible: b.peers.length }, 'discovery snapshot');
   });
   for (const api of router.balancers.keys()) discovery.watch(api);
+  const mirrors = new Mirrors(metrics, log, cfg.maxFrameBytes);
+  const reporter = new MirrorReporter({ tally: mirrors.tally, pod: cfg.podName, namespace: cfg.namespace, send: (r) => discovery.report(r), log });
+  reporter.start();
 
   const app = new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });
   const limits: ListenerLimits = {
@@ -71,7 +76,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
     partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE, rapidResetBurst: RAPID_RESET_BURST, rapidResetRate: RAPID_RESET_RATE,
   };
   const started = await Promise.allSettled([
-    startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits: { ...limits, resetBurst: APP_RESET_BURST, resetRate: APP_RESET_RATE }, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); } }),
+    startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits: { ...limits, resetBurst: APP_RESET_BURST, resetRate: APP_RESET_RATE }, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); }, mirrors }),
     startInbound({ host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, frameIdleTimeoutMs: cfg.frameIdleTimeoutMs, app, inflight, limits, onIdle: () => {}, onCall: () => {} }),
   ]);
   const [out, inb] = started;
@@ -120,6 +125,8 @@ async function run(cfg: SidecarConfig): Promise<number> {
   await drain({ log, graceMs: cfg.gracePeriodMs, inbound: listeners.inbound, outbound: listeners.outbound, inflight, lastOutboundCall: () => lastOutbound }, reason);
   listeners.inbound.stopSweep();
   listeners.outbound.stopSweep();
+  reporter.stop();
+  await reporter.flush(); // the last counts, while the discovery connection is still up
   discovery.close();
   pool.destroy();
   app.destroy();

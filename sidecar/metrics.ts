@@ -128,6 +128,11 @@ export class CallMetrics {
     this.#own = methods.known(method);
   }
 
+  /** The method label this path's calls are counted under (its own name once admitted, else `other`). */
+  get methodLabel(): string {
+    return (this.#own ?? this.#methods.known(this.#method))?.labels.method ?? OTHER_METHOD;
+  }
+
   /** `answered`: the status came from the far end (the app, or the peer on its behalf), not from this sidecar. */
   done(status: number, seconds: number, answered: boolean): void {
     let b = this.#own;
@@ -225,6 +230,8 @@ export class Metrics {
   readonly retryBudgetExhausted: client.Counter<'api'>;
   /** Labels come from the BasisPolicy (≤ 32 routes × 16 groups per API), never from the wire. */
   readonly splitDecisions: client.Counter<'api' | 'route' | 'versions'>;
+  /** method: a label CallMetrics admitted (≤ 256 per API) or `other`. */
+  readonly mirrorResults: client.Counter<'api' | 'method' | 'result'>;
   /** The numbers behind requests and duration, kept by the Bounds; read at scrape. */
   readonly calls = new CallSeries();
   #endpointSource: () => EndpointCounts[] = () => [];
@@ -245,6 +252,7 @@ export class Metrics {
     this.retries = new client.Counter({ name: 'qbasis_sidecar_retries_total', help: 'Calls retried: on another endpoint when nothing had been processed (connect, refused, stale, app-unavailable), or by a BasisPolicy (status, per-try-timeout)', labelNames: ['api', 'reason'], registers });
     this.retryBudgetExhausted = new client.Counter({ name: 'qbasis_sidecar_retry_budget_exhausted_total', help: 'Retries a BasisPolicy allowed but its retry budget refused', labelNames: ['api'], registers });
     this.splitDecisions = new client.Counter({ name: 'qbasis_sidecar_split_decisions_total', help: 'Tries sent to a version group of a BasisPolicy split, by API, route index and the group\'s versions', labelNames: ['api', 'route', 'versions'], registers });
+    this.mirrorResults = new client.Counter({ name: 'qbasis_sidecar_mirror_results_total', help: 'Shadow calls of a BasisPolicy mirror, by API, method and result (match, status_mismatch, payload_mismatch, shadow_failed, dropped)', labelNames: ['api', 'method', 'result'], registers });
     this.ejections = new client.Counter({ name: 'qbasis_sidecar_endpoint_ejections_total', help: 'Endpoints ejected after consecutive failures', labelNames: ['api'], registers });
     const self = this;
     new client.Gauge({

@@ -16,6 +16,7 @@ import { pickP2C } from '../p2c.ts';
 import { CallRelay, passHeaders, type CallContext } from '../relay.ts';
 import type { AppliedPolicy, RetryPolicy } from '../../proto/policy.ts';
 import type { RetryBudget } from '../retry-budget.ts';
+import type { Mirrors } from './mirror.ts';
 import { pickGroup, type RoutePlan } from './route-plan.ts';
 import type { PathRoute } from './router.ts';
 
@@ -25,6 +26,7 @@ const MAX_ATTEMPTS = 4;
 
 export interface OutboundContext extends CallContext {
   inflight: { outbound: number };
+  mirrors: Mirrors;
 }
 
 export class OutboundCall extends CallRelay {
@@ -55,6 +57,13 @@ export class OutboundCall extends CallRelay {
   /** Fires at the policy's timeout (a caller's own deadline is the caller's to keep). */
   #deadlineTimer: NodeJS.Timeout | undefined;
   #tryTimer: NodeJS.Timeout | undefined;
+  /** This call is copied to the mirror group once it has finished (decided at its start). */
+  #mirrored = false;
+  #requestFrames = 0;
+  #firstRequest: Buffer | undefined;
+  #responseFrames = 0;
+  #firstResponse: Buffer | undefined;
+  #responseFrame = '';
 
   constructor(ctx: OutboundContext, app: ServerHttp2Stream, route: PathRoute, rawHeaders: string[], timeoutMs: number | undefined, endStream: boolean) {
     super(app);
@@ -66,6 +75,8 @@ export class OutboundCall extends CallRelay {
     this.#retryPolicy = b.policy?.policy.retry;
     this.#budget = b.budget;
     this.#budget?.call(this.started);
+    const mirror = this.#plan?.mirror;
+    this.#mirrored = mirror !== undefined && mirror.peers.length > 0 && Math.random() * 100 < mirror.percent;
     const policyMs = b.policy?.policy.timeoutMs;
     const deadlineMs = policyMs !== undefined && (timeoutMs === undefined || policyMs < timeoutMs) ? policyMs : timeoutMs;
     this.#deadlineAt = deadlineMs === undefined ? undefined : this.started + deadlineMs;
@@ -222,6 +233,7 @@ export class OutboundCall extends CallRelay {
     h.gzip = compressed;
     h.length = payload.length;
     const frame = encodeFrame(h, payload);
+    if (this.#mirrored && this.#requestFrames++ === 0) this.#firstRequest = frame;
     if (this.#sent !== null) {
       this.#sentBytes += frame.length;
       if (this.#sentBytes > REPLAY_LIMIT) this.#sent = null;
@@ -291,6 +303,10 @@ export class OutboundCall extends CallRelay {
   #onFrame = (h: BasisHeader, payload: Buffer): void => {
     if (h.kind !== 'response') {
       throw new QbasisError('QB_FRAME_BAD_FIELD', `frame kind '${h.kind}' on a response stream; expected 'response' (${formatText(h)})`);
+    }
+    if (this.#mirrored && this.#responseFrames++ === 0) {
+      this.#firstResponse = Buffer.from(payload);
+      this.#responseFrame = formatText({ ...h, length: payload.length });
     }
     this.sendDown(grpcMessage(h.gzip, payload));
   };
@@ -392,6 +408,32 @@ export class OutboundCall extends CallRelay {
     const peer = this.#peer;
     if (answered && peer !== undefined) peer.accrual.success();
     this.#route.metrics.done(status, (performance.now() - this.started) / 1000, answered);
+    if (this.#mirrored) this.#shadow(status, answered);
     if (--this.#ctx.inflight.outbound === 0) this.#ctx.onIdle();
+  }
+
+  /** Unary-shaped calls only (one message each way at most), answered by the far end, not cancelled. */
+  #shadow(status: number, answered: boolean): void {
+    const mirror = this.#plan!.mirror!;
+    const request = this.#firstRequest;
+    if (!answered || request === undefined || this.#requestFrames !== 1 || this.#responseFrames > 1 || this.#peer === undefined) return;
+    const b = this.#route.balancer!;
+    const versionOf = (p: Peer): string => b.views.find((v) => v.address === p.address && v.port === p.port)?.version ?? 'unknown';
+    const p = this.#policy!;
+    this.#ctx.mirrors.shadow(
+      {
+        policy: { namespace: p.namespace, name: p.name },
+        api: this.#route.api,
+        method: this.#route.metrics.methodLabel,
+        headers: this.#headers.slice(0, this.#baseLen),
+        range: b.range,
+        request,
+        status,
+        version: versionOf(this.#peer),
+        payload: this.#firstResponse,
+        frame: this.#responseFrame,
+      },
+      { peers: mirror.peers, versionOf },
+    );
   }
 }

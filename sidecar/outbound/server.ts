@@ -8,6 +8,7 @@ import { createH2Listener, type H2Listener, type ListenerLimits } from '../h2-li
 import { parseTimeout, respondNotGrpc, respondTrailersOnly, statusTrailers } from '../grpc-wire.ts';
 import type { Metrics } from '../metrics.ts';
 import { OutboundCall, type OutboundContext } from './call.ts';
+import type { Mirrors } from './mirror.ts';
 import { encodingOf, type Router } from './router.ts';
 
 export interface OutboundOptions {
@@ -21,10 +22,11 @@ export interface OutboundOptions {
   limits: ListenerLimits;
   onIdle(): void;
   onCall(): void;
+  mirrors: Mirrors;
 }
 
 export function startOutbound(o: OutboundOptions): Promise<H2Listener> {
-  const ctx: OutboundContext = { log: o.log, metrics: o.metrics, maxFrameBytes: o.maxFrameBytes, inflight: o.inflight, onIdle: o.onIdle };
+  const ctx: OutboundContext = { log: o.log, metrics: o.metrics, maxFrameBytes: o.maxFrameBytes, inflight: o.inflight, onIdle: o.onIdle, mirrors: o.mirrors };
   const listener = createH2Listener(o.limits);
   const { server } = listener;
   server.on('stream', (stream, headers, flags, rawHeaders) => {

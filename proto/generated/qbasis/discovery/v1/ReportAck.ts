@@ -1,0 +1,8 @@
+// Original file: proto/discovery.proto
+
+
+export interface ReportAck {
+}
+
+export interface ReportAck__Output {
+}

@@ -1,0 +1,77 @@
+// Sends this sidecar's mirror tally to the controller (Discovery/Report) every few seconds while it
+// changes. Reports are cumulative since the sidecar started, so a lost one costs nothing: the next
+// one carries everything.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { MirrorReport } from '../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
+import type { MirrorTally } from './outbound/mirror.ts';
+
+export const REPORT_INTERVAL_MS = 2000;
+
+export interface MirrorReporterOptions {
+  tally: MirrorTally;
+  pod: string;
+  namespace: string;
+  send(report: MirrorReport): Promise<void>;
+  log: Logger;
+  intervalMs?: number;
+}
+
+export function toReport(tally: MirrorTally, pod: string, namespace: string, runId: string): MirrorReport {
+  return {
+    pod,
+    namespace,
+    runId,
+    counts: tally.entries().map((e) => ({
+      policyNamespace: e.policyNamespace,
+      policyName: e.policyName,
+      api: e.api,
+      method: e.method,
+      matched: e.counts.match,
+      statusMismatched: e.counts.status_mismatch,
+      payloadMismatched: e.counts.payload_mismatch,
+      shadowFailed: e.counts.shadow_failed,
+      dropped: e.counts.dropped,
+      samples: e.samples,
+    })),
+  };
+}
+
+export class MirrorReporter {
+  readonly #o: MirrorReporterOptions;
+  readonly #runId = randomBytes(8).toString('hex');
+  #sent = 0;
+  #busy = false;
+  #timer: NodeJS.Timeout | undefined;
+  #warned = false;
+
+  constructor(o: MirrorReporterOptions) {
+    this.#o = o;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.flush(), this.#o.intervalMs ?? REPORT_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+  }
+
+  /** Sends the tally if it changed since the last acknowledged report. */
+  async flush(): Promise<void> {
+    const changes = this.#o.tally.changes;
+    if (this.#busy || changes === this.#sent) return;
+    this.#busy = true;
+    try {
+      await this.#o.send(toReport(this.#o.tally, this.#o.pod, this.#o.namespace, this.#runId));
+      this.#sent = changes;
+      this.#warned = false;
+    } catch (err) {
+      if (!this.#warned) this.#o.log.warn({ err: (err as Error).message }, 'mirror report not delivered; the next one carries the same counts');
+      this.#warned = true;
+    } finally {
+      this.#busy = false;
+    }
+  }
+}
