@@ -197,7 +197,9 @@ export class DiscoveryServer {
       return;
     }
     s.dirty = true;
-    this.#flush(s);
+    // At the end of this turn: the changes one event makes (a file's pods and its policies, say)
+    // reach the subscriber in one message, never half of them.
+    queueMicrotask(() => this.#flush(s));
   }
 
   #flush(s: Subscriber): void {

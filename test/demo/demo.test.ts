@@ -23,7 +23,7 @@ function processesUsing(prefix: string): string[] {
   return out;
 }
 
-test('a 15 s demo run makes calls with 0 failed and 0 misrouted, rolls to 1.5.0, never reaches 2.0.0, and leaves no process', async () => {
+test('a 15 s demo run makes calls with 0 failed and 0 misrouted, canaries and rolls to 1.5.0, never reaches 2.0.0, reports the 1.6.0 rewrite\'s mismatches, and leaves no process', async () => {
   const prefix = '127.0.35';
   const child = spawn(process.execPath, [QBASIS_BIN, 'demo', '--duration', '15', '--ip-prefix', prefix, '--json', '--quiet'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -32,7 +32,7 @@ test('a 15 s demo run makes calls with 0 failed and 0 misrouted, rolls to 1.5.0,
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   const last = out.trim().split('\n').at(-1) ?? '';
-  let result: { calls: number; failed: number; misrouted: number; byVersion: Record<string, number>; errors: Record<string, number> };
+  let result: { calls: number; failed: number; misrouted: number; byVersion: Record<string, number>; errors: Record<string, number>; mirror: { compared: number; mismatched: number } | null };
   try {
     result = JSON.parse(last);
   } catch {
@@ -43,6 +43,10 @@ test('a 15 s demo run makes calls with 0 failed and 0 misrouted, rolls to 1.5.0,
   assert.equal(result.misrouted, 0);
   assert.ok((result.byVersion['1.5.0'] ?? 0) > 0, `the rollout to 1.5.0 served calls: ${JSON.stringify(result.byVersion)}`);
   assert.equal(result.byVersion['2.0.0'] ?? 0, 0);
+  assert.equal(result.byVersion['1.6.0'] ?? 0, 0, 'the 1.6.0 rewrite only ever gets mirrored copies');
+  assert.ok((result.mirror?.compared ?? 0) > 0, `the parallel run compared answers: ${JSON.stringify(result.mirror)}`);
+  assert.ok((result.mirror?.mismatched ?? 0) > 0, `the rewrite's bulk-quote bug shows as mismatches: ${JSON.stringify(result.mirror)}`);
+  assert.match(out, /parallel run of Quote, 1\.5\.0 vs the 1\.6\.0 rewrite: \d+ compared/);
   assert.match(out, /calls made\s+\d+/);
   assert.match(out, /misrouted\s+0/);
   assert.equal(code, 0, `exit code; stderr: ${err}`);

@@ -1,9 +1,11 @@
 // `npm run demo` / `qbasis demo`: the whole data plane on one machine, no cluster.
 // A local controller watches a pods file; OrderService 1.4.0 pods run with sidecars;
 // a client that requires ^1.2 calls through its own sidecar under bounded load while
-// the demo adds 2.0.0 pods and rolls the 1.x pods to 1.5.0 by editing the pods file,
-// exactly as a Deployment rollout would change the pods a controller sees.
-// It prints which version served how many calls, then calls / failed / misrouted.
+// the demo adds 2.0.0 pods, runs a canary of 1.5.0 with a BasisPolicy (10 %, 50 %,
+// 100 %), rolls the 1.4.0 pods away, and runs a 1.6.0 rewrite in parallel (a mirror)
+// whose disagreements it prints — all by editing the pods file, exactly as a rollout
+// and `kubectl apply` of a BasisPolicy would change what a controller sees.
+// It prints which pod served how many calls, then calls / failed / misrouted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -15,7 +17,7 @@ import { satisfies } from '../../proto/versions.ts';
 import { parseOrExit, type CommandSpec } from '../../cli/flags.ts';
 import { ORDER_API } from './order-app.ts';
 import { waitUntil } from '../fixtures/wait.ts';
-import { newCounts, startLoad, waitFirstCall } from './load.ts';
+import { newCounts, startLoad, startQuoteLoad, waitFirstCall } from './load.ts';
 import { listedPod, type PodObject } from '../fixtures/local-controller.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -151,6 +153,8 @@ interface DemoPod {
   ip: string;
   requires?: string;
   terminating: boolean;
+  /** Extra flags for its app (e.g. --quote-bug). */
+  appArgs?: string[];
   app?: ChildProcess;
   sidecar?: ChildProcess;
 }
@@ -172,11 +176,33 @@ function manifest(p: DemoPod): PodObject {
   });
 }
 
+/** The demo's BasisPolicy, as `kubectl apply` would create it. */
+function policyObject(generation: number, spec: Record<string, unknown>): object {
+  return { apiVersion: 'qbasis.io/v1alpha1', kind: 'BasisPolicy', metadata: { name: 'orders', namespace: NAMESPACE, generation }, spec: { api: ORDER_API, ...spec } };
+}
+
 /** Saves like an editor: temp file + rename, so the controller never sees half a file. */
-function writePodsFile(file: string, pods: DemoPod[]): void {
+function writePodsFile(file: string, pods: DemoPod[], policy: object | undefined): void {
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, YAML.stringify({ apiVersion: 'v1', kind: 'List', items: pods.map(manifest) }));
+  fs.writeFileSync(tmp, YAML.stringify({ apiVersion: 'v1', kind: 'List', items: [...pods.map(manifest), ...(policy === undefined ? [] : [policy])] }));
   fs.renameSync(tmp, file);
+}
+
+interface DemoMirror {
+  compared: number;
+  matched: number;
+  mismatched: number;
+  shadowFailed: number;
+  dropped: number;
+  samples: { result: string; method: string; primaryVersion: string; shadowVersion: string; primaryFrame: string; shadowFrame: string }[];
+}
+
+/** The controller's sums of the sidecars' mirror reports (they report every 2 s: wait for the last). */
+async function mirrorStatus(url: string): Promise<DemoMirror | undefined> {
+  await sleep(2500);
+  const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const policies = (await r.json()) as { name: string; mirror?: DemoMirror }[];
+  return policies.find((p) => p.name === 'orders')?.mirror;
 }
 
 // --- the demo --------------------------------------------------------------
@@ -199,6 +225,7 @@ export async function main(argv: string[]): Promise<number> {
   let load: { stop: () => Promise<void> } | undefined;
   let interrupted = false;
   let clientApp: net.Server | undefined;
+  let mirror: DemoMirror | undefined;
 
   const onExit = (): void => procs.killAllNow();
   process.on('exit', onExit);
@@ -231,7 +258,7 @@ export async function main(argv: string[]): Promise<number> {
   const startPod = async (p: DemoPod): Promise<void> => {
     if (p.version !== undefined) {
       // the client pod's "app" is this process (see clientApp), providers get an order-app
-      p.app = procs.spawn(`${p.name}-app`, [APP, '--host', p.ip, '--port', String(APP_PORT), '--pod', p.name, '--version', p.version]);
+      p.app = procs.spawn(`${p.name}-app`, [APP, '--host', p.ip, '--port', String(APP_PORT), '--pod', p.name, '--version', p.version, ...(p.appArgs ?? [])]);
       await waitForLine(p.app, /listening/, 60_000, `${p.name} app`);
     }
     const args = [BIN, 'sidecar', '--ip', p.ip, '--discovery', discovery, '--app-port', String(APP_PORT), '--pod-name', p.name, '--namespace', NAMESPACE, '--grace-period', '10'];
@@ -246,7 +273,13 @@ export async function main(argv: string[]): Promise<number> {
     if (p.sidecar) await procs.stop(p.sidecar, 15_000);
     if (p.app) await procs.stop(p.app, 5000);
   };
-  const publish = (): void => writePodsFile(podsFile, pods);
+  let policy: object | undefined;
+  let policyGeneration = 0;
+  const publish = (): void => writePodsFile(podsFile, pods, policy);
+  const applyPolicy = (spec: Record<string, unknown> | undefined): void => {
+    policy = spec === undefined ? undefined : policyObject(++policyGeneration, spec);
+    publish();
+  };
   const propagate = 1500; // pods file debounce + discovery push + margin
 
   let exitCode = 1;
@@ -298,9 +331,11 @@ export async function main(argv: string[]): Promise<number> {
       say(`  [${String(secs).padStart(3)}s] calls ${String(counts.calls).padStart(6)}  failed ${counts.failed}  misrouted ${counts.misrouted}  │ ${recent}`);
     }, 1000);
 
-    const at = async (fraction: number): Promise<boolean> => pause(Math.max(0, loadStart + fraction * durationMs - Date.now()));
+    // Each phase holds for its share of --duration after its step is done (starting pods takes seconds
+    // on a loaded machine; absolute times would let a slow step eat the next phase).
+    const hold = (fraction: number): Promise<boolean> => pause(fraction * durationMs);
 
-    if (await at(0.15)) {
+    if (await hold(0.1)) {
       const v2a: DemoPod = { name: 'orders-v2-a', version: '2.0.0', ip: ip(20), terminating: false };
       const v2b: DemoPod = { name: 'orders-v2-b', version: '2.0.0', ip: ip(21), terminating: false };
       say(`• adding ${v2a.name}, ${v2b.name} (2.0.0): started, then added to the pods file — a ${RANGE} client must never reach them`);
@@ -308,31 +343,71 @@ export async function main(argv: string[]): Promise<number> {
       pods.push(v2a, v2b);
       publish();
     }
-    const roll = async (old: DemoPod, next: DemoPod): Promise<void> => {
-      say(`• rolling ${old.name} (${old.version}) → ${next.name} (${next.version}): start new pod, add it, mark old terminating, remove it, stop it`);
-      await startPod(next);
-      pods.push(next);
+    const canary = (oldWeight: number, newWeight: number): Record<string, unknown> => ({
+      routes: [{ split: [{ versions: '<1.5.0', weight: oldWeight }, { versions: '>=1.5.0', weight: newWeight }] }],
+    });
+    const v1c: DemoPod = { name: 'orders-v1-c', version: '1.5.0', ip: ip(12), terminating: false };
+    const v1d: DemoPod = { name: 'orders-v1-d', version: '1.5.0', ip: ip(13), terminating: false };
+    if (await hold(0.05)) {
+      say(`• canary: ${v1c.name} (1.5.0) started; BasisPolicy ${NAMESPACE}/orders sends it 10 % of the calls (90 % stay on 1.4.0)`);
+      await startPod(v1c);
+      pods.push(v1c);
+      applyPolicy(canary(90, 10));
+    }
+    if (await hold(0.15)) {
+      say('• canary: 50 % to 1.5.0');
+      applyPolicy(canary(50, 50));
+    }
+    if (await hold(0.15)) {
+      say(`• canary: 100 % to 1.5.0; ${v1d.name} (1.5.0) joins, then ${v1a.name} and ${v1b.name} (1.4.0) drain and stop`);
+      applyPolicy({ routes: [{ split: [{ versions: '~1.5.0', weight: 1 }] }] });
+      await startPod(v1d);
+      pods.push(v1d);
       publish();
-      if (!(await pause(propagate))) return;
-      old.terminating = true;
-      publish();
-      if (!(await pause(propagate))) return;
-      pods.splice(pods.indexOf(old), 1);
-      publish();
-      await stopPod(old);
-    };
-    if (await at(0.3)) await roll(v1a, { name: 'orders-v1-c', version: '1.5.0', ip: ip(12), terminating: false });
-    if (await at(0.5)) await roll(v1b, { name: 'orders-v1-d', version: '1.5.0', ip: ip(13), terminating: false });
-    await at(1.0);
+      if (await pause(propagate)) {
+        v1a.terminating = true;
+        v1b.terminating = true;
+        publish();
+        if (await pause(propagate)) {
+          pods.splice(pods.indexOf(v1a), 1);
+          pods.splice(pods.indexOf(v1b), 1);
+          publish();
+          await Promise.all([stopPod(v1a), stopPod(v1b)]);
+        }
+      }
+    }
+    // The parallel run: a 1.6.0 rewrite of Quote gets a copy of every Quote call; callers only ever get 1.5.0's answers.
+    let quotes: { stop: () => Promise<void> } | undefined;
+    if (await hold(0.1)) {
+      const v1e: DemoPod = { name: 'orders-v1-e', version: '1.6.0', ip: ip(14), terminating: false, appArgs: ['--quote-bug'] };
+      say(`• parallel run: ${v1e.name} (1.6.0, a rewrite) started as a mirror of Quote; callers keep getting 1.5.0's answers`);
+      await startPod(v1e);
+      pods.push(v1e);
+      applyPolicy({
+        routes: [
+          { methods: ['Quote'], split: [{ versions: '~1.5.0', weight: 1 }], mirror: { versions: '~1.6.0', percent: 100 } },
+          { split: [{ versions: '~1.5.0', weight: 1 }] },
+        ],
+      });
+      quotes = startQuoteLoad(`${client.ip}:15001`, Math.max(1, Math.round(o.rps / 2)), counts);
+    }
+    await hold(0.3);
     clearInterval(ticker);
     await load.stop();
     load = undefined;
+    await quotes?.stop();
+    mirror = await mirrorStatus(`http://${controllerIp}:${adminPort}/policies`).catch(() => undefined);
 
     const elapsed = ((Date.now() - loadStart) / 1000).toFixed(1);
     const lines: string[] = ['', `calls by pod (${elapsed} s of load, ${((Date.now() - t0) / 1000).toFixed(1)} s in all):`];
-    lines.push(`  ${'pod'.padEnd(14)} ${'version'.padEnd(8)} ${'calls'.padStart(7)}  ${'in ' + RANGE}`);
+    lines.push(`  ${'pod'.padEnd(14)} ${'version'.padEnd(8)} ${'calls'.padStart(7)} ${'first 10 s'.padStart(11)}  ${'in ' + RANGE}`);
     for (const [pod, v] of [...counts.byPod].sort()) {
-      lines.push(`  ${pod.padEnd(14)} ${v.version.padEnd(8)} ${String(v.calls).padStart(7)}  ${satisfies(v.version, RANGE) ? 'yes' : 'NO'}`);
+      lines.push(`  ${pod.padEnd(14)} ${v.version.padEnd(8)} ${String(v.calls).padStart(7)} ${String(v.first10s).padStart(11)}  ${satisfies(v.version, RANGE) ? 'yes' : 'NO'}`);
+    }
+    lines.push('  (first 10 s: calls in the 10 s after the pod\'s first; a new pod is not starved by a cold first call)');
+    if (mirror !== undefined) {
+      lines.push('', `parallel run of Quote, 1.5.0 vs the 1.6.0 rewrite: ${mirror.compared} compared, ${mirror.matched} matched, ${mirror.mismatched} mismatched, ${mirror.shadowFailed} shadow failed, ${mirror.dropped} dropped`);
+      for (const x of mirror.samples.slice(-3)) lines.push(`  mismatch (${x.result}): ${x.method} primary ${x.primaryVersion} frame ${x.primaryFrame} · shadow ${x.shadowVersion} frame ${x.shadowFrame}`);
     }
     lines.push('', `  ${'calls made'.padEnd(12)} ${String(counts.calls).padStart(7)}`);
     lines.push(`  ${'failed'.padEnd(12)} ${String(counts.failed).padStart(7)}`);
@@ -366,6 +441,8 @@ export async function main(argv: string[]): Promise<number> {
         failed: counts.failed,
         misrouted: counts.misrouted,
         byVersion: Object.fromEntries(counts.byVersion),
+        byPod: Object.fromEntries([...counts.byPod].map(([k, v]) => [k, { version: v.version, calls: v.calls, first10s: v.first10s }])),
+        mirror: mirror === undefined ? null : { compared: mirror.compared, matched: mirror.matched, mismatched: mirror.mismatched, dropped: mirror.dropped },
         errors: Object.fromEntries(counts.errors),
         interrupted,
         logDir,

@@ -12,7 +12,8 @@ export interface Counts {
   failed: number;
   misrouted: number;
   byVersion: Map<string, number>;
-  byPod: Map<string, { version: string; calls: number }>;
+  /** first10s: calls the pod served in the 10 s from its first (slow start: a new pod is not starved). */
+  byPod: Map<string, { version: string; calls: number; firstAt: number; first10s: number }>;
   /** `CODE: details` → how many calls failed so. */
   errors: Map<string, number>;
 }
@@ -46,8 +47,10 @@ export function startLoad(target: string, rps: number, range: string, counts: Co
         counts.ok++;
         const v = res.servedByVersion;
         counts.byVersion.set(v, (counts.byVersion.get(v) ?? 0) + 1);
-        const p = counts.byPod.get(res.servedByPod) ?? { version: v, calls: 0 };
+        const now = Date.now();
+        const p = counts.byPod.get(res.servedByPod) ?? { version: v, calls: 0, firstAt: now, first10s: 0 };
         p.calls++;
+        if (now - p.firstAt <= 10_000) p.first10s++;
         counts.byPod.set(res.servedByPod, p);
         if (!satisfies(v, range)) counts.misrouted++;
       }
@@ -80,4 +83,40 @@ export async function waitFirstCall(target: string, opts: WaitOptions & { before
   } finally {
     probe.close();
   }
+}
+
+/** Quote calls at `rps` for the parallel run (quantities 1-40 in turn); counts answers and failures. */
+export function startQuoteLoad(target: string, rps: number, counts: { calls: number; failed: number; errors: Map<string, number> }): { stop: () => Promise<void> } {
+  const client = orderClient(target);
+  let inFlight = 0;
+  let started = 0;
+  let stopping = false;
+  const t0 = Date.now();
+  const idle: Array<() => void> = [];
+  const timer = setInterval(() => {
+    if (stopping) return;
+    const due = Math.floor(((Date.now() - t0) / 1000) * rps) - started;
+    for (let i = 0; i < due && inFlight < MAX_IN_FLIGHT; i++) {
+      started++;
+      inFlight++;
+      client.quote({ item: 'book', quantity: (started % 40) + 1 }, { deadline: Date.now() + CALL_DEADLINE_MS }, (err) => {
+        inFlight--;
+        counts.calls++;
+        if (err) {
+          counts.failed++;
+          const key = `${grpc.status[err.code] ?? err.code}: ${err.details}`;
+          counts.errors.set(key, (counts.errors.get(key) ?? 0) + 1);
+        }
+        if (inFlight === 0) for (const f of idle.splice(0)) f();
+      });
+    }
+  }, 10);
+  return {
+    async stop() {
+      stopping = true;
+      clearInterval(timer);
+      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
+      client.close();
+    },
+  };
 }

@@ -15,6 +15,18 @@ export interface CreateOrderRequest {
   item: string;
   quantity: number;
 }
+export interface QuoteRequest {
+  item: string;
+  quantity: number;
+}
+export interface QuoteReply {
+  item: string;
+  quantity: number;
+  totalCents: number;
+}
+/** Cents per unit in every quote. */
+export const UNIT_CENTS = 1999;
+
 export interface Order {
   id: string;
   item: string;
@@ -25,6 +37,7 @@ export interface Order {
 
 type OrderServiceCtor = new (target: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => grpc.Client & {
   create(req: CreateOrderRequest, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Order) => void): grpc.ClientUnaryCall;
+  quote(req: QuoteRequest, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: QuoteReply) => void): grpc.ClientUnaryCall;
 };
 
 function loadOrders(): { ctor: OrderServiceCtor; service: grpc.ServiceDefinition } {
@@ -42,7 +55,8 @@ export function orderClient(target: string): InstanceType<OrderServiceCtor> {
 async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { host: { type: 'string' }, port: { type: 'string' }, pod: { type: 'string' }, version: { type: 'string' } },
+    // --quote-bug: the demo's "rewrite" rounds bulk quotes (every 20th quantity) one cent off.
+    options: { host: { type: 'string' }, port: { type: 'string' }, pod: { type: 'string' }, version: { type: 'string' }, 'quote-bug': { type: 'boolean' } },
   });
   const host = values.host ?? '127.0.0.1';
   const port = Number(values.port ?? '50051');
@@ -54,6 +68,11 @@ async function run(argv: string[]): Promise<void> {
     Create: (call: grpc.ServerUnaryCall<CreateOrderRequest, Order>, cb: grpc.sendUnaryData<Order>) => {
       n++;
       cb(null, { id: `${pod}-${n}`, item: call.request.item, quantity: call.request.quantity, servedByPod: pod, servedByVersion: version });
+    },
+    Quote: (call: grpc.ServerUnaryCall<QuoteRequest, QuoteReply>, cb: grpc.sendUnaryData<QuoteReply>) => {
+      const { item, quantity } = call.request;
+      const off = values['quote-bug'] === true && quantity % 20 === 0 ? 1 : 0;
+      cb(null, { item, quantity, totalCents: quantity * UNIT_CENTS - off });
     },
   });
   await new Promise<void>((resolve, reject) =>
