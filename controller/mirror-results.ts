@@ -6,7 +6,8 @@ import { EventEmitter } from 'node:events';
 import type { MirrorReport__Output } from '../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
 import { shown } from './local/pods-file-parse.ts';
 
-export const MIRROR_LIMITS = { entries: 256, samples: 5, reporters: 10_000, text: 253, frame: 64, shownSamples: 10 } as const;
+/** entries: per report; totalEntries: over every sidecar's latest report (~4 KB each at worst: ~80 MB). */
+export const MIRROR_LIMITS = { entries: 256, totalEntries: 20_000, samples: 5, reporters: 10_000, text: 253, frame: 64, shownSamples: 10 } as const;
 
 export interface MirrorSampleView {
   method: string;
@@ -86,6 +87,7 @@ export class MirrorResults extends EventEmitter {
   readonly #latest = new Map<string, { runId: string; entries: Map<string, Entry> }>();
   /** Counts of runs that ended (a sidecar restarted), by policy/api/method. */
   readonly #retired = new Map<string, Entry>();
+  #totalEntries = 0;
 
   /** Takes a report; returns why it was refused, or undefined. Emits 'change' (policy "ns/name") per policy it touched. */
   report(r: MirrorReport__Output): string | undefined {
@@ -94,6 +96,9 @@ export class MirrorResults extends EventEmitter {
     const pod = `${r.namespace}/${r.pod}`;
     const before = this.#latest.get(pod);
     if (before === undefined && this.#latest.size >= MIRROR_LIMITS.reporters) return `more than ${MIRROR_LIMITS.reporters} sidecars report; refused`;
+    const total = this.#totalEntries - (before?.entries.size ?? 0) + r.counts.length;
+    if (total > MIRROR_LIMITS.totalEntries) return `the controller holds ${MIRROR_LIMITS.totalEntries} mirror entries at most; refused`;
+    this.#totalEntries = total;
     if (before !== undefined && before.runId !== r.runId) this.#retire(before.entries);
     const entries = new Map<string, Entry>();
     const touched = new Set<string>(before === undefined ? [] : [...before.entries.values()].map((e) => e.policy));
@@ -163,11 +168,14 @@ export class MirrorResults extends EventEmitter {
     const r = this.#latest.get(pod);
     if (r === undefined) return;
     this.#retire(r.entries);
+    this.#totalEntries -= r.entries.size;
     this.#latest.delete(pod);
   }
 
   #retire(entries: Map<string, Entry>): void {
     for (const [k, e] of entries) {
+      // Keys come from reports: beyond the cap a new key's old counts are let go rather than grow without end.
+      if (!this.#retired.has(k) && this.#retired.size >= MIRROR_LIMITS.totalEntries) continue;
       const kept = this.#retired.get(k) ?? { ...e, ...zero(), samples: [] };
       add(kept, e);
       kept.samples = [...kept.samples, ...e.samples].slice(-MIRROR_LIMITS.shownSamples);
