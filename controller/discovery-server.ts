@@ -20,7 +20,7 @@ import { policyToWire, samePolicy, type AppliedPolicy } from '../proto/policy.ts
 import type { ApiChange, EndpointRegistry } from './endpoint-registry.ts';
 import type { PolicyStore } from './policy-store.ts';
 import type { MirrorResults } from './mirror-results.ts';
-import type { MirrorReport__Output } from '../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
+import type { SidecarReport__Output } from '../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
 import type { ReportAck } from '../proto/generated/qbasis/discovery/v1/ReportAck.ts';
 
 export interface DiscoveryServerOptions {
@@ -82,7 +82,7 @@ export class DiscoveryServer {
     this.#server = new grpc.Server({ ...DISCOVERY_KEEPALIVE.server });
     this.#server.addService(discoveryServiceDefinition(), {
       Watch: (call: grpc.ServerWritableStream<WatchRequest__Output, Update>) => this.#watch(call),
-      Report: (call: grpc.ServerUnaryCall<MirrorReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>) => this.#report(call, cb),
+      Report: (call: grpc.ServerUnaryCall<SidecarReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>) => this.#report(call, cb),
     });
   }
 
@@ -180,7 +180,7 @@ export class DiscoveryServer {
     return p === undefined ? undefined : { namespace: p.namespace, name: p.name, generation: p.generation, policy: p.policy };
   }
 
-  #report(call: grpc.ServerUnaryCall<MirrorReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>): void {
+  #report(call: grpc.ServerUnaryCall<SidecarReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>): void {
     const results = this.#opts.mirrorResults;
     const refused = results === undefined ? 'this controller takes no mirror reports' : results.report(call.request);
     if (refused === undefined) return cb(null, {});

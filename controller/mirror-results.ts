@@ -3,7 +3,7 @@
 // a sidecar restarts (new run id) its last counts are kept as retired, so the sums never go down.
 // Reports are wire input: sizes, counts and strings are bounded, and a bad report is refused whole.
 import { EventEmitter } from 'node:events';
-import type { MirrorReport__Output } from '../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
+import type { SidecarReport__Output } from '../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
 import { shown } from './local/pods-file-parse.ts';
 
 /** entries: per report; totalEntries: over every sidecar's latest report (~4 KB each at worst: ~80 MB). */
@@ -66,11 +66,11 @@ function add(a: Counts, b: Counts): void {
 const COUNT_FIELDS = ['matched', 'statusMismatched', 'payloadMismatched', 'shadowFailed', 'dropped'] as const;
 
 /** Why a report is refused, or undefined. */
-function problem(r: MirrorReport__Output): string | undefined {
+function problem(r: SidecarReport__Output): string | undefined {
   if (r.pod === '' || r.pod.length > MIRROR_LIMITS.text || r.namespace.length > MIRROR_LIMITS.text) return 'pod and namespace must be 1-253 characters';
   if (r.runId.length === 0 || r.runId.length > 64) return 'run_id must be 1-64 characters';
-  if (r.counts.length > MIRROR_LIMITS.entries) return `${r.counts.length} entries; at most ${MIRROR_LIMITS.entries}`;
-  for (const c of r.counts) {
+  if (r.mirror.length > MIRROR_LIMITS.entries) return `${r.mirror.length} entries; at most ${MIRROR_LIMITS.entries}`;
+  for (const c of r.mirror) {
     for (const s of [c.policyNamespace, c.policyName, c.api, c.method]) if (s === '' || s.length > MIRROR_LIMITS.text) return `entry ${shown(c.api)}/${shown(c.method)}: names must be 1-253 characters`;
     for (const f of COUNT_FIELDS) if (!Number.isSafeInteger(c[f]) || c[f] < 0) return `entry ${shown(c.api)}/${shown(c.method)}: ${f} is not a count`;
     if (c.samples.length > MIRROR_LIMITS.samples) return `entry ${shown(c.api)}/${shown(c.method)}: ${c.samples.length} samples; at most ${MIRROR_LIMITS.samples}`;
@@ -90,19 +90,19 @@ export class MirrorResults extends EventEmitter {
   #totalEntries = 0;
 
   /** Takes a report; returns why it was refused, or undefined. Emits 'change' (policy "ns/name") per policy it touched. */
-  report(r: MirrorReport__Output): string | undefined {
+  report(r: SidecarReport__Output): string | undefined {
     const bad = problem(r);
     if (bad !== undefined) return bad;
     const pod = `${r.namespace}/${r.pod}`;
     const before = this.#latest.get(pod);
     if (before === undefined && this.#latest.size >= MIRROR_LIMITS.reporters) return `more than ${MIRROR_LIMITS.reporters} sidecars report; refused`;
-    const total = this.#totalEntries - (before?.entries.size ?? 0) + r.counts.length;
+    const total = this.#totalEntries - (before?.entries.size ?? 0) + r.mirror.length;
     if (total > MIRROR_LIMITS.totalEntries) return `the controller holds ${MIRROR_LIMITS.totalEntries} mirror entries at most; refused`;
     this.#totalEntries = total;
     if (before !== undefined && before.runId !== r.runId) this.#retire(before.entries);
     const entries = new Map<string, Entry>();
     const touched = new Set<string>(before === undefined ? [] : [...before.entries.values()].map((e) => e.policy));
-    for (const c of r.counts) {
+    for (const c of r.mirror) {
       const policy = `${c.policyNamespace}/${c.policyName}`;
       touched.add(policy);
       entries.set(key(policy, c.api, c.method), {

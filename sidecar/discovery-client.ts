@@ -15,7 +15,7 @@ import {
   type GeneratedDiscoveryClient,
   type Update__Output,
 } from '../proto/discovery.ts';
-import type { MirrorReport } from '../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
+import type { SidecarReport } from '../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
 import { policyFromWire, type AppliedPolicy } from '../proto/policy.ts';
 
 export type { Endpoint };
@@ -159,7 +159,7 @@ export class DiscoveryClient extends EventEmitter {
   }
 
   /** Delivers a mirror report (unary, 5 s deadline) on the discovery connection. */
-  report(r: MirrorReport): Promise<void> {
+  report(r: SidecarReport): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new Error('discovery client closed'));
       this.#client.report(r, { deadline: Date.now() + 5000 }, (err) => (err ? reject(err) : resolve()));

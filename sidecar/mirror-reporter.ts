@@ -3,26 +3,26 @@
 // one carries everything.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { MirrorReport } from '../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
+import type { SidecarReport } from '../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
 import type { MirrorTally } from './outbound/mirror.ts';
 
 export const REPORT_INTERVAL_MS = 2000;
 
-export interface MirrorReporterOptions {
+export interface SidecarReporterOptions {
   tally: MirrorTally;
   pod: string;
   namespace: string;
-  send(report: MirrorReport): Promise<void>;
+  send(report: SidecarReport): Promise<void>;
   log: Logger;
   intervalMs?: number;
 }
 
-export function toReport(tally: MirrorTally, pod: string, namespace: string, runId: string): MirrorReport {
+export function toReport(tally: MirrorTally, pod: string, namespace: string, runId: string): SidecarReport {
   return {
     pod,
     namespace,
     runId,
-    counts: tally.entries().map((e) => ({
+    mirror: tally.entries().map((e) => ({
       policyNamespace: e.policyNamespace,
       policyName: e.policyName,
       api: e.api,
@@ -37,15 +37,15 @@ export function toReport(tally: MirrorTally, pod: string, namespace: string, run
   };
 }
 
-export class MirrorReporter {
-  readonly #o: MirrorReporterOptions;
+export class SidecarReporter {
+  readonly #o: SidecarReporterOptions;
   readonly #runId = randomBytes(8).toString('hex');
   #sent = 0;
   #busy = false;
   #timer: NodeJS.Timeout | undefined;
   #warned = false;
 
-  constructor(o: MirrorReporterOptions) {
+  constructor(o: SidecarReporterOptions) {
     this.#o = o;
   }
 

@@ -12,7 +12,7 @@ import { policyFromWire, policyToWire, type AppliedPolicy } from '../../proto/po
 import { Peer } from '../../sidecar/peer.ts';
 import { pickGroup, planRoutes, routeFor, type GroupPlan } from '../../sidecar/outbound/route-plan.ts';
 import { RetryBudget } from '../../sidecar/retry-budget.ts';
-import type { MirrorReport__Output } from '../../proto/generated/qbasis/discovery/v1/MirrorReport.ts';
+import type { SidecarReport__Output } from '../../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
 
 const API = 'shop.orders.v1.OrderService';
 
@@ -141,10 +141,10 @@ test('the policy store answers by precedence and bumps the API\'s version on eve
   assert.equal(s.version(API), 4);
 });
 
-function report(pod: string, runId: string, matched: number, payloadMismatched: number, samples = 0): MirrorReport__Output {
+function report(pod: string, runId: string, matched: number, payloadMismatched: number, samples = 0): SidecarReport__Output {
   return {
     pod, namespace: 'shop', runId,
-    counts: [{
+    mirror: [{
       policyNamespace: 'shop', policyName: 'orders', api: API, method: 'Create', matched, statusMismatched: 0, payloadMismatched, shadowFailed: 0, dropped: 0,
       samples: Array.from({ length: samples }, (_, i) => ({ method: 'Create', primaryVersion: '1.4.0', shadowVersion: '1.10.0', primaryStatus: 0, shadowStatus: 0, primaryFrame: '7101::1', shadowFrame: '7101::2', result: 'payload_mismatch', atUnixMs: 1_000 + i })),
     }],
@@ -160,8 +160,8 @@ test('mirror reports are summed per policy; a repeat replaces, a restart keeps w
   r.report(report('a', 'run2', 5, 1));
   assert.equal(r.forPolicy('shop/orders')?.compared, 161, 'a restarted sidecar\'s old counts stay');
   assert.equal(r.forPolicy('shop/orders')?.samples.length, 2);
-  assert.match(r.report({ ...report('c', 'x', 1, 0), counts: Array.from({ length: MIRROR_LIMITS.entries + 1 }, () => report('c', 'x', 1, 0).counts[0]!) }) ?? '', /at most 256/);
-  assert.match(r.report({ ...report('c', 'x', 1, 0), counts: [{ ...report('c', 'x', 1, 0).counts[0]!, matched: -1 }] }) ?? '', /not a count/);
+  assert.match(r.report({ ...report('c', 'x', 1, 0), mirror: Array.from({ length: MIRROR_LIMITS.entries + 1 }, () => report('c', 'x', 1, 0).mirror[0]!) }) ?? '', /at most 256/);
+  assert.match(r.report({ ...report('c', 'x', 1, 0), mirror: [{ ...report('c', 'x', 1, 0).mirror[0]!, matched: -1 }] }) ?? '', /not a count/);
   assert.match(r.report(report('c', '', 1, 0)) ?? '', /run_id/);
   assert.equal(r.forPolicy('shop/orders')?.compared, 161, 'refused reports changed nothing');
   assert.equal(r.forPolicy('shop/other'), undefined);

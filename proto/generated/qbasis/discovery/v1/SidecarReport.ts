@@ -2,16 +2,16 @@
 
 import type { MirrorCounts as _qbasis_discovery_v1_MirrorCounts, MirrorCounts__Output as _qbasis_discovery_v1_MirrorCounts__Output } from '../../../qbasis/discovery/v1/MirrorCounts.ts';
 
-export interface MirrorReport {
+export interface SidecarReport {
   'pod'?: (string);
   'namespace'?: (string);
   'runId'?: (string);
-  'counts'?: (_qbasis_discovery_v1_MirrorCounts)[];
+  'mirror'?: (_qbasis_discovery_v1_MirrorCounts)[];
 }
 
-export interface MirrorReport__Output {
+export interface SidecarReport__Output {
   'pod': (string);
   'namespace': (string);
   'runId': (string);
-  'counts': (_qbasis_discovery_v1_MirrorCounts__Output)[];
+  'mirror': (_qbasis_discovery_v1_MirrorCounts__Output)[];
 }
