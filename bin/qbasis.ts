@@ -20,9 +20,25 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   basis: { summary: 'encode and decode basis frame headers', load: async () => (await import('../cli/basis.ts')).main },
   sidecar: { summary: 'run the per-pod sidecar proxy', load: async () => (await import('../sidecar/main.ts')).main },
   controller: { summary: 'run the discovery controller (local pods file or Kubernetes)', load: async () => (await import('../controller/main.ts')).main },
-  cluster: { summary: 'a real local Kubernetes control plane for tests and demos (up|down|env|status|build)', load: async () => (await import('../test/cluster/cli.ts')).main },
-  demo: { summary: 'run the local rolling-upgrade demo (no cluster needed)', load: async () => (await import('../test/demo/demo.ts')).main },
+  cluster: { summary: 'a real local Kubernetes control plane for tests and demos (up|down|env|status|build)', load: () => testBed('cluster', () => import('../test/cluster/cli.ts')) },
+  demo: { summary: 'run the local rolling-upgrade demo (no cluster needed)', load: () => testBed('demo', () => import('../test/demo/demo.ts')) },
 };
+
+/**
+ * The test bed lives in test/, which the image does not ship (DESIGN.md, Layout): there these commands
+ * say so in one line instead of failing on a missing module.
+ */
+async function testBed(name: string, load: () => Promise<{ main: Main }>): Promise<Main> {
+  try {
+    return (await load()).main;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND' || !String((err as Error).message).includes('/test/')) throw err;
+    return async () => {
+      process.stderr.write(`qbasis ${name}: the test bed is not in this installation (the image ships no test/); run it from a source checkout: git clone …, npm ci, npx qbasis ${name}\n`);
+      return 1;
+    };
+  }
+}
 
 function usage(): string {
   const lines = [

@@ -175,3 +175,23 @@ test('layout: no command-line code in proto/; sidecar and controller never impor
   assert.deepEqual(bad, []);
   assert.match(fs.readFileSync(path.join(REPO, 'Dockerfile'), 'utf8'), /^COPY cli \.\/cli$/m, 'the image carries cli/');
 });
+
+test('in the image\'s layout (no test/), qbasis demo and qbasis cluster say the test bed is not installed, in one line, exit 1', () => {
+  // The Dockerfile's COPY lines: bin, cli, proto, controller, sidecar and package.json; node_modules linked.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qbasis-image-layout-'));
+  try {
+    for (const d of ['bin', 'cli', 'proto', 'controller', 'sidecar']) fs.cpSync(path.join(REPO, d), path.join(dir, d), { recursive: true });
+    fs.copyFileSync(path.join(REPO, 'package.json'), path.join(dir, 'package.json'));
+    fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'));
+    for (const cmd of ['demo', 'cluster']) {
+      const r = spawnSync(process.execPath, [path.join(dir, 'bin/qbasis.ts'), cmd, 'status'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 1, `${cmd}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^qbasis ${cmd}: the test bed is not in this installation`));
+    }
+    const basis = spawnSync(process.execPath, [path.join(dir, 'bin/qbasis.ts'), 'basis', 'decode', '7101::'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(basis.status, 0, basis.stderr);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
