@@ -20,6 +20,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   basis: { summary: 'encode and decode basis frame headers', load: async () => (await import('../cli/basis.ts')).main },
   sidecar: { summary: 'run the per-pod sidecar proxy', load: async () => (await import('../sidecar/main.ts')).main },
   controller: { summary: 'run the discovery controller (local pods file or Kubernetes)', load: async () => (await import('../controller/main.ts')).main },
+  check: { summary: 'check that the qbasis install in a cluster is healthy (✔/✖ per check, exit 1 on any ✖)', load: async () => (await import('../cli/check.ts')).main },
   cluster: { summary: 'a real local Kubernetes control plane for tests and demos (up|down|env|status|build)', load: () => testBed('cluster', () => import('../test/cluster/cli.ts')) },
   demo: { summary: 'run the local rolling-upgrade demo (no cluster needed)', load: () => testBed('demo', () => import('../test/demo/demo.ts')) },
 };

@@ -28,6 +28,7 @@ const HELP: Array<[string[], RegExp]> = [
   [['basis', 'decode', '-h'], /^Usage: qbasis basis decode /],
   [['sidecar', '--help'], /^Usage: qbasis sidecar --ip/],
   [['controller', '--help'], /^Usage: qbasis controller --pods-file <file> \| --kubeconfig <file>/],
+  [['check', '--help'], /^Usage: qbasis check /],
   [['cluster', '--help'], /^Usage: qbasis cluster <up\|down\|env\|status\|build>/],
   [['cluster', '-h'], /^Usage: qbasis cluster /],
   [['cluster', 'help'], /^Usage: qbasis cluster /],
@@ -53,7 +54,7 @@ for (const [args, usage] of HELP) {
 test('the top-level help lists every command, and each of them answers --help', () => {
   const top = qbasis(['--help']);
   const listed = [...top.stdout.matchAll(/^ {2}(\w+) {2,}/gm)].map((m) => m[1]!);
-  assert.deepEqual(listed, ['basis', 'sidecar', 'controller', 'cluster', 'demo']);
+  assert.deepEqual(listed, ['basis', 'sidecar', 'controller', 'check', 'cluster', 'demo']);
   for (const cmd of listed) assert.ok(HELP.some(([a]) => a[0] === cmd && (a[1] === '--help' || a[1] === '-h')), `${cmd} --help is tested`);
 });
 
@@ -78,6 +79,7 @@ const USAGE_ERRORS: Array<[string[], RegExp]> = [
   [['cluster', 'build', '--tools', 'nope'], /^qbasis cluster build: QB_INVALID_FLAG: --tools 'nope' is invalid: unknown tool\(s\) nope/],
   [['cluster', 'up', '--tools', 'helm'], /^qbasis cluster up: QB_INVALID_FLAG: unknown flag '--tools'/],
   [['cluster', 'env', '--bogus'], /^qbasis cluster env: QB_INVALID_FLAG: unknown flag '--bogus'/],
+  [['check', '--lease-duration-ms', '5'], /^qbasis check: QB_INVALID_FLAG: --lease-duration-ms '5' is invalid: expected milliseconds from 1000 to 600000/],
   [['demo', '--rps', '0'], /^qbasis demo: QB_INVALID_FLAG: --rps '0' is invalid: expected calls per second from 1 to 2000/],
   [['demo', '--json=maybe'], /^qbasis demo: QB_INVALID_FLAG: --json 'maybe' is invalid: expected true or false/],
 ];
