@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { QbasisError } from '../../proto/errors.ts';
 import { ApiIdCollisions } from '../api-id-collisions.ts';
 import type { EndpointRegistry, ApiChange } from '../endpoint-registry.ts';
+import type { PolicyChange, PolicyStore } from '../policy-store.ts';
 import {
   API_ANNOTATION,
   BSVC_KIND,
@@ -62,6 +63,8 @@ export interface BasisServiceReconcilerOptions {
   client: KubeClient;
   registry: EndpointRegistry;
   callers: CallerIndex;
+  /** BasisPolicies in force: status.policy names the one that applies; absent: never any. */
+  policies?: PolicyStore;
   logger: Logger;
   /** The pod cache is synced (writes wait for it). */
   synced: () => boolean;
@@ -107,6 +110,11 @@ export class BasisServiceReconciler {
     }
   };
 
+  // which policy applies can change for every namespace the API has a BasisService in
+  readonly #onPolicyChange = (c: PolicyChange): void => {
+    for (const ns of this.#apiNamespaces.get(c.api) ?? []) this.queue.add(reconcileKey(ns, c.api));
+  };
+
   constructor(opts: BasisServiceReconcilerOptions) {
     this.#o = opts;
     this.#log = opts.logger.child({ component: 'bsvc-reconciler' });
@@ -129,6 +137,7 @@ export class BasisServiceReconciler {
     this.#started = true;
     this.#o.registry.on('change', this.#onRegistryChange);
     this.#o.callers.on('change', this.#onCallersChange);
+    this.#o.policies?.on('change', this.#onPolicyChange);
     for (const api of this.#o.registry.apis()) this.#onRegistryChange({ api, version: this.#o.registry.version(api) });
     for (const api of this.#o.callers.apis()) this.#trackId(api, true);
     const resyncMs = this.#o.resyncMs ?? 60_000;
@@ -142,6 +151,7 @@ export class BasisServiceReconciler {
     this.#started = false;
     this.#o.registry.off('change', this.#onRegistryChange);
     this.#o.callers.off('change', this.#onCallersChange);
+    this.#o.policies?.off('change', this.#onPolicyChange);
     if (this.#resyncTimer !== undefined) clearInterval(this.#resyncTimer);
     await this.queue.stop();
   }
@@ -234,6 +244,8 @@ export class BasisServiceReconciler {
       this.#known.set(key, current);
     }
     const collidesWith = this.#ids.collidesWith(api);
+    const providers = [...new Set(this.#o.registry.list(api).map((e) => e.namespace))];
+    const policy = this.#o.policies?.forCaller(api, namespace, providers);
     const status = computeStatus(
       {
         api,
@@ -242,6 +254,7 @@ export class BasisServiceReconciler {
         collidesWith,
         synced: this.#o.synced(),
         generation: current.generation,
+        policy: policy === undefined ? undefined : `${policy.namespace}/${policy.name}`,
       },
       current.status,
       new Date(),
@@ -259,7 +272,7 @@ export class BasisServiceReconciler {
     }
     this.#known.set(key, { ...current, status });
     this.#log.info(
-      { key, ready: status.ready, versions: status.versionSummary, conditions: status.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`).join(' ') },
+      { key, ready: status.ready, versions: status.versionSummary, policy: status.policy, conditions: status.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`).join(' ') },
       'BasisService status written',
     );
   }
@@ -312,7 +325,8 @@ export class BasisServiceReconciler {
     // A merge patch replaces the lists wholesale and needs no resourceVersion: the leader is
     // the only writer of status, and each pass writes the complete status from the cache.
     const got = await this.#o.client.request<BasisServiceObject>('PATCH', `${this.#objectPath(namespace, name)}/status`, {
-      body: { status },
+      // null removes a field a merge patch would otherwise leave in place
+      body: { status: { ...status, policy: status.policy ?? null } },
       contentType: 'application/merge-patch+json',
     });
     this.#o.metrics?.onWrite('status');

@@ -28,7 +28,10 @@ export interface KubeController {
 
 export interface StartOptions {
   cluster: TestCluster;
+  /** Watched, and the Lease's namespace. */
   namespace: string;
+  /** Watched too (beside `namespace`). */
+  alsoWatch?: string[];
   /** Loopback address for discovery and admin (pick one per test file). */
   host: string;
   identity: string;
@@ -44,7 +47,7 @@ export async function startKubeController(o: StartOptions): Promise<KubeControll
     '--kubeconfig',
     o.cluster.kubeconfig,
     '--namespaces',
-    o.namespace,
+    [o.namespace, ...(o.alsoWatch ?? [])].join(','),
     '--discovery-address',
     o.host,
     '--discovery-port',
@@ -145,17 +148,24 @@ export interface BsvcRow {
   synced: string;
 }
 
-/** `kubectl get bsvc` as a user sees it, parsed by its header. */
-export async function getBsvcTable(cluster: TestCluster, ns: string): Promise<{ header: string[]; rows: BsvcRow[]; text: string }> {
-  const r = await cluster.kubectl(['-n', ns, 'get', 'bsvc']);
+/**
+ * `kubectl get <args>` as a user sees it: the header's words, and each row cut at the columns the
+ * header starts (kubectl aligns cells left under their header, so a cell may hold spaces).
+ */
+export async function getTable(cluster: TestCluster, args: string[]): Promise<{ header: string[]; rows: string[][]; text: string }> {
+  const r = await cluster.kubectl(['get', ...args]);
   const lines = r.stdout.split('\n').filter((l) => l.trim() !== '');
   if (lines.length === 0) return { header: [], rows: [], text: r.stdout + r.stderr };
-  const header = lines[0]!.trim().split(/\s+/);
-  const rows = lines.slice(1).map((l) => {
-    const c = l.trim().split(/\s+/);
-    return { name: c[0] ?? '', api: c[1] ?? '', versions: c[2] ?? '', ready: c[3] ?? '', synced: c[4] ?? '' };
-  });
+  const starts = [...lines[0]!.matchAll(/\S+/g)].map((m) => m.index);
+  const header = starts.map((at, i) => lines[0]!.slice(at, starts[i + 1]).trim());
+  const rows = lines.slice(1).map((l) => starts.map((at, i) => l.slice(at, starts[i + 1]).trim()));
   return { header, rows, text: r.stdout };
+}
+
+/** `kubectl get bsvc` as a user sees it, parsed by its header. */
+export async function getBsvcTable(cluster: TestCluster, ns: string): Promise<{ header: string[]; rows: BsvcRow[]; text: string }> {
+  const { header, rows, text } = await getTable(cluster, ['-n', ns, 'bsvc']);
+  return { header, text, rows: rows.map(([name = '', api = '', versions = '', ready = '', synced = '']) => ({ name, api, versions, ready, synced })) };
 }
 
 export async function getJson<T>(cluster: TestCluster, args: string[]): Promise<T> {
