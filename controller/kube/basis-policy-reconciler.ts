@@ -12,7 +12,7 @@ import { computePolicyStatus, policyStatusPatch, samePolicyStatus, BPOL_PLURAL, 
 import { GROUP, VERSION } from './basis-service-status.ts';
 import { isConflict, isNotFound, type KubeClient } from './kube-client.ts';
 import type { PolicyInformer } from './policy-informer.ts';
-import { WorkQueue } from './work-queue.ts';
+import { logResults, WorkQueue } from './work-queue.ts';
 
 export interface BasisPolicyReconcilerOptions {
   client: KubeClient;
@@ -63,11 +63,7 @@ export class BasisPolicyReconciler {
       workers: opts.workers ?? 2,
       baseDelayMs: 50,
       maxDelayMs: 30_000,
-      onResult: (key, result, durationMs, err) => {
-        const ms = Math.round(durationMs * 10) / 10;
-        if (result === 'error') this.#log.warn({ key, durationMs: ms, err: err instanceof Error ? err.message : String(err) }, 'BasisPolicy status write failed; will retry');
-        else this.#log.debug({ key, result, durationMs: ms }, 'reconciled');
-      },
+      onResult: logResults(this.#log),
     });
   }
 

@@ -27,7 +27,7 @@ import {
 import type { CallerIndex } from './caller-index.ts';
 import { isNotFound, type KubeClient } from './kube-client.ts';
 import { reconcileKey, splitKey } from './reconcile-key.ts';
-import { WorkQueue, type ReconcileResult } from './work-queue.ts';
+import { logResults, WorkQueue, type ReconcileResult } from './work-queue.ts';
 
 export const FIELD_MANAGER = 'qbasis-controller';
 
@@ -118,16 +118,14 @@ export class BasisServiceReconciler {
   constructor(opts: BasisServiceReconcilerOptions) {
     this.#o = opts;
     this.#log = opts.logger.child({ component: 'bsvc-reconciler' });
+    const logged = logResults(this.#log);
     this.queue = new WorkQueue((key) => this.reconcile(key), {
       workers: opts.workers ?? 4,
       baseDelayMs: 50,
       maxDelayMs: 30_000,
       onResult: (key, result, durationMs, err) => {
         opts.metrics?.onResult(key, result, durationMs);
-        const ms = Math.round(durationMs * 10) / 10;
-        if (result === 'error') this.#log.warn({ key, result, durationMs: ms, err: errText(err) }, 'reconcile failed; will retry');
-        else if (result === 'terminal') this.#log.error({ key, result, durationMs: ms, err: errText(err) }, 'reconcile failed; not retrying');
-        else this.#log.debug({ key, result, durationMs: ms }, 'reconciled');
+        logged(key, result, durationMs, err);
       },
     });
   }

@@ -2,43 +2,27 @@
 // node → BasisServices in `kubectl get bsvc` and the discovery stream; readiness and deletion;
 // one Warning Event per invalid annotation; schema refusals; leader election and handover.
 // Addresses: controllers listen on 127.0.61.x (this file's octet: 61).
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/use-cluster.ts';
+import type { TestCluster } from '../harness/use-cluster.ts';
 import { restartComponent } from '../harness/restart.ts';
 import { WatchReader } from '../fixtures/local-controller.ts';
 import { pollFor, waitUntil } from '../fixtures/wait.ts';
 import type { Update__Output } from '../../proto/discovery.ts';
-import {
-  applyCrds,
-  createPods,
-  getBsvcTable,
-  getJson,
-  httpGet,
-  API_RETRY,
-  setPodReady,
-  startKubeController,
-  type KubeController,
-} from './kube-helpers.ts';
+import YAML from 'yaml';
+import { DESIGN_EXAMPLE } from '../fixtures/policies.ts';
+import { createPods, getBsvcTable, getJson, httpGet, kubeTestFile, API_RETRY, setPodReady, type KubeController } from './kube-helpers.ts';
 
 const API = 'qbasis.test.kube.v1.Greeter';
 const BSVC = 'qbasis-test-kube-v1-greeter';
+const bed = kubeTestFile();
 let cluster: TestCluster;
-const running: KubeController[] = [];
-
-before(async () => {
-  cluster = await useCluster();
-  await applyCrds(cluster);
-}, { timeout: CLUSTER_START_TIMEOUT_MS });
-
-after(async () => {
-  for (const c of running) await c.stop('SIGKILL');
+before(() => {
+  cluster = bed.cluster;
 });
 
-async function controller(ns: string, identity: string, host = '127.0.61.1', args: string[] = []): Promise<KubeController> {
-  const c = await startKubeController({ cluster, namespace: ns, host, identity, args });
-  running.push(c);
-  return c;
+function controller(ns: string, identity: string, host = '127.0.61.1', args: string[] = []): Promise<KubeController> {
+  return bed.controller({ namespace: ns, host, identity, args });
 }
 
 /** Applies updates to a map of endpoints as a sidecar would. */
@@ -275,30 +259,9 @@ test('the API server refuses bad BasisService and BasisPolicy objects by schema 
   const r1 = await cluster.kubectl(['create', '-f', '-'], { input: unquoted, allowFailure: true });
   assert.notEqual(r1.code, 0, 'an unquoted on: was accepted');
   assert.match(r1.stderr, /unknown field "spec\.retry\.true"/);
-  // DESIGN.md's example, "on" quoted
-  const designExample = `apiVersion: qbasis.io/v1alpha1
-kind: BasisPolicy
-metadata: { name: good-bpol, namespace: ${ns} }
-spec:
-  api: ${API}
-  timeout: 2s
-  retry:
-    attempts: 2
-    "on": [UNAVAILABLE]
-    perTryTimeout: 500ms
-    backoff: { base: 25ms, max: 250ms }
-    budget: { percent: 20, minPerSecond: 10 }
-  routes:
-    - methods: [Create, Cancel]
-      split: [{ versions: ">=1.10.0", weight: 1 }]
-    - split:
-        - { versions: "<1.10.0", weight: 90 }
-        - { versions: ">=1.10.0", weight: 10 }
-      mirror: { versions: ">=1.10.0", percent: 5 }
-  allow:
-    - spiffe://cluster.local/ns/shop/sa/checkout
-    - spiffe://cluster.local/ns/billing/sa/*
-`;
+  // DESIGN.md's example (sent as JSON: the YAML 1.1 question is the one above)
+  const example = YAML.parse(DESIGN_EXAMPLE) as { metadata: Record<string, string>; spec: Record<string, unknown> };
+  const designExample = JSON.stringify({ ...example, metadata: { name: 'good-bpol', namespace: ns }, spec: { ...example.spec, api: API } });
   await cluster.kubectl(['create', '--validate=strict', '-f', '-'], { input: designExample });
   const stored = await getJson<{ spec: { retry: { on: string[] }; routes: unknown[] } }>(cluster, ['-n', ns, 'get', 'bpol', 'good-bpol']);
   assert.deepEqual(stored.spec.retry.on, ['UNAVAILABLE']);

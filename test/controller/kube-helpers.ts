@@ -2,7 +2,8 @@
 // in Kubernetes mode, and Pods on the kwok node (which makes them Running + Ready with a 127.1.x.x IP).
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { TestCluster } from '../harness/use-cluster.ts';
+import { after, before } from 'node:test';
+import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/use-cluster.ts';
 import { captureLogs, podManifest, QBASIS_BIN, REPO, type LogLine, type PodObject, type TestPod } from '../fixtures/local-controller.ts';
 import type { WaitOptions } from '../fixtures/wait.ts';
 
@@ -12,6 +13,37 @@ export const KWOK_NODE = 'kwok-node-0';
 export async function applyCrds(cluster: TestCluster): Promise<void> {
   await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD_DIR]);
   await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/basisservices.qbasis.io', 'crd/basispolicies.qbasis.io']);
+}
+
+export interface KubeTestFile {
+  /** The harness cluster (from the file's `before` on). */
+  readonly cluster: TestCluster;
+  /** A controller process, SIGKILLed after the file if still running. */
+  controller(o: Omit<StartOptions, 'cluster'>): Promise<KubeController>;
+}
+
+/** For a kube-*.test.ts file: registers the `before` that gets the cluster and applies the CRDs, and the `after` that kills its controllers. */
+export function kubeTestFile(): KubeTestFile {
+  let cluster: TestCluster | undefined;
+  const running: KubeController[] = [];
+  before(async () => {
+    cluster = await useCluster();
+    await applyCrds(cluster);
+  }, { timeout: CLUSTER_START_TIMEOUT_MS });
+  after(async () => {
+    for (const c of running) await c.stop('SIGKILL');
+  });
+  return {
+    get cluster(): TestCluster {
+      if (cluster === undefined) throw new Error('the cluster is there from before() on');
+      return cluster;
+    },
+    async controller(o) {
+      const c = await startKubeController({ cluster: this.cluster, ...o });
+      running.push(c);
+      return c;
+    },
+  };
 }
 
 export interface KubeController {

@@ -4,32 +4,24 @@
 // force (also across a restart), names the applying policy in BasisService status, and streams the
 // policy that applies to each subscriber (its namespace's, else the providers').
 // The schema's own refusals are in kube-controller.test.ts. Addresses: 127.0.65.x.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/use-cluster.ts';
+import type { TestCluster } from '../harness/use-cluster.ts';
 import { WatchReader } from '../fixtures/local-controller.ts';
 import { pollFor, waitUntil } from '../fixtures/wait.ts';
 import type { Policy__Output } from '../../proto/generated/qbasis/discovery/v1/Policy.ts';
-import { API_RETRY, applyCrds, createPods, getJson, getTable, startKubeController, type KubeController } from './kube-helpers.ts';
+import { API_RETRY, createPods, getJson, getTable, kubeTestFile, type KubeController } from './kube-helpers.ts';
 
 const API = 'qbasis.test.policy.v1.Orders';
 const BSVC = 'qbasis-test-policy-v1-orders';
+const bed = kubeTestFile();
 let cluster: TestCluster;
-const running: KubeController[] = [];
-
-before(async () => {
-  cluster = await useCluster();
-  await applyCrds(cluster);
-}, { timeout: CLUSTER_START_TIMEOUT_MS });
-
-after(async () => {
-  for (const c of running) await c.stop('SIGKILL');
+before(() => {
+  cluster = bed.cluster;
 });
 
-async function controller(ns: string, identity: string, host: string, alsoWatch: string[] = []): Promise<KubeController> {
-  const c = await startKubeController({ cluster, namespace: ns, alsoWatch, host, identity });
-  running.push(c);
-  return c;
+function controller(ns: string, identity: string, host: string, alsoWatch: string[] = []): Promise<KubeController> {
+  return bed.controller({ namespace: ns, alsoWatch, host, identity });
 }
 
 interface Condition {
