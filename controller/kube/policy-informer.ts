@@ -3,7 +3,7 @@
 // objects as read (the status reconciler re-reads them from here, never from the API server), and feed
 // the PolicyIntake, which puts the valid specs in force. Emits 'change' with the keys (namespace/name)
 // of objects added, changed or removed. If the CRD is not installed there are simply no policies (the
-// informer counts as synced and looks again every 30 s).
+// informer counts as synced and looks again every 5 s).
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { PolicyIntake, PolicyObject } from '../policy-intake.ts';

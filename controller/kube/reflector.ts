@@ -37,8 +37,11 @@ export interface ReflectorOptions {
   /** A watch with no bytes (not even a bookmark) for this long is restarted. */
   watchInactivityMs?: number | undefined;
   /**
-   * A 404 on the list means the kind is not served (its CRD is not installed): count the scope as listed
-   * and empty, and list again at the backoff cap until it is served. Without it, a 404 is retried like any error.
+   * A 404 on a scope's first list means the kind is not served (its CRD is not installed): count the
+   * scope as listed and empty, and list again every 5 s until it is served. Once a scope has
+   * listed, a 404 is retried like any error and what it holds stays: an API server that is starting
+   * answers 404 for a CRD's kind until its handler is up, and that must not empty the cache (so after
+   * the CRD is deleted, the last objects stay until a restart). Without it, a 404 is always an error.
    */
   notServedIsEmpty?: boolean;
   /** Called after each completed (re)list of a scope, and on each watch (re)connect/failure. */
@@ -64,6 +67,9 @@ class GoneError extends Error {}
 /** The kind is not served: listed as empty, looked at again later. */
 class NotServed extends Error {}
 
+/** How often a kind that is not served is listed again. */
+const NOT_SERVED_RETRY_MS = 5000;
+
 export class Reflector {
   readonly #o: ReflectorOptions;
   readonly #client: KubeClient;
@@ -75,6 +81,8 @@ export class Reflector {
   readonly #listed = new Set<string>();
   /** Scopes whose last list found the kind not served (warned once per spell). */
   readonly #notServed = new Set<string>();
+  /** Scopes that have listed the kind once. */
+  readonly #served = new Set<string>();
   readonly #aborts = new Set<AbortController>();
   readonly #loops: Promise<void>[] = [];
   #synced = false;
@@ -138,10 +146,10 @@ export class Reflector {
       } catch (err) {
         if (this.#stopped) break;
         if (err instanceof NotServed) {
-          if (!this.#notServed.has(scope)) log.warn({ retryInMs: this.#backoff.maxMs }, `${this.#o.what} is not served by the API server (is its CRD installed?); none are held until it is`);
+          if (!this.#notServed.has(scope)) log.warn({ retryInMs: NOT_SERVED_RETRY_MS }, `${this.#o.what} is not served by the API server (is its CRD installed?); none are held until it is`);
           this.#notServed.add(scope);
           this.#markListed(scope, 0);
-          await this.#sleep(this.#backoff.maxMs);
+          await this.#sleep(NOT_SERVED_RETRY_MS);
           continue;
         }
         if (err instanceof GoneError || (err instanceof KubeApiError && err.status === 410) || (err as { statusCode?: unknown }).statusCode === 410) {
@@ -150,8 +158,6 @@ export class Reflector {
           rv = '';
           continue;
         }
-        // A watch of a kind that stopped being served (its CRD deleted) ends in errors: list again.
-        if (this.#o.notServedIsEmpty === true) rv = '';
         const delay = backoff.next();
         log.warn({ err: err instanceof Error ? err.message : String(err), failures: backoff.attempts, retryInMs: Math.round(delay) }, `${this.#o.what} list/watch failed; retrying`);
         this.#o.onEvent?.('error', scope, err);
@@ -198,7 +204,7 @@ export class Reflector {
           timeoutMs: 60_000,
         });
       } catch (err) {
-        if (this.#o.notServedIsEmpty === true && isNotFound(err)) {
+        if (this.#o.notServedIsEmpty === true && isNotFound(err) && !this.#served.has(scope)) {
           this.#o.handler.listed(scope, []);
           throw new NotServed();
         }
@@ -208,6 +214,7 @@ export class Reflector {
       cont = page.metadata?.continue || undefined;
       rv = page.metadata?.resourceVersion ?? rv;
     } while (cont !== undefined && !this.#stopped);
+    this.#served.add(scope);
     this.#o.handler.listed(scope, items);
     return rv;
   }
