@@ -2,7 +2,7 @@
 // node → BasisServices in `kubectl get bsvc` and the discovery stream; readiness and deletion;
 // one Warning Event per invalid annotation; schema refusals; leader election and handover.
 // Addresses: controllers listen on 127.0.61.x (this file's octet: 61).
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestCluster } from '../harness/use-cluster.ts';
 import { restartComponent } from '../harness/restart.ts';
@@ -15,11 +15,8 @@ import { createPods, getBsvcTable, getJson, httpGet, kubeTestFile, API_RETRY, se
 
 const API = 'qbasis.test.kube.v1.Greeter';
 const BSVC = 'qbasis-test-kube-v1-greeter';
-const bed = kubeTestFile();
 let cluster: TestCluster;
-before(() => {
-  cluster = bed.cluster;
-});
+const bed = kubeTestFile((c) => (cluster = c));
 
 function controller(ns: string, identity: string, host = '127.0.61.1', args: string[] = []): Promise<KubeController> {
   return bed.controller({ namespace: ns, host, identity, args });

@@ -22,13 +22,17 @@ export interface KubeTestFile {
   controller(o: Omit<StartOptions, 'cluster'>): Promise<KubeController>;
 }
 
-/** For a kube-*.test.ts file: registers the `before` that gets the cluster and applies the CRDs, and the `after` that kills its controllers. */
-export function kubeTestFile(): KubeTestFile {
+/**
+ * For a kube-*.test.ts file: registers the `before` that gets the cluster, applies the CRDs and hands
+ * the cluster to `ready`, and the `after` that kills the file's controllers.
+ */
+export function kubeTestFile(ready: (cluster: TestCluster) => void = () => {}): KubeTestFile {
   let cluster: TestCluster | undefined;
   const running: KubeController[] = [];
   before(async () => {
     cluster = await useCluster();
     await applyCrds(cluster);
+    ready(cluster);
   }, { timeout: CLUSTER_START_TIMEOUT_MS });
   after(async () => {
     for (const c of running) await c.stop('SIGKILL');
