@@ -112,7 +112,7 @@ test('an invalid pods file keeps the last good state and logs what was wrong', a
     assert.match(String(err.err), /YAML|document 1/);
     // wrong kind
     fs.writeFileSync(file, 'apiVersion: v1\nkind: Service\nmetadata: {name: s}\n');
-    const kindErr = await ctl.waitForLog((l) => /kind Service; expected Pod, List or PodList/.test(String(l.err)), 20_000, 'the wrong-kind error');
+    const kindErr = await ctl.waitForLog((l) => /kind Service; expected Pod, BasisPolicy, List or PodList/.test(String(l.err)), 20_000, 'the wrong-kind error');
     assert.ok(kindErr);
     const ready = await fetch(`${ctl.admin}/ready`);
     assert.equal(ready.status, 200, 'still ready on the last good state');
