@@ -89,7 +89,7 @@ async function selectPodSource(flags: FlagValues, logger: Logger, policies: Poli
     );
   }
   const { KubeMode } = await import('./kube/kube-mode.ts');
-  const kube = new KubeMode(flags, logger);
+  const kube = new KubeMode(flags, logger, policies);
   return { source: kube.source, localMode: false, kube };
 }
 

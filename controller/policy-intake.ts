@@ -14,11 +14,25 @@ export interface PolicyObject {
   creationTimestamp: string | undefined;
   /** The whole object: parseBasisPolicy reads apiVersion, kind and spec. */
   raw: unknown;
+  /**
+   * The spec that was in force before this process started (Kubernetes mode: the object's
+   * status.lastValid, which the controller wrote), as an object parseBasisPolicy reads. Used only when
+   * the object is invalid now and nothing of it is in force yet; checked like any spec.
+   */
+  lastValid?: { generation: number; raw: unknown } | undefined;
+}
+
+/** The object (or restored last valid spec) whose spec is in force. */
+export interface AcceptedSpec {
+  generation: number;
+  raw: unknown;
 }
 
 interface Held {
   obj: PolicyObject;
   parsed: ParsedPolicy;
+  /** Whose spec is in force: this object when valid, else the last valid one. */
+  accepted: AcceptedSpec | undefined;
   /** What was last logged for it, so a reload logs only what changed. */
   logged: string;
 }
@@ -44,17 +58,35 @@ export class PolicyIntake {
     this.#log = opts.logger.child({ component: 'policies' });
   }
 
+  /** The policies in force that this intake feeds. */
+  get store(): PolicyStore {
+    return this.#opts.store;
+  }
+
   upsert(obj: PolicyObject): void {
     const k = key(obj.namespace, obj.name);
     const parsed = parseBasisPolicy(obj.raw);
-    const held: Held = { obj, parsed, logged: this.#held.get(k)?.logged ?? '' };
+    const before = this.#held.get(k);
+    const held: Held = { obj, parsed, accepted: before?.accepted, logged: before?.logged ?? '' };
     this.#held.set(k, held);
-    const policy = parsed.policy;
+    let policy = parsed.policy;
+    let accepted: AcceptedSpec = { generation: obj.generation, raw: obj.raw };
+    if (policy === undefined && this.#opts.store.get(obj.namespace, obj.name) === undefined && obj.lastValid !== undefined) {
+      // Invalid, and this process never saw a valid spec of it: the one in force before it started.
+      policy = parseBasisPolicy(obj.lastValid.raw).policy;
+      accepted = obj.lastValid;
+    }
     if (policy !== undefined) {
-      this.#opts.store.upsert({ namespace: obj.namespace, name: obj.name, generation: obj.generation, creationTimestamp: obj.creationTimestamp, policy });
+      held.accepted = accepted;
+      this.#opts.store.upsert({ namespace: obj.namespace, name: obj.name, generation: accepted.generation, creationTimestamp: obj.creationTimestamp, policy });
     }
     // Invalid: whatever spec of it is in the store stays there.
     this.#report(held);
+  }
+
+  /** Whose spec is in force for this object (itself when valid, else its last valid spec), if any. */
+  accepted(namespace: string, name: string): AcceptedSpec | undefined {
+    return this.#held.get(key(namespace, name))?.accepted;
   }
 
   delete(namespace: string, name: string): void {

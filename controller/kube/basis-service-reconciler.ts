@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { QbasisError } from '../../proto/errors.ts';
 import { ApiIdCollisions } from '../api-id-collisions.ts';
 import type { EndpointRegistry, ApiChange } from '../endpoint-registry.ts';
+import type { PolicyChange, PolicyStore } from '../policy-store.ts';
 import {
   API_ANNOTATION,
   BSVC_KIND,
@@ -26,7 +27,7 @@ import {
 import type { CallerIndex } from './caller-index.ts';
 import { isNotFound, type KubeClient } from './kube-client.ts';
 import { reconcileKey, splitKey } from './reconcile-key.ts';
-import { WorkQueue, type ReconcileResult } from './work-queue.ts';
+import { logResults, WorkQueue, type ReconcileResult } from './work-queue.ts';
 
 export const FIELD_MANAGER = 'qbasis-controller';
 
@@ -62,6 +63,8 @@ export interface BasisServiceReconcilerOptions {
   client: KubeClient;
   registry: EndpointRegistry;
   callers: CallerIndex;
+  /** BasisPolicies in force: status.policy names the one that applies; absent: never any. */
+  policies?: PolicyStore;
   logger: Logger;
   /** The pod cache is synced (writes wait for it). */
   synced: () => boolean;
@@ -107,19 +110,22 @@ export class BasisServiceReconciler {
     }
   };
 
+  // which policy applies can change for every namespace the API has a BasisService in
+  readonly #onPolicyChange = (c: PolicyChange): void => {
+    for (const ns of this.#apiNamespaces.get(c.api) ?? []) this.queue.add(reconcileKey(ns, c.api));
+  };
+
   constructor(opts: BasisServiceReconcilerOptions) {
     this.#o = opts;
     this.#log = opts.logger.child({ component: 'bsvc-reconciler' });
+    const logged = logResults(this.#log);
     this.queue = new WorkQueue((key) => this.reconcile(key), {
       workers: opts.workers ?? 4,
       baseDelayMs: 50,
       maxDelayMs: 30_000,
       onResult: (key, result, durationMs, err) => {
         opts.metrics?.onResult(key, result, durationMs);
-        const ms = Math.round(durationMs * 10) / 10;
-        if (result === 'error') this.#log.warn({ key, result, durationMs: ms, err: errText(err) }, 'reconcile failed; will retry');
-        else if (result === 'terminal') this.#log.error({ key, result, durationMs: ms, err: errText(err) }, 'reconcile failed; not retrying');
-        else this.#log.debug({ key, result, durationMs: ms }, 'reconciled');
+        logged(key, result, durationMs, err);
       },
     });
   }
@@ -129,6 +135,7 @@ export class BasisServiceReconciler {
     this.#started = true;
     this.#o.registry.on('change', this.#onRegistryChange);
     this.#o.callers.on('change', this.#onCallersChange);
+    this.#o.policies?.on('change', this.#onPolicyChange);
     for (const api of this.#o.registry.apis()) this.#onRegistryChange({ api, version: this.#o.registry.version(api) });
     for (const api of this.#o.callers.apis()) this.#trackId(api, true);
     const resyncMs = this.#o.resyncMs ?? 60_000;
@@ -142,6 +149,7 @@ export class BasisServiceReconciler {
     this.#started = false;
     this.#o.registry.off('change', this.#onRegistryChange);
     this.#o.callers.off('change', this.#onCallersChange);
+    this.#o.policies?.off('change', this.#onPolicyChange);
     if (this.#resyncTimer !== undefined) clearInterval(this.#resyncTimer);
     await this.queue.stop();
   }
@@ -234,6 +242,8 @@ export class BasisServiceReconciler {
       this.#known.set(key, current);
     }
     const collidesWith = this.#ids.collidesWith(api);
+    const providers = [...new Set(this.#o.registry.list(api).map((e) => e.namespace))];
+    const policy = this.#o.policies?.forCaller(api, namespace, providers);
     const status = computeStatus(
       {
         api,
@@ -242,6 +252,7 @@ export class BasisServiceReconciler {
         collidesWith,
         synced: this.#o.synced(),
         generation: current.generation,
+        policy: policy === undefined ? undefined : `${policy.namespace}/${policy.name}`,
       },
       current.status,
       new Date(),
@@ -259,7 +270,7 @@ export class BasisServiceReconciler {
     }
     this.#known.set(key, { ...current, status });
     this.#log.info(
-      { key, ready: status.ready, versions: status.versionSummary, conditions: status.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`).join(' ') },
+      { key, ready: status.ready, versions: status.versionSummary, policy: status.policy, conditions: status.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`).join(' ') },
       'BasisService status written',
     );
   }
@@ -312,7 +323,8 @@ export class BasisServiceReconciler {
     // A merge patch replaces the lists wholesale and needs no resourceVersion: the leader is
     // the only writer of status, and each pass writes the complete status from the cache.
     const got = await this.#o.client.request<BasisServiceObject>('PATCH', `${this.#objectPath(namespace, name)}/status`, {
-      body: { status },
+      // null removes a field a merge patch would otherwise leave in place
+      body: { status: { ...status, policy: status.policy ?? null } },
       contentType: 'application/merge-patch+json',
     });
     this.#o.metrics?.onWrite('status');

@@ -44,6 +44,8 @@ export interface BasisServiceStatus {
   totalEndpoints: number;
   ready: string;
   conditions: Condition[];
+  /** The BasisPolicy (namespace/name) that applies to calls from this namespace; absent: none. */
+  policy?: string;
 }
 
 /** A pod in the namespace that calls the API (from its qbasis.io/requires). */
@@ -61,6 +63,8 @@ export interface StatusInput {
   /** The pod cache has completed its initial list (and is not relisting). */
   synced: boolean;
   generation: number;
+  /** The BasisPolicy that applies here (namespace/name), if any: PolicyStore.forCaller(api, namespace, providers). */
+  policy?: string | undefined;
 }
 
 const MAX_NAME = 63;
@@ -102,7 +106,7 @@ function majorOf(v: string): number | undefined {
   return p === null ? undefined : p.major;
 }
 
-interface DesiredCondition {
+export interface DesiredCondition {
   type: string;
   status: ConditionStatus;
   reason: string;
@@ -196,6 +200,21 @@ function syncedCondition(synced: boolean): DesiredCondition {
 }
 
 /**
+ * Conditions as written: each keeps its lastTransitionTime from `previous` when its status did not
+ * change (metav1.Condition semantics), so rewriting the same state changes nothing. Whole seconds, as
+ * metav1.Time.
+ */
+export function stampConditions(desired: readonly DesiredCondition[], previous: readonly Condition[] | undefined, generation: number, now: Date): Condition[] {
+  const prior = new Map((previous ?? []).map((c) => [c.type, c]));
+  const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  return desired.map((d): Condition => {
+    const old = prior.get(d.type);
+    const lastTransitionTime = old !== undefined && old.status === d.status ? old.lastTransitionTime : stamp;
+    return { ...d, lastTransitionTime, observedGeneration: generation };
+  });
+}
+
+/**
  * The status for this input. Conditions keep their lastTransitionTime from `previous` when their
  * status did not change (metav1.Condition semantics), so rewriting the same state changes nothing.
  */
@@ -206,13 +225,7 @@ export function computeStatus(input: StatusInput, previous: Partial<BasisService
   const versions = [...new Set(endpoints.map((e) => e.version))].sort(compareVersionsDesc);
   const readyEndpoints = endpoints.filter((e) => e.ready).length;
   const desired = [readyCondition(readyEndpoints, endpoints.length), compatibleCondition(input), syncedCondition(input.synced)];
-  const prior = new Map((previous?.conditions ?? []).map((c) => [c.type, c]));
-  const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z');
-  const conditions = desired.map((d): Condition => {
-    const old = prior.get(d.type);
-    const lastTransitionTime = old !== undefined && old.status === d.status ? old.lastTransitionTime : stamp;
-    return { ...d, lastTransitionTime, observedGeneration: input.generation };
-  });
+  const conditions = stampConditions(desired, previous?.conditions, input.generation, now);
   return {
     observedGeneration: input.generation,
     endpoints,
@@ -222,6 +235,7 @@ export function computeStatus(input: StatusInput, previous: Partial<BasisService
     totalEndpoints: endpoints.length,
     ready: `${readyEndpoints}/${endpoints.length}`,
     conditions,
+    ...(input.policy !== undefined ? { policy: input.policy } : {}),
   };
 }
 
@@ -247,5 +261,6 @@ function canonical(s: Partial<BasisServiceStatus>): string {
     totalEndpoints: s.totalEndpoints,
     ready: s.ready,
     conditions: (s.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message, c.lastTransitionTime, c.observedGeneration]),
+    policy: s.policy ?? null,
   });
 }

@@ -9,7 +9,7 @@ export type PodWatchEvent = 'list' | 'relist' | 'watch-start' | 'watch-end' | 'e
 /** What the gauges read when scraped. */
 export interface KubeMetricsSources {
   /** The work queues by the `queue` label (undefined until the components exist). */
-  queues: () => { basisservices: WorkQueue | undefined; events: WorkQueue | undefined };
+  queues: () => { basisservices: WorkQueue | undefined; basispolicies: WorkQueue | undefined; events: WorkQueue | undefined };
   isLeader: () => boolean;
 }
 

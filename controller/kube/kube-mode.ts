@@ -1,5 +1,6 @@
-// Kubernetes mode, assembled: the informer pod source (teed into the caller index), and one
-// component that runs leader election, the BasisService reconciler and the InvalidAnnotation
+// Kubernetes mode, assembled: the informer pod source (teed into the caller index) with the
+// BasisPolicy informer beside it (feeding the PolicyIntake main.ts made), and one component that runs
+// leader election, the BasisService and BasisPolicy status reconcilers and the InvalidAnnotation
 // Events. main.ts uses it when no --pods-file is given. Every replica serves discovery from its
 // own informer cache; only the Lease holder writes to the API server.
 import type { Logger } from 'pino';
@@ -7,8 +8,10 @@ import type { Registry } from '../../proto/prom.ts';
 import type { ControllerComponent } from '../component.ts';
 import type { EndpointRegistry } from '../endpoint-registry.ts';
 import { FlagError, type FlagValues } from '../flags.ts';
-import type { PodSource } from '../pod-source.ts';
+import type { PolicyIntake } from '../policy-intake.ts';
+import type { PodSink, PodSource } from '../pod-source.ts';
 import { AnnotationEvents } from './annotation-events.ts';
+import { BasisPolicyReconciler } from './basis-policy-reconciler.ts';
 import { BasisServiceReconciler } from './basis-service-reconciler.ts';
 import { CallerIndex } from './caller-index.ts';
 import { InformerPodSource } from './informer-pod-source.ts';
@@ -16,22 +19,56 @@ import { KubeClient, loadKubeConfig } from './kube-client.ts';
 import { kubeSettings, type KubeSettings } from './kube-flags.ts';
 import { KubeMetrics } from './kube-metrics.ts';
 import { LeaderElector } from './leader-elector.ts';
+import { PolicyInformer } from './policy-informer.ts';
 import { TeedPodSource } from './tee-sink.ts';
+
+/**
+ * The pods, with the BasisPolicy cache beside them: synced when both are, so discovery (which main.ts
+ * starts once the source is synced) never serves a stream without the policies in force.
+ */
+class PodsAndPolicies implements PodSource {
+  readonly kind: string;
+  readonly #pods: PodSource;
+  readonly #policies: PolicyInformer;
+
+  constructor(pods: PodSource, policies: PolicyInformer) {
+    this.kind = pods.kind;
+    this.#pods = pods;
+    this.#policies = policies;
+  }
+
+  async start(sink: PodSink): Promise<void> {
+    await Promise.all([this.#pods.start(sink), this.#policies.start()]);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.#pods.stop(), this.#policies.stop()]);
+  }
+
+  synced(): boolean {
+    return this.#pods.synced() && this.#policies.synced();
+  }
+}
 
 export class KubeMode {
   readonly client: KubeClient;
   readonly #callers = new CallerIndex();
   readonly #informer: InformerPodSource;
+  readonly #policyInformer: PolicyInformer;
+  readonly #policies: PolicyIntake;
   readonly source: PodSource;
   readonly #settings: KubeSettings;
   readonly #log: Logger;
   readonly #metrics = new KubeMetrics();
   #elector: LeaderElector | undefined;
   #reconciler: BasisServiceReconciler | undefined;
+  #policyReconciler: BasisPolicyReconciler | undefined;
   #events: AnnotationEvents | undefined;
 
-  constructor(flags: FlagValues, logger: Logger) {
+  /** `policies`: the intake main.ts made; the BasisPolicy informer feeds it. */
+  constructor(flags: FlagValues, logger: Logger, policies: PolicyIntake) {
     this.#log = logger;
+    this.#policies = policies;
     try {
       this.client = new KubeClient(loadKubeConfig({ kubeconfig: flags.get('kubeconfig') }));
     } catch (err) {
@@ -44,7 +81,8 @@ export class KubeMode {
       namespaces: this.#settings.namespaces,
       onEvent: (kind) => this.#metrics.podWatch(kind),
     });
-    this.source = new TeedPodSource(this.#informer, this.#callers);
+    this.#policyInformer = new PolicyInformer({ client: this.client, logger, intake: policies, namespaces: this.#settings.namespaces });
+    this.source = new PodsAndPolicies(new TeedPodSource(this.#informer, this.#callers), this.#policyInformer);
   }
 
   /** Discovery server hook: a pushed update's latency from the registry change. */
@@ -62,6 +100,7 @@ export class KubeMode {
       client: this.client,
       registry,
       callers: this.#callers,
+      policies: this.#policies.store,
       logger: this.#log,
       synced: () => this.#informer.synced(),
       isLeader: () => this.isLeader(),
@@ -81,7 +120,18 @@ export class KubeMode {
       instance: s.identity,
       onEvent: () => this.#metrics.eventWritten('InvalidAnnotation'),
     });
+    const policyReconciler = new BasisPolicyReconciler({
+      client: this.client,
+      informer: this.#policyInformer,
+      intake: this.#policies,
+      registry,
+      logger: this.#log,
+      synced: () => this.source.synced(),
+      isLeader: () => this.isLeader(),
+      onWrite: () => this.#metrics.wrote('status'),
+    });
     this.#reconciler = reconciler;
+    this.#policyReconciler = policyReconciler;
     this.#events = events;
     if (s.lease !== undefined) {
       this.#elector = new LeaderElector({
@@ -92,15 +142,17 @@ export class KubeMode {
         onStartedLeading: () => {
           // a new leader trusts nothing it did not write itself: look at everything again
           void reconciler.resync();
+          policyReconciler.enqueueAll();
           events.enqueueAll();
         },
       });
     }
     const elector = this.#elector;
     return {
-      name: 'kubernetes controller (leader election, BasisServices, Events)',
+      name: 'kubernetes controller (leader election, BasisServices, BasisPolicy statuses, Events)',
       start: async () => {
         reconciler.start();
+        policyReconciler.start();
         events.start();
         if (elector !== undefined) elector.start();
         else void reconciler.resync();
@@ -108,6 +160,7 @@ export class KubeMode {
       stop: async () => {
         // finish in-flight writes, then hand the Lease over
         await reconciler.stop();
+        await policyReconciler.stop();
         await events.stop();
         await elector?.stop();
       },
@@ -116,7 +169,7 @@ export class KubeMode {
 
   registerMetrics(reg: Registry): void {
     this.#metrics.register(reg, {
-      queues: () => ({ basisservices: this.#reconciler?.queue, events: this.#events?.queue }),
+      queues: () => ({ basisservices: this.#reconciler?.queue, basispolicies: this.#policyReconciler?.queue, events: this.#events?.queue }),
       isLeader: () => this.isLeader(),
     });
   }

@@ -1,6 +1,7 @@
 // A controller-runtime style work queue: keys, not events. A key added many times before a worker
 // takes it runs once; a key never runs on two workers at once (added while running, it runs again
 // after); failures retry with per-key exponential backoff; a terminal error is logged, not retried.
+import type { Logger } from 'pino';
 import { backoffDelayMs, type BackoffOptions } from '../../proto/backoff.ts';
 import { isQbasisError } from '../../proto/errors.ts';
 
@@ -22,6 +23,21 @@ export interface WorkQueueOptions {
   maxDelayMs?: number;
   /** Called after every pass (metrics, logs). */
   onResult?: (key: string, result: ReconcileResult, durationMs: number, err?: unknown) => void;
+}
+
+/**
+ * An onResult that logs each pass by its key, as the reconcilers do: an error warns (it is retried), a
+ * terminal error is an error line, anything else is debug.
+ */
+export function logResults(log: Logger): NonNullable<WorkQueueOptions['onResult']> {
+  return (key, result, durationMs, err) => {
+    const ms = Math.round(durationMs * 10) / 10;
+    const fields = { key, result, durationMs: ms };
+    const errText = err === undefined ? undefined : err instanceof Error ? err.message : String(err);
+    if (result === 'error') log.warn({ ...fields, err: errText }, 'reconcile failed; will retry');
+    else if (result === 'terminal') log.error({ ...fields, err: errText }, 'reconcile failed; not retrying');
+    else log.debug(fields, 'reconciled');
+  };
 }
 
 export class WorkQueue {

@@ -208,6 +208,9 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     const clusterRules = all.find((d) => d.kind === 'ClusterRole')!.rules as Rule[];
     assert.ok(!clusterRules.some((r) => r.resources.includes('secrets')), 'no secrets in the ClusterRole');
     assert.ok(!clusterRules.some((r) => r.verbs.includes('*') || r.resources.includes('*')), 'no wildcards');
+    // BasisPolicies: the informer lists and watches, the status reconciler merge-patches; nothing more
+    assert.deepEqual(clusterRules.find((r) => r.resources.includes('basispolicies'))?.verbs, ['list', 'watch']);
+    assert.deepEqual(clusterRules.find((r) => r.resources.includes('basispolicies/status'))?.verbs, ['patch']);
     const mwc = clusterRules.find((r) => r.resources.includes('mutatingwebhookconfigurations'))!;
     assert.deepEqual(mwc.resourceNames, [`${fullname}-sidecar-injector`]);
     const roleRules = all.find((d) => d.kind === 'Role')!.rules as Rule[];

@@ -1,6 +1,7 @@
 // The chart's RBAC is enough, and only what is needed: the Kubernetes-mode controller runs as a real
 // process with a token of the ServiceAccount the chart installs (not the admin kubeconfig), and must
-// still publish BasisServices, warn with Events, and win its Lease — with no request refused.
+// still publish BasisServices, warn with Events, win its Lease, and read BasisPolicies and write their
+// status — with no request refused.
 // Addresses: 127.0.62.x.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -60,7 +61,7 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-test("the controller running with only the chart's ServiceAccount RBAC publishes BasisServices, warns with one Event and holds its Lease", { timeout: 240_000 }, async () => {
+test("the controller running with only the chart's ServiceAccount RBAC publishes BasisServices, warns with one Event, holds its Lease and writes BasisPolicy status", { timeout: 240_000 }, async () => {
   type Deployment = { spec: { template: { spec: { serviceAccountName: string; containers: Array<{ args: string[] }> } } } };
   const deployments = await getJson<{ items: Deployment[] }>(cluster, ['-n', releaseNs, 'get', 'deployment', '-l', 'app.kubernetes.io/component=controller']);
   const deploy = deployments.items[0]!;
@@ -75,11 +76,15 @@ test("the controller running with only the chart's ServiceAccount RBAC publishes
   assert.equal(await can('list', 'secrets', '-A'), 'no');
   assert.equal(await can('delete', 'pods', '-n', appNs), 'no');
   assert.equal(await can('watch', 'pods', '-A'), 'yes');
+  assert.equal(await can('watch', 'basispolicies.qbasis.io', '-A'), 'yes');
+  assert.equal(await can('update', 'basispolicies.qbasis.io', '-n', appNs), 'no', 'the spec is the users\'');
 
   await createPods(cluster, appNs, [
     { name: 'orders-1', annotations: { 'qbasis.io/provides': `${API}@1.4.0`, 'qbasis.io/app-port': '50051' } },
     { name: 'broken-1', annotations: { 'qbasis.io/provides': `${API}@1.4`, 'qbasis.io/app-port': '50051' } },
   ]);
+  const policy = { apiVersion: 'qbasis.io/v1alpha1', kind: 'BasisPolicy', metadata: { name: 'orders', namespace: appNs }, spec: { api: API, timeout: '1s' } };
+  await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy) });
   controller = await startKubeController({
     cluster: { ...cluster, kubeconfig },
     namespace: appNs,
@@ -104,6 +109,12 @@ test("the controller running with only the chart's ServiceAccount RBAC publishes
   assert.equal(events.length, 1);
   assert.equal(events[0]!.type, 'Warning');
   assert.match(events[0]!.message, /qbasis\.io\/provides/);
+
+  const accepted = await pollFor('the BasisPolicy Accepted', async () => {
+    const o = await getJson<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(cluster, ['-n', appNs, 'get', 'bpol', 'orders']);
+    return o.status?.conditions?.find((c) => c.type === 'Accepted' && c.status === 'True');
+  }, { ...API_RETRY, timeoutMs: 120_000 });
+  assert.ok(accepted);
 
   const lease = await getJson<{ spec: { holderIdentity?: string } }>(cluster, ['-n', releaseNs, 'get', 'lease', leaseName]);
   assert.equal(lease.spec.holderIdentity, 'rbac-replica');

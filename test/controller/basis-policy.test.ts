@@ -15,6 +15,7 @@ import {
   type Problem,
 } from '../../controller/basis-policy.ts';
 import { Status } from '../../proto/errors.ts';
+import { DESIGN_EXAMPLE } from '../fixtures/policies.ts';
 
 const API = 'shop.orders.v1.OrderService';
 
@@ -35,30 +36,6 @@ function oneProblem(s: Record<string, unknown>): Problem {
   return problems[0]!;
 }
 
-const DESIGN_EXAMPLE = `
-apiVersion: qbasis.io/v1alpha1
-kind: BasisPolicy
-metadata: { name: orders, namespace: shop }
-spec:
-  api: shop.orders.v1.OrderService
-  timeout: 2s
-  retry:
-    attempts: 2
-    on: [UNAVAILABLE]
-    perTryTimeout: 500ms
-    backoff: { base: 25ms, max: 250ms }
-    budget: { percent: 20, minPerSecond: 10 }
-  routes:
-    - methods: [Create, Cancel]
-      split: [{ versions: ">=1.10.0", weight: 1 }]
-    - split:
-        - { versions: "<1.10.0", weight: 90 }
-        - { versions: ">=1.10.0", weight: 10 }
-      mirror: { versions: ">=1.10.0", percent: 5 }
-  allow:
-    - spiffe://cluster.local/ns/shop/sa/checkout
-    - spiffe://cluster.local/ns/billing/sa/*
-`;
 
 test("DESIGN.md's example policy is accepted with durations in milliseconds and every number as written", () => {
   const r = parseBasisPolicy(YAML.parse(DESIGN_EXAMPLE));

@@ -2,43 +2,24 @@
 // node → BasisServices in `kubectl get bsvc` and the discovery stream; readiness and deletion;
 // one Warning Event per invalid annotation; schema refusals; leader election and handover.
 // Addresses: controllers listen on 127.0.61.x (this file's octet: 61).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/use-cluster.ts';
+import type { TestCluster } from '../harness/use-cluster.ts';
 import { restartComponent } from '../harness/restart.ts';
 import { WatchReader } from '../fixtures/local-controller.ts';
 import { pollFor, waitUntil } from '../fixtures/wait.ts';
 import type { Update__Output } from '../../proto/discovery.ts';
-import {
-  applyCrds,
-  createPods,
-  getBsvcTable,
-  getJson,
-  httpGet,
-  API_RETRY,
-  setPodReady,
-  startKubeController,
-  type KubeController,
-} from './kube-helpers.ts';
+import YAML from 'yaml';
+import { DESIGN_EXAMPLE } from '../fixtures/policies.ts';
+import { createPods, getBsvcTable, getJson, httpGet, kubeTestFile, API_RETRY, setPodReady, type KubeController } from './kube-helpers.ts';
 
 const API = 'qbasis.test.kube.v1.Greeter';
 const BSVC = 'qbasis-test-kube-v1-greeter';
 let cluster: TestCluster;
-const running: KubeController[] = [];
+const bed = kubeTestFile((c) => (cluster = c));
 
-before(async () => {
-  cluster = await useCluster();
-  await applyCrds(cluster);
-}, { timeout: CLUSTER_START_TIMEOUT_MS });
-
-after(async () => {
-  for (const c of running) await c.stop('SIGKILL');
-});
-
-async function controller(ns: string, identity: string, host = '127.0.61.1', args: string[] = []): Promise<KubeController> {
-  const c = await startKubeController({ cluster, namespace: ns, host, identity, args });
-  running.push(c);
-  return c;
+function controller(ns: string, identity: string, host = '127.0.61.1', args: string[] = []): Promise<KubeController> {
+  return bed.controller({ namespace: ns, host, identity, args });
 }
 
 /** Applies updates to a map of endpoints as a sidecar would. */
@@ -239,20 +220,30 @@ test('an invalid annotation yields exactly one Warning Event, across resyncs and
   assert.deepEqual(obj.status?.endpoints?.map((e) => e.pod), ['good']);
 });
 
-test('the API server refuses bad BasisService and BasisPolicy objects by schema, accepts good ones, and kubectl get qbasis lists both kinds', async (t) => {
+test('the API server refuses bad BasisService and BasisPolicy objects by schema naming the field, accepts good ones, and kubectl get qbasis lists both kinds', async (t) => {
   const ns = await cluster.namespace(t, 'kube-schema');
+  const split = (weight: number) => [{ split: [{ versions: '>=1.0.0', weight }] }];
   const bad: Array<{ what: string; obj: Record<string, unknown>; want: RegExp }> = [
     { what: 'bsvc without spec.api', obj: { kind: 'BasisService', spec: {} }, want: /spec\.api: Required/ },
     { what: 'bsvc with an API that is not a service name', obj: { kind: 'BasisService', spec: { api: 'not a/name' } }, want: /spec\.api.*should match/ },
-    { what: 'bpol with 11 retries', obj: { kind: 'BasisPolicy', spec: { api: API, retries: { attempts: 11 } } }, want: /spec\.retries\.attempts.*less than or equal to 10/ },
-    { what: 'bpol with an unknown balancer', obj: { kind: 'BasisPolicy', spec: { api: API, loadBalancer: 'fastest' } }, want: /spec\.loadBalancer.*Unsupported value/ },
+    { what: 'bpol without spec.api', obj: { kind: 'BasisPolicy', spec: { timeout: '1s' } }, want: /spec\.api: Required/ },
+    { what: 'bpol for an API that is not a service name', obj: { kind: 'BasisPolicy', spec: { api: 'orders/v1' } }, want: /spec\.api.*should match/ },
+    { what: 'bpol with 6 retries', obj: { kind: 'BasisPolicy', spec: { api: API, retry: { attempts: 6 } } }, want: /spec\.retry\.attempts.*less than or equal to 5/ },
+    { what: 'bpol with a retry block but no attempts', obj: { kind: 'BasisPolicy', spec: { api: API, retry: { on: ['UNAVAILABLE'] } } }, want: /spec\.retry\.attempts: Required/ },
+    { what: 'bpol retrying on an unknown code', obj: { kind: 'BasisPolicy', spec: { api: API, retry: { attempts: 1, on: ['SOMETIMES'] } } }, want: /spec\.retry\.on\[0\].*Unsupported value: "SOMETIMES"/ },
+    { what: 'bpol retrying on OK', obj: { kind: 'BasisPolicy', spec: { api: API, retry: { attempts: 2, on: ['OK'] } } }, want: /spec\.retry\.on\[0\].*Unsupported value: "OK"/ },
+    { what: 'bpol retrying on a code twice', obj: { kind: 'BasisPolicy', spec: { api: API, retry: { attempts: 2, on: ['UNAVAILABLE', 'UNAVAILABLE'] } } }, want: /spec\.retry\.on\[1\].*Duplicate value/ },
     { what: 'bpol with a timeout that is no duration', obj: { kind: 'BasisPolicy', spec: { api: API, timeout: 'soon' } }, want: /spec\.timeout.*should match/ },
-    { what: 'bpol with a weight above 100', obj: { kind: 'BasisPolicy', spec: { api: API, versionWeights: [{ version: '1.0.0', weight: 101 }] } }, want: /weight.*less than or equal to 100/ },
-    { what: 'bpol with a weight naming both range and version', obj: { kind: 'BasisPolicy', spec: { api: API, versionWeights: [{ version: '1.0.0', range: '^1', weight: 5 }] } }, want: /exactly one of range or version/ },
-    { what: 'bpol with all weights 0', obj: { kind: 'BasisPolicy', spec: { api: API, versionWeights: [{ range: '^1', weight: 0 }] } }, want: /positive weight/ },
-    { what: 'bpol with baseEjection above maxEjection', obj: { kind: 'BasisPolicy', spec: { api: API, outlierDetection: { baseEjection: '2m', maxEjection: '30s' } } }, want: /baseEjection must not exceed maxEjection/ },
-    { what: 'bpol with an unknown field', obj: { kind: 'BasisPolicy', spec: { api: API, colour: 'blue' } }, want: /unknown field "spec\.colour"|colour/ },
-    { what: 'bpol retrying on OK', obj: { kind: 'BasisPolicy', spec: { api: API, retries: { attempts: 2, on: ['OK'] } } }, want: /spec\.retries\.on\[0\].*Unsupported value/ },
+    { what: 'bpol with a backoff in microseconds', obj: { kind: 'BasisPolicy', spec: { api: API, retry: { attempts: 1, backoff: { base: '10us' } } } }, want: /spec\.retry\.backoff\.base.*should match/ },
+    { what: 'bpol with a negative weight', obj: { kind: 'BasisPolicy', spec: { api: API, routes: split(-1) } }, want: /spec\.routes\[0\]\.split\[0\]\.weight.*greater than or equal to 0/ },
+    { what: 'bpol with a weight above 1000000', obj: { kind: 'BasisPolicy', spec: { api: API, routes: split(1_000_001) } }, want: /spec\.routes\[0\]\.split\[0\]\.weight.*less than or equal to 1000000/ },
+    { what: 'bpol with 33 routes', obj: { kind: 'BasisPolicy', spec: { api: API, routes: Array.from({ length: 33 }, (_, i) => ({ methods: [`M${i}`] })) } }, want: /spec\.routes: Too many: 33: must have at most 32 items/ },
+    { what: 'bpol with 17 version groups', obj: { kind: 'BasisPolicy', spec: { api: API, routes: [{ split: Array.from({ length: 17 }, () => ({ versions: '^1', weight: 1 })) }] } }, want: /spec\.routes\[0\]\.split: Too many: 17: must have at most 16 items/ },
+    { what: 'bpol with a method that is not a name', obj: { kind: 'BasisPolicy', spec: { api: API, routes: [{ methods: ['Create/v2'] }] } }, want: /spec\.routes\[0\]\.methods\[0\].*should match/ },
+    { what: 'bpol mirroring 150 %', obj: { kind: 'BasisPolicy', spec: { api: API, routes: [{ mirror: { versions: '^2', percent: 150 } }] } }, want: /spec\.routes\[0\]\.mirror\.percent.*less than or equal to 100/ },
+    { what: 'bpol allowing an identity that is not a SPIFFE ID', obj: { kind: 'BasisPolicy', spec: { api: API, allow: ['checkout'] } }, want: /spec\.allow\[0\].*should match/ },
+    { what: 'bpol with an unknown field', obj: { kind: 'BasisPolicy', spec: { api: API, colour: 'blue' } }, want: /unknown field "spec\.colour"/ },
+    { what: 'bpol of the old shape (retries)', obj: { kind: 'BasisPolicy', spec: { api: API, retries: { attempts: 2 } } }, want: /unknown field "spec\.retries"/ },
   ];
   for (const [i, b] of bad.entries()) {
     const manifest = { apiVersion: 'qbasis.io/v1alpha1', metadata: { name: `bad-${i}`, namespace: ns }, ...b.obj };
@@ -260,26 +251,19 @@ test('the API server refuses bad BasisService and BasisPolicy objects by schema,
     assert.notEqual(r.code, 0, `${b.what} was accepted`);
     assert.match(r.stderr, b.want, `${b.what}: ${r.stderr}`);
   }
-  const good = [
-    { apiVersion: 'qbasis.io/v1alpha1', kind: 'BasisService', metadata: { name: 'good-bsvc', namespace: ns }, spec: { api: API } },
-    {
-      apiVersion: 'qbasis.io/v1alpha1',
-      kind: 'BasisPolicy',
-      metadata: { name: 'good-bpol', namespace: ns },
-      spec: {
-        api: API,
-        timeout: '1.5s',
-        retries: { attempts: 2, on: ['UNAVAILABLE'] },
-        outlierDetection: { consecutiveFailures: 7, baseEjection: '1s', maxEjection: '1m' },
-        loadBalancer: 'round-robin',
-        versionWeights: [
-          { range: '^1', weight: 90 },
-          { version: '2.0.0', weight: 10 },
-        ],
-      },
-    },
-  ];
-  await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: good }) });
+  // YAML 1.1, as kubectl reads it: an unquoted on: is the key true, which the schema does not know.
+  const unquoted = `apiVersion: qbasis.io/v1alpha1\nkind: BasisPolicy\nmetadata: { name: unquoted-on, namespace: ${ns} }\nspec:\n  api: ${API}\n  retry:\n    attempts: 1\n    on: [UNAVAILABLE]\n`;
+  const r1 = await cluster.kubectl(['create', '-f', '-'], { input: unquoted, allowFailure: true });
+  assert.notEqual(r1.code, 0, 'an unquoted on: was accepted');
+  assert.match(r1.stderr, /unknown field "spec\.retry\.true"/);
+  // DESIGN.md's example (sent as JSON: the YAML 1.1 question is the one above)
+  const example = YAML.parse(DESIGN_EXAMPLE) as { metadata: Record<string, string>; spec: Record<string, unknown> };
+  const designExample = JSON.stringify({ ...example, metadata: { name: 'good-bpol', namespace: ns }, spec: { ...example.spec, api: API } });
+  await cluster.kubectl(['create', '--validate=strict', '-f', '-'], { input: designExample });
+  const stored = await getJson<{ spec: { retry: { on: string[] }; routes: unknown[] } }>(cluster, ['-n', ns, 'get', 'bpol', 'good-bpol']);
+  assert.deepEqual(stored.spec.retry.on, ['UNAVAILABLE']);
+  assert.equal(stored.spec.routes.length, 2);
+  await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'qbasis.io/v1alpha1', kind: 'BasisService', metadata: { name: 'good-bsvc', namespace: ns }, spec: { api: API } }) });
   const all = await cluster.kubectl(['-n', ns, 'get', 'qbasis']);
   assert.match(all.stdout, /basisservice\.qbasis\.io\/good-bsvc/);
   assert.match(all.stdout, /basispolicy\.qbasis\.io\/good-bpol/);

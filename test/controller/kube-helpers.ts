@@ -2,7 +2,8 @@
 // in Kubernetes mode, and Pods on the kwok node (which makes them Running + Ready with a 127.1.x.x IP).
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { TestCluster } from '../harness/use-cluster.ts';
+import { after, before } from 'node:test';
+import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harness/use-cluster.ts';
 import { captureLogs, podManifest, QBASIS_BIN, REPO, type LogLine, type PodObject, type TestPod } from '../fixtures/local-controller.ts';
 import type { WaitOptions } from '../fixtures/wait.ts';
 
@@ -12,6 +13,41 @@ export const KWOK_NODE = 'kwok-node-0';
 export async function applyCrds(cluster: TestCluster): Promise<void> {
   await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD_DIR]);
   await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/basisservices.qbasis.io', 'crd/basispolicies.qbasis.io']);
+}
+
+export interface KubeTestFile {
+  /** The harness cluster (from the file's `before` on). */
+  readonly cluster: TestCluster;
+  /** A controller process, SIGKILLed after the file if still running. */
+  controller(o: Omit<StartOptions, 'cluster'>): Promise<KubeController>;
+}
+
+/**
+ * For a kube-*.test.ts file: registers the `before` that gets the cluster, applies the CRDs and hands
+ * the cluster to `ready`, and the `after` that kills the file's controllers.
+ */
+export function kubeTestFile(ready: (cluster: TestCluster) => void = () => {}): KubeTestFile {
+  let cluster: TestCluster | undefined;
+  const running: KubeController[] = [];
+  before(async () => {
+    cluster = await useCluster();
+    await applyCrds(cluster);
+    ready(cluster);
+  }, { timeout: CLUSTER_START_TIMEOUT_MS });
+  after(async () => {
+    for (const c of running) await c.stop('SIGKILL');
+  });
+  return {
+    get cluster(): TestCluster {
+      if (cluster === undefined) throw new Error('the cluster is there from before() on');
+      return cluster;
+    },
+    async controller(o) {
+      const c = await startKubeController({ cluster: this.cluster, ...o });
+      running.push(c);
+      return c;
+    },
+  };
 }
 
 export interface KubeController {
@@ -28,7 +64,10 @@ export interface KubeController {
 
 export interface StartOptions {
   cluster: TestCluster;
+  /** Watched, and the Lease's namespace. */
   namespace: string;
+  /** Watched too (beside `namespace`). */
+  alsoWatch?: string[];
   /** Loopback address for discovery and admin (pick one per test file). */
   host: string;
   identity: string;
@@ -44,7 +83,7 @@ export async function startKubeController(o: StartOptions): Promise<KubeControll
     '--kubeconfig',
     o.cluster.kubeconfig,
     '--namespaces',
-    o.namespace,
+    [o.namespace, ...(o.alsoWatch ?? [])].join(','),
     '--discovery-address',
     o.host,
     '--discovery-port',
@@ -145,17 +184,24 @@ export interface BsvcRow {
   synced: string;
 }
 
-/** `kubectl get bsvc` as a user sees it, parsed by its header. */
-export async function getBsvcTable(cluster: TestCluster, ns: string): Promise<{ header: string[]; rows: BsvcRow[]; text: string }> {
-  const r = await cluster.kubectl(['-n', ns, 'get', 'bsvc']);
+/**
+ * `kubectl get <args>` as a user sees it: the header's words, and each row cut at the columns the
+ * header starts (kubectl aligns cells left under their header, so a cell may hold spaces).
+ */
+export async function getTable(cluster: TestCluster, args: string[]): Promise<{ header: string[]; rows: string[][]; text: string }> {
+  const r = await cluster.kubectl(['get', ...args]);
   const lines = r.stdout.split('\n').filter((l) => l.trim() !== '');
   if (lines.length === 0) return { header: [], rows: [], text: r.stdout + r.stderr };
-  const header = lines[0]!.trim().split(/\s+/);
-  const rows = lines.slice(1).map((l) => {
-    const c = l.trim().split(/\s+/);
-    return { name: c[0] ?? '', api: c[1] ?? '', versions: c[2] ?? '', ready: c[3] ?? '', synced: c[4] ?? '' };
-  });
+  const starts = [...lines[0]!.matchAll(/\S+/g)].map((m) => m.index);
+  const header = starts.map((at, i) => lines[0]!.slice(at, starts[i + 1]).trim());
+  const rows = lines.slice(1).map((l) => starts.map((at, i) => l.slice(at, starts[i + 1]).trim()));
   return { header, rows, text: r.stdout };
+}
+
+/** `kubectl get bsvc` as a user sees it, parsed by its header. */
+export async function getBsvcTable(cluster: TestCluster, ns: string): Promise<{ header: string[]; rows: BsvcRow[]; text: string }> {
+  const { header, rows, text } = await getTable(cluster, ['-n', ns, 'bsvc']);
+  return { header, text, rows: rows.map(([name = '', api = '', versions = '', ready = '', synced = '']) => ({ name, api, versions, ready, synced })) };
 }
 
 export async function getJson<T>(cluster: TestCluster, args: string[]): Promise<T> {

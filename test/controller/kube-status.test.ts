@@ -151,3 +151,13 @@ test('Synced is Unknown while the cache is relisting', () => {
   assert.equal(cond(s, 'Synced').status, 'Unknown');
   assert.equal(cond(s, 'Synced').reason, 'CacheNotSynced');
 });
+
+test('status.policy names the BasisPolicy that applies, and a policy appearing or going is a change', () => {
+  const none = computeStatus(input({ endpoints: [ep('a', '1.0.0')] }), undefined, T0);
+  assert.equal(none.policy, undefined);
+  const named = computeStatus(input({ endpoints: [ep('a', '1.0.0')], policy: 'shop/orders' }), none, T1);
+  assert.equal(named.policy, 'shop/orders');
+  assert.ok(!statusEqual(none, named));
+  assert.ok(!statusEqual(named, computeStatus(input({ endpoints: [ep('a', '1.0.0')] }), named, T1)));
+  assert.ok(statusEqual(named, computeStatus(input({ endpoints: [ep('a', '1.0.0')], policy: 'shop/orders' }), named, T1)));
+});
