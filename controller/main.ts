@@ -94,9 +94,9 @@ async function selectPodSource(flags: FlagValues, logger: Logger, policies: Poli
 }
 
 /** Components that run beside the core: leader election, reconciler, webhook (Kubernetes mode adds them here). */
-async function extraComponents(flags: FlagValues, deps: { registry: EndpointRegistry; logger: Logger; kube?: KubeMode }): Promise<ControllerComponent[]> {
+async function extraComponents(flags: FlagValues, deps: { registry: EndpointRegistry; mirrorResults: MirrorResults; logger: Logger; kube?: KubeMode }): Promise<ControllerComponent[]> {
   const components: ControllerComponent[] = [];
-  if (deps.kube !== undefined) components.push(deps.kube.component(deps.registry));
+  if (deps.kube !== undefined) components.push(deps.kube.component(deps.registry, deps.mirrorResults));
   // Sidecar injection (controller/webhook/): only with --webhook-port; needs a kubeconfig for its Secret.
   const webhook = webhookSettings(flags, flags.get('discovery-address') ?? (flags.get('pods-file') !== undefined ? '127.0.0.1' : '0.0.0.0'));
   if (webhook !== undefined) {
@@ -170,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   let components: ControllerComponent[];
   try {
-    components = await extraComponents(flags, { registry, logger, ...(kube !== undefined ? { kube } : {}) });
+    components = await extraComponents(flags, { registry, mirrorResults, logger, ...(kube !== undefined ? { kube } : {}) });
   } catch (err) {
     if (err instanceof UsageError) return reportFailure('controller', err);
     throw err;

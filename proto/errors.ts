@@ -101,3 +101,10 @@ export function isQbasisError(err: unknown, code?: ErrorCode): err is QbasisErro
 export function qbError(code: ErrorCode, message: string, options?: QbasisErrorOptions): QbasisError {
   return new QbasisError(code, message, options);
 }
+
+const STATUS_BY_CODE = new Map<number, string>(Object.entries(Status).map(([name, code]) => [code, name]));
+
+/** The name of a gRPC status code (`UNAVAILABLE`), or the number as text for one gRPC does not define. */
+export function statusName(code: number): string {
+  return STATUS_BY_CODE.get(code) ?? String(code);
+}

@@ -7,6 +7,7 @@
 // its first providing pod or loses its last (NoSuchAPI).
 import type { Logger } from 'pino';
 import type { ApiChange, EndpointRegistry } from '../endpoint-registry.ts';
+import type { MirrorResults } from '../mirror-results.ts';
 import type { PolicyIntake } from '../policy-intake.ts';
 import { computePolicyStatus, policyStatusPatch, samePolicyStatus, BPOL_PLURAL, type BasisPolicyStatus } from './basis-policy-status.ts';
 import { GROUP, VERSION } from './basis-service-status.ts';
@@ -26,7 +27,12 @@ export interface BasisPolicyReconcilerOptions {
   isLeader: () => boolean;
   workers?: number;
   onWrite?: () => void;
+  /** The sidecars' mirror reports; their sums go to status.mirror, written at most every MIRROR_WRITE_MS per policy. */
+  mirror?: MirrorResults;
 }
+
+/** Sidecars report every 2 s each: the status follows at most this often, not per report. */
+export const MIRROR_WRITE_MS = 5000;
 
 function splitPolicyKey(key: string): { namespace: string; name: string } {
   const i = key.indexOf('/');
@@ -46,6 +52,10 @@ export class BasisPolicyReconciler {
     const namespaces = new Set(keys.map((k) => splitPolicyKey(k).namespace));
     for (const k of keys) this.queue.add(k);
     for (const k of this.#o.informer.keys()) if (namespaces.has(splitPolicyKey(k).namespace)) this.queue.add(k);
+  };
+
+  readonly #onMirrorChange = (key: string): void => {
+    this.queue.addAfter(key, MIRROR_WRITE_MS);
   };
 
   readonly #onRegistryChange = (c: ApiChange): void => {
@@ -72,6 +82,7 @@ export class BasisPolicyReconciler {
     this.#started = true;
     this.#o.informer.on('change', this.#onPolicyChange);
     this.#o.registry.on('change', this.#onRegistryChange);
+    this.#o.mirror?.on('change', this.#onMirrorChange);
     for (const api of this.#o.registry.apis()) this.#provided.set(api, this.#o.registry.list(api).length > 0);
     this.enqueueAll();
   }
@@ -80,6 +91,7 @@ export class BasisPolicyReconciler {
     this.#started = false;
     this.#o.informer.off('change', this.#onPolicyChange);
     this.#o.registry.off('change', this.#onRegistryChange);
+    this.#o.mirror?.off('change', this.#onMirrorChange);
     await this.queue.stop();
   }
 
@@ -102,6 +114,7 @@ export class BasisPolicyReconciler {
         generation: condition.observedGeneration,
         inForce: this.#o.intake.store.get(namespace, name)?.policy,
         accepted: this.#o.intake.accepted(namespace, name),
+        mirror: this.#o.mirror?.forPolicy(key),
       },
       previous,
       new Date(),

@@ -1,6 +1,8 @@
 // Pure functions: what a BasisPolicy's status should say, given the intake's view of it. No I/O here,
 // so the rules are tested without a cluster; basis-policy-reconciler.ts writes the result.
 import type { AcceptedCondition, BasisPolicy } from '../basis-policy.ts';
+import type { MirrorStatus } from '../mirror-results.ts';
+import { statusName } from '../../proto/errors.ts';
 import { stampConditions, type Condition } from './basis-service-status.ts';
 
 export const BPOL_PLURAL = 'basispolicies';
@@ -26,6 +28,44 @@ export interface BasisPolicyStatus {
   mirrorTarget?: string;
   /** The spec in force and its generation, read back by a restarted controller while the spec is invalid. */
   lastValid?: { generation: number; spec: unknown };
+  /** The sidecars' mirror comparisons, summed (DESIGN.md); absent until one reported. */
+  mirror?: MirrorStatusField;
+}
+
+/** status.mirror as the CRD's schema has it. */
+export interface MirrorStatusField {
+  compared: number;
+  matched: number;
+  mismatched: number;
+  shadowFailed: number;
+  dropped: number;
+  methods: { api: string; method: string; matched: number; statusMismatched: number; payloadMismatched: number; shadowFailed: number; dropped: number }[];
+  samples: { method: string; kind: 'status' | 'payload'; primaryVersion: string; shadowVersion: string; primaryStatus: string; shadowStatus: string; primaryFrame: string; shadowFrame: string; time: string }[];
+}
+
+/** The schema's caps: at most this many methods are listed (the counts above cover all). */
+const MIRROR_METHODS_MAX = 64;
+
+export function mirrorStatusField(m: MirrorStatus): MirrorStatusField {
+  return {
+    compared: m.compared,
+    matched: m.matched,
+    mismatched: m.mismatched,
+    shadowFailed: m.shadowFailed,
+    dropped: m.dropped,
+    methods: m.methods.slice(0, MIRROR_METHODS_MAX),
+    samples: m.samples.map((x) => ({
+      method: x.method,
+      kind: x.result === 'status_mismatch' ? 'status' : 'payload',
+      primaryVersion: x.primaryVersion,
+      shadowVersion: x.shadowVersion,
+      primaryStatus: statusName(x.primaryStatus),
+      shadowStatus: statusName(x.shadowStatus),
+      primaryFrame: x.primaryFrame,
+      shadowFrame: x.shadowFrame,
+      time: x.at,
+    })),
+  };
 }
 
 export interface PolicyStatusInput {
@@ -36,6 +76,8 @@ export interface PolicyStatusInput {
   inForce: BasisPolicy | undefined;
   /** The object (whole, as read) whose spec is in force, and its generation. */
   accepted: { generation: number; raw: unknown } | undefined;
+  /** The sidecars' mirror sums for this policy, if any reported. */
+  mirror?: MirrorStatus | undefined;
 }
 
 function mirrorTarget(policy: BasisPolicy): string | undefined {
@@ -58,6 +100,7 @@ export function computePolicyStatus(input: PolicyStatusInput, previous: Partial<
     const target = mirrorTarget(input.inForce);
     if (target !== undefined) status.mirrorTarget = target;
   }
+  if (input.mirror !== undefined) status.mirror = mirrorStatusField(input.mirror);
   const spec = specOf(input.accepted?.raw);
   if (input.accepted !== undefined && spec !== undefined && JSON.stringify(spec).length <= LAST_VALID_MAX_BYTES) {
     status.lastValid = { generation: input.accepted.generation, spec };
@@ -74,6 +117,7 @@ export function policyStatusPatch(s: BasisPolicyStatus): { status: Record<string
       routes: s.routes ?? null,
       mirrorTarget: s.mirrorTarget ?? null,
       lastValid: s.lastValid ?? null,
+      mirror: s.mirror ?? null,
     },
   };
 }
@@ -91,6 +135,7 @@ function canonical(s: Partial<BasisPolicyStatus> | undefined): string {
     routes: s.routes ?? null,
     mirrorTarget: s.mirrorTarget ?? null,
     lastValid: s.lastValid === undefined ? null : [s.lastValid.generation, sorted(s.lastValid.spec)],
+    mirror: s.mirror === undefined ? null : sorted(s.mirror),
   });
 }
 

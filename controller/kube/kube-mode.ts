@@ -8,6 +8,7 @@ import type { Registry } from '../../proto/prom.ts';
 import type { ControllerComponent } from '../component.ts';
 import type { EndpointRegistry } from '../endpoint-registry.ts';
 import { FlagError, type FlagValues } from '../flags.ts';
+import type { MirrorResults } from '../mirror-results.ts';
 import type { PolicyIntake } from '../policy-intake.ts';
 import type { PodSink, PodSource } from '../pod-source.ts';
 import { AnnotationEvents } from './annotation-events.ts';
@@ -94,7 +95,8 @@ export class KubeMode {
     return this.#elector === undefined ? this.#settings.lease === undefined : this.#elector.isLeader();
   }
 
-  component(registry: EndpointRegistry): ControllerComponent {
+  /** `mirror`: the sidecars' mirror reports, summed into each BasisPolicy's status.mirror. */
+  component(registry: EndpointRegistry, mirror?: MirrorResults): ControllerComponent {
     const s = this.#settings;
     const reconciler = new BasisServiceReconciler({
       client: this.client,
@@ -129,6 +131,7 @@ export class KubeMode {
       synced: () => this.source.synced(),
       isLeader: () => this.isLeader(),
       onWrite: () => this.#metrics.wrote('status'),
+      ...(mirror !== undefined ? { mirror } : {}),
     });
     this.#reconciler = reconciler;
     this.#policyReconciler = policyReconciler;

@@ -252,3 +252,37 @@ test("the discovery stream carries the caller's namespace's policy (consumer), e
   const fallback = await streamPolicy(consumer, "the producer's policy once the consumer's is gone", (p) => p.name === 'producer');
   assert.equal(fallback.namespace, providers);
 });
+
+test('a sidecar\'s mirror report reaches the leader and shows in status.mirror (kubectl describe bpol), summed and with the mismatches', async (t) => {
+  const ns = await cluster.namespace(t, 'bpol-mirror');
+  await createPods(cluster, ns, [provider('orders-1'), provider('orders-2', '1.10.0')]);
+  const c = await controller(ns, 'mirror-1', '127.0.65.9');
+  await c.waitForLog((l) => l.msg === 'became leader', 60_000, 'leads');
+  await apply(bpol(ns, 'orders', { api: API, routes: [{ split: [{ versions: '<1.10.0', weight: 1 }], mirror: { versions: '>=1.10.0', percent: 100 } }] }));
+  await accepted(ns, 'orders', 'Accepted', is('True', 'Accepted'));
+  // What a caller's sidecar sends every 2 s (sidecar/mirror-reporter.ts), here from a plain gRPC client:
+  // the sidecar side is tested in test/sidecar/policy-mirror.test.ts.
+  const { discoveryClientConstructor } = await import('../../proto/discovery.ts');
+  const grpc = await import('@grpc/grpc-js');
+  const Ctor = discoveryClientConstructor();
+  const client = new Ctor(c.discoveryTarget, grpc.credentials.createInsecure());
+  t.after(() => client.close());
+  const sample = { method: 'Create', primaryVersion: '1.4.0', shadowVersion: '1.10.0', primaryStatus: 0, shadowStatus: 0, primaryFrame: '7101:1:30c0:50e8:7d70:104:0:c', shadowFrame: '7101:1:30c0:50e8:7d70:10a:0:d', result: 'payload_mismatch', atUnixMs: Date.now() };
+  const send = (pod: string, matched: number, payloadMismatched: number): Promise<void> =>
+    new Promise((resolve, reject) =>
+      client.report({ pod, namespace: ns, runId: `${pod}-run`, mirror: [{ policyNamespace: ns, policyName: 'orders', api: API, method: 'Create', matched, statusMismatched: 0, payloadMismatched, shadowFailed: 0, dropped: 0, samples: [sample] }] },
+        (err) => (err ? reject(err) : resolve())));
+  await send('caller-a', 95, 5);
+  await send('caller-b', 38, 2);
+  const obj = await pollFor('status.mirror', async () => {
+    const o = await getJson<{ status?: { mirror?: { compared: number; matched: number; mismatched: number; methods: { method: string; payloadMismatched: number }[]; samples: { kind: string; shadowVersion: string }[] } } }>(cluster, ['-n', ns, 'get', 'bpol', 'orders']);
+    return o.status?.mirror?.compared === 140 ? o : undefined;
+  }, { ...API_RETRY, timeoutMs: 60_000 });
+  const m = obj.status!.mirror!;
+  assert.deepEqual([m.matched, m.mismatched], [133, 7]);
+  assert.deepEqual(m.methods.map((x) => [x.method, x.payloadMismatched]), [['Create', 7]]);
+  assert.equal(m.samples[0]?.kind, 'payload');
+  assert.equal(m.samples[0]?.shadowVersion, '1.10.0');
+  const described = (await cluster.kubectl(['-n', ns, 'describe', 'bpol', 'orders'])).stdout;
+  assert.match(described, /Mirror:[\s\S]*Compared:\s+140[\s\S]*Mismatched:\s+7/);
+});
