@@ -41,7 +41,16 @@ interface HostRecord {
   clusterDir: string;
   sysctls: Record<string, string>;
   createdLogLinksDir: boolean;
+  /** Of HOST_DEFAULT_DIRS, those that did not exist before: `down` removes them. */
+  createdDirs?: string[];
 }
+
+/**
+ * Paths the kubelet and containerd's CNI use whatever their flags say (the device-plugin socket dir and
+ * the volume-plugin dir under /var/lib/kubelet and /usr/libexec/kubernetes, libcni's result cache under
+ * /var/lib/cni): made by `up` when missing, so removed by `down` when `up` made them.
+ */
+const HOST_DEFAULT_DIRS = ['/var/lib/kubelet', '/var/lib/cni', '/usr/libexec/kubernetes'];
 
 type Log = (line: string) => void;
 
@@ -93,7 +102,7 @@ export async function claimNode(clusterDir: string, log: Log): Promise<void> {
   mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
   const sysctls: Record<string, string> = {};
   for (const s of SYSCTLS) sysctls[s] = readFileSync(`/proc/sys/${s}`, 'utf8').trim();
-  const record: HostRecord = { clusterDir, sysctls, createdLogLinksDir: !existsSync(CONTAINER_LOG_LINKS) };
+  const record: HostRecord = { clusterDir, sysctls, createdLogLinksDir: !existsSync(CONTAINER_LOG_LINKS), createdDirs: HOST_DEFAULT_DIRS.filter((d) => !existsSync(d)) };
   writeFileSync(join(RUN_DIR, 'host.json'), JSON.stringify(record, null, 2) + '\n');
 }
 
@@ -303,7 +312,7 @@ export function writeNodeConfigs(clusterDir: string, toolsBin: string, pki: stri
 }
 
 export function kubeletArgs(p: NodePaths): string[] {
-  return ['--oom-score-adj=0', `--config=${p.kubeletConfig}`, `--kubeconfig=${p.kubeletKubeconfig}`, `--root-dir=${p.kubeletRoot}`, `--hostname-override=${REAL_NODE_NAME}`, `--node-ip=${NODE_IP}`, '--v=1'];
+  return ['--oom-score-adj=0', `--config=${p.kubeletConfig}`, `--kubeconfig=${p.kubeletKubeconfig}`, `--root-dir=${p.kubeletRoot}`, `--cert-dir=${join(p.kubeletRoot, 'pki')}`, `--hostname-override=${REAL_NODE_NAME}`, `--node-ip=${NODE_IP}`, '--v=1'];
 }
 
 /** Builds (by content hash) and returns the node's images; the pause ref goes into containerd's config. */
@@ -409,6 +418,7 @@ export async function sweepNode(log: Log): Promise<void> {
       } catch {}
     }
     removeLogLinks(clusterDir!, claim.createdLogLinksDir);
+    for (const d of claim.createdDirs ?? []) if (HOST_DEFAULT_DIRS.includes(d) && mountsUnder([d]).length === 0) rmSync(d, { recursive: true, force: true });
   }
   const left = mountsUnder([RUN_DIR]);
   if (left.length > 0) throw new Error(`could not unmount ${left.join(', ')}; remove them by hand before ${RUN_DIR}`);
