@@ -2,7 +2,7 @@
 // JSON codec is measured against, and bufbuild/protocompile as the reference for its .proto compiler.
 // One JSON request per stdin line, one JSON answer per stdout line, in order:
 //
-//	{"op":"toJson","set":"<b64 FileDescriptorSet>","type":"pkg.Msg","binary":"<b64>","emitUnpopulated":false}
+//	{"op":"toJson","set":"<b64 FileDescriptorSet>","type":"pkg.Msg","binary":"<b64>","emitUnpopulated":false,"emitDefaultValues":false}
 //	  -> {"json":"<protojson text>"} | {"error":"..."}
 //	{"op":"fromJson","set":"...","type":"pkg.Msg","json":"<text>","discardUnknown":false}
 //	  -> {"binary":"<b64, deterministic>"} | {"error":"..."}
@@ -38,6 +38,7 @@ type request struct {
 	Binary          string            `json:"binary"`
 	JSON            string            `json:"json"`
 	EmitUnpopulated bool              `json:"emitUnpopulated"`
+	EmitDefaults    bool              `json:"emitDefaultValues"`
 	DiscardUnknown  bool              `json:"discardUnknown"`
 	Files           map[string]string `json:"files"`
 	Compile         []string          `json:"compile"`
@@ -141,7 +142,7 @@ func handle(req *request) response {
 		if err := (proto.UnmarshalOptions{Resolver: s.types}).Unmarshal(raw, m); err != nil {
 			return response{Error: "binary: " + err.Error()}
 		}
-		out, err := protojson.MarshalOptions{UseProtoNames: false, EmitUnpopulated: req.EmitUnpopulated, Resolver: s.types}.Marshal(m)
+		out, err := protojson.MarshalOptions{UseProtoNames: false, EmitUnpopulated: req.EmitUnpopulated, EmitDefaultValues: req.EmitDefaults, Resolver: s.types}.Marshal(m)
 		if err != nil {
 			return response{Error: err.Error()}
 		}
