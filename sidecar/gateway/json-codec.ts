@@ -1,8 +1,9 @@
 // proto3 JSON ↔ protobuf binary with the API's schema, per the mapping (protobuf.dev/programming-guides/json):
 // @bufbuild/protobuf does the conversion (it passes the protobuf conformance suite; measured against Go's
 // protojson in test/gateway/), this file bounds the input and turns failures into one message naming the field.
-import { fromBinary, fromJsonString, toBinary, toJson, type DescMessage, type Registry } from '@bufbuild/protobuf';
+import { fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type Registry } from '@bufbuild/protobuf';
 import { locateJsonError } from './json-error-path.ts';
+import { checkStrict } from './json-strict.ts';
 import { fixNumbers, stringifyKeepingNegativeZero } from './json-numbers.ts';
 
 export interface JsonCodecOptions {
@@ -46,13 +47,21 @@ export class JsonCodec {
   jsonToBinary(type: DescMessage, json: string | Uint8Array): Uint8Array {
     const text = typeof json === 'string' ? json : decodeUtf8(json, this.opts.maxBytes);
     if (text.length > this.opts.maxBytes) throw new JsonCodecError('', `the JSON body is more than ${this.opts.maxBytes} bytes`);
-    checkDepth(text, this.opts.maxDepth);
+    scanStructure(text, this.opts.maxDepth);
+    let value: JsonValue;
+    try {
+      value = JSON.parse(text) as JsonValue;
+    } catch (syntax) {
+      throw new JsonCodecError('', `invalid JSON: ${syntax instanceof Error ? syntax.message : String(syntax)}`);
+    }
+    const strict = checkStrict(type, value, this.registry);
+    if (strict !== undefined) throw new JsonCodecError(strict.path, strict.what);
     const readOpts = { ignoreUnknownFields: this.opts.ignoreUnknownFields, registry: this.registry, recursionLimit: this.opts.maxDepth };
     let msg;
     try {
-      msg = fromJsonString(type, text, readOpts);
+      msg = fromJson(type, value, readOpts);
     } catch (e) {
-      throw this.explain(type, text, e);
+      throw this.explain(type, value, e);
     }
     return toBinary(type, msg);
   }
@@ -76,13 +85,7 @@ export class JsonCodec {
   }
 
   /** The library says what failed; find where, by walking the JSON with the schema. */
-  private explain(type: DescMessage, text: string, e: unknown): JsonCodecError {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (syntax) {
-      return new JsonCodecError('', `invalid JSON: ${syntax instanceof Error ? syntax.message : String(syntax)}`);
-    }
+  private explain(type: DescMessage, value: JsonValue, e: unknown): JsonCodecError {
     const found = locateJsonError(type, value, { registry: this.registry, ignoreUnknownFields: this.opts.ignoreUnknownFields, recursionLimit: this.opts.maxDepth });
     if (found !== undefined) return new JsonCodecError(found.path, found.what);
     return new JsonCodecError('', e instanceof Error ? e.message.replace(/^cannot decode message [\w.]+ from JSON: /, '') : String(e));
@@ -100,21 +103,51 @@ function decodeUtf8(bytes: Uint8Array, max: number): string {
   }
 }
 
-/** One pass over the text: `[[[[…` deeper than the limit is refused before any parser recurses into it. */
-function checkDepth(text: string, max: number): void {
-  let depth = 0;
-  let inString = false;
+/**
+ * One pass over the text before any parser sees it: nesting deeper than the limit is refused before a
+ * parser recurses into it, and a member named twice in one object is refused (JSON.parse would keep the
+ * last silently; protojson refuses it).
+ */
+function scanStructure(text: string, max: number): void {
+  const stack: Array<Set<string> | null | false> = []; // per open container: an object's keys so far (null: none yet), false: an array
+  let expectKey = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
-    } else if (c === 34) {
-      inString = true;
-    } else if (c === 123 || c === 91) {
-      if (++depth > max) throw new JsonCodecError('', `the JSON nests deeper than ${max} levels`);
+    if (c === 34) {
+      const start = i;
+      let escaped = false;
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92) {
+          escaped = true;
+          i++;
+        } else if (d === 34) break;
+      }
+      if (expectKey) {
+        expectKey = false;
+        let key: string;
+        try {
+          key = escaped ? (JSON.parse(text.slice(start, i + 1)) as string) : text.slice(start + 1, i);
+        } catch {
+          return; // JSON.parse reports it
+        }
+        let keys = stack[stack.length - 1];
+        if (keys === null || keys === undefined) stack[stack.length - 1] = keys = new Set();
+        if (keys === false) continue;
+        if (keys.has(key)) throw new JsonCodecError('', `duplicate member ${JSON.stringify(key)} in one object`);
+        keys.add(key);
+      }
+    } else if (c === 123) {
+      if (stack.push(null) > max) throw new JsonCodecError('', `the JSON nests deeper than ${max} levels`);
+      expectKey = true;
+    } else if (c === 91) {
+      if (stack.push(false) > max) throw new JsonCodecError('', `the JSON nests deeper than ${max} levels`);
+      expectKey = false;
     } else if (c === 125 || c === 93) {
-      depth--;
+      stack.pop();
+      expectKey = false;
+    } else if (c === 44) {
+      expectKey = stack[stack.length - 1] !== false && stack.length > 0;
     }
   }
 }

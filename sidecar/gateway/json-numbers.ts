@@ -37,7 +37,7 @@ function relevant(m: DescMessage): boolean {
 
 /**
  * The shortest decimal that reads back as the same float32, and of those the closest, an exact tie going
- * to the even digit: what Go's strconv.FormatFloat(v, 'g', -1, 32) picks.
+ * to the even digit: what Go's strconv.FormatFloat(v, 'g', -1, 32) picks. Distances are exact (BigInt).
  */
 export function shortestFloat32(v: number): number {
   if (!Number.isFinite(v) || v === 0) return v;
@@ -45,15 +45,22 @@ export function shortestFloat32(v: number): number {
   for (let p = 1; p < 10; p++) {
     const [mant, exp] = splitDecimal(a.toPrecision(p));
     // toPrecision rounds to nearest; at a power of two the float's interval is lopsided, so a neighbour can fit where it does not.
-    const cands = [mant - 1n, mant, mant + 1n].filter((m) => m > 0n).map((m) => ({ m, c: Number(`${m}e${exp}`) })).filter((x) => Math.fround(x.c) === a);
+    const cands = [mant - 1n, mant, mant + 1n].filter((m) => m > 0n && Math.fround(Number(`${m}e${exp}`)) === a);
     if (cands.length === 0) continue;
+    const exact = exactValue(a);
+    const scale = Math.max(exact.scale, -exp);
+    const target = exact.num * 10n ** BigInt(scale - exact.scale);
+    const dist = (m: bigint): bigint => {
+      const d = m * 10n ** BigInt(scale + exp) - target;
+      return d < 0n ? -d : d;
+    };
     let best = cands[0]!;
-    for (const x of cands.slice(1)) if (Math.abs(x.c - a) < Math.abs(best.c - a)) best = x;
-    if (best.m === mant && isTie(a, p) && mant % 2n === 1n) {
-      const down = cands.find((x) => x.m === mant - 1n);
-      if (down !== undefined) best = down;
+    for (const m of cands.slice(1)) {
+      const d = dist(m) - dist(best);
+      if (d < 0n || (d === 0n && m % 2n === 0n)) best = m;
     }
-    return v < 0 ? -best.c : best.c;
+    const c = Number(`${best}e${exp}`);
+    return v < 0 ? -c : c;
   }
   return v;
 }
@@ -66,10 +73,17 @@ function splitDecimal(s: string): [bigint, number] {
   return [BigInt(m.replace('.', '')), Number(e ?? 0) - frac];
 }
 
-/** Whether `a` lies exactly halfway between two decimals of p significant digits. */
-function isTie(a: number, p: number): boolean {
-  const digits = a.toPrecision(Math.min(100, p + 40)).split('e')[0]!.replace('.', '').replace(/^0+/, '');
-  return digits[p] === '5' && /^0*$/.test(digits.slice(p + 1));
+const f32 = new DataView(new ArrayBuffer(4));
+
+/** A float32's exact value as num / 10^scale (it is M·2^E, and 2^-k = 5^k / 10^k). */
+function exactValue(a: number): { num: bigint; scale: number } {
+  f32.setFloat32(0, a);
+  const bits = f32.getUint32(0);
+  const expBits = (bits >>> 23) & 0xff;
+  const frac = bits & 0x7fffff;
+  const m = BigInt(expBits === 0 ? frac : frac | 0x800000);
+  const e = expBits === 0 ? -149 : expBits - 150;
+  return e >= 0 ? { num: m << BigInt(e), scale: 0 } : { num: m * 5n ** BigInt(-e), scale: -e };
 }
 
 /**

@@ -1,0 +1,137 @@
+// What @bufbuild/protobuf reads more loosely than Go's protojson (found by the hostile-values test in
+// test/gateway/protojson-conformance.test.ts): a number in a string must be a JSON number ("0x10", "01",
+// "+1", " 1" are refused), and base64 must be standard or URL-safe, padded correctly or not at all ("A===").
+// Checked on the parsed JSON before the library reads it, so both sides refuse the same bodies.
+import { ScalarType, type DescField, type DescMessage, type JsonValue, type Registry } from '@bufbuild/protobuf';
+
+type Obj = { [k: string]: JsonValue };
+
+const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
+
+// Types with their own JSON form whose strings are not numbers or bytes: the library checks them fully.
+const OPAQUE = new Set(['google.protobuf.Timestamp', 'google.protobuf.Duration', 'google.protobuf.FieldMask', 'google.protobuf.Struct', 'google.protobuf.Value', 'google.protobuf.ListValue', 'google.protobuf.Empty']);
+
+const byKey = new WeakMap<DescMessage, Map<string, DescField>>();
+
+function fieldsByKey(m: DescMessage): Map<string, DescField> {
+  let map = byKey.get(m);
+  if (map === undefined) {
+    map = new Map();
+    for (const f of m.fields) {
+      map.set(f.name, f);
+      map.set(f.jsonName, f);
+    }
+    byKey.set(m, map);
+  }
+  return map;
+}
+
+export function checkStrict(m: DescMessage, json: JsonValue, registry: Registry): { path: string; what: string } | undefined {
+  return message(m, json, '', registry);
+}
+
+function message(m: DescMessage, json: JsonValue, path: string, registry: Registry): { path: string; what: string } | undefined {
+  if (json === null || typeof json !== 'object' || Array.isArray(json) || OPAQUE.has(m.typeName)) return undefined;
+  const wrapped = wrapperScalar(m);
+  if (wrapped !== undefined) return undefined; // a wrapper's JSON is its bare value, checked by the field
+  if (m.typeName === 'google.protobuf.Any') {
+    const url = (json as Obj)['@type'];
+    if (typeof url !== 'string') return undefined;
+    const t = registry.getMessage(url.slice(url.lastIndexOf('/') + 1));
+    if (t === undefined) return undefined;
+    const ws = wrapperScalar(t);
+    if (ws !== undefined) return scalar(ws, (json as Obj)['value'], `${path}.value`);
+    if (OPAQUE.has(t.typeName) || t.typeName === 'google.protobuf.Any') return t.typeName === 'google.protobuf.Any' ? message(t, (json as Obj)['value'] ?? null, `${path}.value`, registry) : undefined;
+    return message(t, json, path, registry);
+  }
+  const fields = fieldsByKey(m);
+  for (const key in json) {
+    const f = fields.get(key);
+    const v = (json as Obj)[key]!;
+    if (f === undefined || v === null) continue;
+    const here = path === '' ? key : `${path}.${key}`;
+    const bad = field(f, v, here, registry);
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
+}
+
+function field(f: DescField, v: JsonValue, here: string, registry: Registry): { path: string; what: string } | undefined {
+  switch (f.fieldKind) {
+    case 'scalar':
+      return scalar(f.scalar, v, here);
+    case 'message': {
+      const ws = wrapperScalar(f.message);
+      return ws !== undefined ? scalar(ws, v, here) : message(f.message, v, here, registry);
+    }
+    case 'list': {
+      if (!Array.isArray(v) || f.listKind === 'enum') return undefined;
+      for (let i = 0; i < v.length; i++) {
+        const el = v[i]!;
+        let bad;
+        if (f.listKind === 'scalar') bad = scalar(f.scalar, el, `${here}[${i}]`);
+        else {
+          const ws = wrapperScalar(f.message);
+          bad = ws !== undefined ? scalar(ws, el, `${here}[${i}]`) : message(f.message, el, `${here}[${i}]`, registry);
+        }
+        if (bad !== undefined) return bad;
+      }
+      return undefined;
+    }
+    case 'map': {
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || f.mapKind === 'enum') return undefined;
+      for (const k in v) {
+        const el = (v as Obj)[k]!;
+        const at = `${here}[${JSON.stringify(k)}]`;
+        let bad;
+        if (f.mapKind === 'scalar') bad = scalar(f.scalar, el, at);
+        else {
+          const ws = wrapperScalar(f.message);
+          bad = ws !== undefined ? scalar(ws, el, at) : message(f.message, el, at, registry);
+        }
+        if (bad !== undefined) return bad;
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function scalar(s: ScalarType, v: JsonValue | undefined, path: string): { path: string; what: string } | undefined {
+  if (typeof v !== 'string') return undefined;
+  switch (s) {
+    case ScalarType.STRING:
+    case ScalarType.BOOL:
+      return undefined;
+    case ScalarType.BYTES:
+      return validBase64(v) ? undefined : { path, what: `invalid base64 ${show(v)}; expected base64 text (standard or URL-safe, padded or not)` };
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      if (v === 'NaN' || v === 'Infinity' || v === '-Infinity') return undefined;
+      return JSON_NUMBER.test(v) ? undefined : { path, what: `${show(v)} is not a number; expected a number, or a string holding a JSON number, "NaN", "Infinity" or "-Infinity"` };
+    default:
+      return JSON_NUMBER.test(v) ? undefined : { path, what: `${show(v)} is not an integer; expected an integer, or a string holding one in JSON number syntax` };
+  }
+}
+
+/** Go's rule: URL-safe if it has '-' or '_', else standard; a length that is a multiple of 4 is padded. */
+function validBase64(s: string): boolean {
+  const url = s.includes('-') || s.includes('_');
+  const alphabet = url ? /^[A-Za-z0-9\-_]*$/ : /^[A-Za-z0-9+/]*$/;
+  if (s.length % 4 !== 0) return s.length % 4 !== 1 && alphabet.test(s);
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  const body = s.slice(0, s.length - pad);
+  return alphabet.test(body) && (pad === 0 || body.length % 4 === 4 - pad);
+}
+
+function wrapperScalar(m: DescMessage): ScalarType | undefined {
+  if (!m.typeName.startsWith('google.protobuf.') || !m.typeName.endsWith('Value') || m.fields.length !== 1) return undefined;
+  const f = m.fields[0]!;
+  return f.name === 'value' && f.fieldKind === 'scalar' ? f.scalar : undefined;
+}
+
+function show(v: string): string {
+  const s = JSON.stringify(v);
+  return s.length > 40 ? `${s.slice(0, 37)}…"` : s;
+}
