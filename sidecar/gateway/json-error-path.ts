@@ -108,7 +108,13 @@ function tryValue(type: DescMessage, json: unknown, opts: LocateOptions): string
     return undefined;
   } catch (e) {
     const m = e instanceof Error ? e.message : String(e);
-    return m.replace(/^cannot decode (?:field|message) [\w.]+ from JSON:? ?/, '').replace(/^cannot decode [\w.]+ from JSON: /, '') || 'invalid value';
+    // The library's wording, shortened: the caller adds what was expected.
+    const reason = m
+      .replace(/^cannot decode (?:field|message) [\w.]+ from JSON:? ?/, '')
+      .replace(/^cannot decode enum [\w.]+ from JSON: (.*)$/, 'unknown value $1')
+      .replace(/^(list item #\d+: |map entry [^:]*: )?expected \w+ \(\w+\), got (.*)$/, '$1got $2')
+      .replace(/^(list item #\d+: |map entry [^:]*: )?expected \w+ \(\w+\): (.*)$/, '$1$2');
+    return reason || 'invalid value';
   }
 }
 

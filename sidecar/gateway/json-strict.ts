@@ -1,7 +1,9 @@
 // What @bufbuild/protobuf reads more loosely than Go's protojson (found by the hostile-values test in
 // test/gateway/protojson-conformance.test.ts): a number in a string must be a JSON number ("0x10", "01",
 // "+1", " 1" are refused), and base64 must be standard or URL-safe, padded correctly or not at all ("A===").
-// Checked on the parsed JSON before the library reads it, so both sides refuse the same bodies.
+// And the other way: a 64-bit integer in a string may have a fraction or an exponent if its value is whole
+// ("1.0", "1e3", as Go reads them); those are rewritten in place to plain digits, which the library reads.
+// Checked on the parsed JSON before the library reads it, so both sides refuse and accept the same bodies.
 import { ScalarType, type DescField, type DescMessage, type JsonValue, type Registry } from '@bufbuild/protobuf';
 
 type Obj = { [k: string]: JsonValue };
@@ -40,7 +42,7 @@ function message(m: DescMessage, json: JsonValue, path: string, registry: Regist
     const t = registry.getMessage(url.slice(url.lastIndexOf('/') + 1));
     if (t === undefined) return undefined;
     const ws = wrapperScalar(t);
-    if (ws !== undefined) return scalar(ws, (json as Obj)['value'], `${path}.value`);
+    if (ws !== undefined) return scalar(ws, json as Obj, 'value', `${path}.value`);
     if (OPAQUE.has(t.typeName) || t.typeName === 'google.protobuf.Any') return t.typeName === 'google.protobuf.Any' ? message(t, (json as Obj)['value'] ?? null, `${path}.value`, registry) : undefined;
     return message(t, json, path, registry);
   }
@@ -50,29 +52,30 @@ function message(m: DescMessage, json: JsonValue, path: string, registry: Regist
     const v = (json as Obj)[key]!;
     if (f === undefined || v === null) continue;
     const here = path === '' ? key : `${path}.${key}`;
-    const bad = field(f, v, here, registry);
+    const bad = field(f, json as Obj, key, here, registry);
     if (bad !== undefined) return bad;
   }
   return undefined;
 }
 
-function field(f: DescField, v: JsonValue, here: string, registry: Registry): { path: string; what: string } | undefined {
+function field(f: DescField, holder: Obj, key: string, here: string, registry: Registry): { path: string; what: string } | undefined {
+  const v = holder[key]!;
   switch (f.fieldKind) {
     case 'scalar':
-      return scalar(f.scalar, v, here);
+      return scalar(f.scalar, holder, key, here);
     case 'message': {
       const ws = wrapperScalar(f.message);
-      return ws !== undefined ? scalar(ws, v, here) : message(f.message, v, here, registry);
+      return ws !== undefined ? scalar(ws, holder, key, here) : message(f.message, v, here, registry);
     }
     case 'list': {
       if (!Array.isArray(v) || f.listKind === 'enum') return undefined;
       for (let i = 0; i < v.length; i++) {
         const el = v[i]!;
         let bad;
-        if (f.listKind === 'scalar') bad = scalar(f.scalar, el, `${here}[${i}]`);
+        if (f.listKind === 'scalar') bad = scalar(f.scalar, v, i, `${here}[${i}]`);
         else {
           const ws = wrapperScalar(f.message);
-          bad = ws !== undefined ? scalar(ws, el, `${here}[${i}]`) : message(f.message, el, `${here}[${i}]`, registry);
+          bad = ws !== undefined ? scalar(ws, v, i, `${here}[${i}]`) : message(f.message, el, `${here}[${i}]`, registry);
         }
         if (bad !== undefined) return bad;
       }
@@ -84,10 +87,10 @@ function field(f: DescField, v: JsonValue, here: string, registry: Registry): { 
         const el = (v as Obj)[k]!;
         const at = `${here}[${JSON.stringify(k)}]`;
         let bad;
-        if (f.mapKind === 'scalar') bad = scalar(f.scalar, el, at);
+        if (f.mapKind === 'scalar') bad = scalar(f.scalar, v as Obj, k, at);
         else {
           const ws = wrapperScalar(f.message);
-          bad = ws !== undefined ? scalar(ws, el, at) : message(f.message, el, at, registry);
+          bad = ws !== undefined ? scalar(ws, v as Obj, k, at) : message(f.message, el, at, registry);
         }
         if (bad !== undefined) return bad;
       }
@@ -98,7 +101,8 @@ function field(f: DescField, v: JsonValue, here: string, registry: Registry): { 
   }
 }
 
-function scalar(s: ScalarType, v: JsonValue | undefined, path: string): { path: string; what: string } | undefined {
+function scalar(s: ScalarType, holder: Obj | JsonValue[], key: string | number, path: string): { path: string; what: string } | undefined {
+  const v = (holder as Obj)[key as string];
   if (typeof v !== 'string') return undefined;
   switch (s) {
     case ScalarType.STRING:
@@ -110,9 +114,30 @@ function scalar(s: ScalarType, v: JsonValue | undefined, path: string): { path: 
     case ScalarType.FLOAT:
       if (v === 'NaN' || v === 'Infinity' || v === '-Infinity') return undefined;
       return JSON_NUMBER.test(v) ? undefined : { path, what: `${show(v)} is not a number; expected a number, or a string holding a JSON number, "NaN", "Infinity" or "-Infinity"` };
+    case ScalarType.INT64: case ScalarType.UINT64: case ScalarType.SINT64: case ScalarType.FIXED64: case ScalarType.SFIXED64:
+      if (!JSON_NUMBER.test(v)) return { path, what: `${show(v)} is not an integer; expected an integer, or a string holding one in JSON number syntax` };
+      if (!/^-?\d+$/.test(v)) {
+        const whole = wholeNumber(v);
+        if (whole !== undefined) (holder as Obj)[key as string] = whole;
+      }
+      return undefined;
     default:
       return JSON_NUMBER.test(v) ? undefined : { path, what: `${show(v)} is not an integer; expected an integer, or a string holding one in JSON number syntax` };
   }
+}
+
+/** "1.0" → "1", "-2.5e1" → "-25"; undefined if not whole (or absurdly large: out of range anyway). */
+function wholeNumber(v: string): string | undefined {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(v)!;
+  const digits = m[2]! + (m[3] ?? '');
+  const exp = Number(m[4] ?? 0) - (m[3] ?? '').length;
+  if (exp > 40) return undefined;
+  let n: bigint;
+  if (exp >= 0) n = BigInt(digits) * 10n ** BigInt(exp);
+  else if (-exp <= digits.length && /^0*$/.test(digits.slice(digits.length + exp))) n = BigInt(digits.slice(0, digits.length + exp) || '0');
+  else if (/^0*$/.test(digits)) n = 0n;
+  else return undefined;
+  return n === 0n ? '0' : `${m[1]}${n}`;
 }
 
 /** Go's rule: URL-safe if it has '-' or '_', else standard; a length that is a multiple of 4 is padded. */

@@ -49,6 +49,7 @@ export function tokenize(file: string, src: string): Token[] {
     }
     if (c === '/' && src[i + 1] === '*') {
       const at = i;
+      const [atLine, atLineStart] = [line, lineStart];
       i += 2;
       while (i < src.length && !(src[i] === '*' && src[i + 1] === '/')) {
         if (src[i] === '\n') {
@@ -58,7 +59,7 @@ export function tokenize(file: string, src: string): Token[] {
         i++;
       }
       if (i >= src.length) {
-        i = at;
+        [line, lineStart] = [atLine, atLineStart];
         fail(at, 'unterminated /* comment');
       }
       i += 2;

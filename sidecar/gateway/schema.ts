@@ -223,7 +223,7 @@ function methodInfo(s: DescService, m: DescMethod, httpExt: DescExtension | unde
     try {
       info.http = parseHttpRule(getExtension(opts, httpExt) as unknown as HttpRuleMessage, m.input, m.output);
     } catch (e) {
-      throw new SchemaError(`${source}: ${m.parent.file.name}: ${s.typeName}.${m.name}: ${message(e)}`);
+      throw new SchemaError(`${source}: ${m.parent.file.proto.name}: ${s.typeName}.${m.name}: ${message(e)}`);
     }
   }
   return info;
