@@ -1,6 +1,7 @@
 // What @bufbuild/protobuf reads more loosely than Go's protojson (found by the hostile-values test in
 // test/gateway/protojson-conformance.test.ts): a number in a string must be a JSON number ("0x10", "01",
-// "+1", " 1" are refused), and base64 must be standard or URL-safe, padded correctly or not at all ("A===").
+// "+1", " 1" are refused), base64 must be standard or URL-safe, padded correctly or not at all ("A==="), and a
+// FieldMask's paths must be field paths (lowerCamelCase identifiers: "1.5s" and "a_b" are refused).
 // And the other way: a 64-bit integer in a string may have a fraction or an exponent if its value is whole
 // ("1.0", "1e3", as Go reads them); those are rewritten in place to plain digits, which the library reads.
 // Checked on the parsed JSON before the library reads it, so both sides refuse and accept the same bodies.
@@ -33,6 +34,7 @@ export function checkStrict(m: DescMessage, json: JsonValue, registry: Registry)
 }
 
 function message(m: DescMessage, json: JsonValue, path: string, registry: Registry): { path: string; what: string } | undefined {
+  if (m.typeName === 'google.protobuf.FieldMask') return fieldMask(json, path);
   if (json === null || typeof json !== 'object' || Array.isArray(json) || OPAQUE.has(m.typeName)) return undefined;
   const wrapped = wrapperScalar(m);
   if (wrapped !== undefined) return undefined; // a wrapper's JSON is its bare value, checked by the field
@@ -43,7 +45,8 @@ function message(m: DescMessage, json: JsonValue, path: string, registry: Regist
     if (t === undefined) return undefined;
     const ws = wrapperScalar(t);
     if (ws !== undefined) return scalar(ws, json as Obj, 'value', `${path}.value`);
-    if (OPAQUE.has(t.typeName) || t.typeName === 'google.protobuf.Any') return t.typeName === 'google.protobuf.Any' ? message(t, (json as Obj)['value'] ?? null, `${path}.value`, registry) : undefined;
+    if (t.typeName === 'google.protobuf.Any' || t.typeName === 'google.protobuf.FieldMask') return message(t, (json as Obj)['value'] ?? null, `${path}.value`, registry);
+    if (OPAQUE.has(t.typeName)) return undefined;
     return message(t, json, path, registry);
   }
   const fields = fieldsByKey(m);
@@ -138,6 +141,15 @@ function wholeNumber(v: string): string | undefined {
   else if (/^0*$/.test(digits)) n = 0n;
   else return undefined;
   return n === 0n ? '0' : `${m[1]}${n}`;
+}
+
+const FIELD_PATH = /^[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*$/;
+
+/** Go's rule: each comma-separated path, snake_cased, must be a valid protobuf name, and has no '_' as written. */
+function fieldMask(json: JsonValue, path: string): { path: string; what: string } | undefined {
+  if (typeof json !== 'string' || json === '') return undefined;
+  const bad = json.split(',').find((p) => !FIELD_PATH.test(p));
+  return bad === undefined ? undefined : { path, what: `invalid field path ${show(bad)}; expected a string of comma-separated lowerCamelCase field paths, e.g. "user.displayName,photo"` };
 }
 
 /** Go's rule: URL-safe if it has '-' or '_', else standard; a length that is a multiple of 4 is padded. */

@@ -201,22 +201,15 @@ class Parser {
   private messageBody(m: DescriptorProto, full: string, depth: number): void {
     const opts: OptionStatement[] = [];
     const proto3Optionals: FieldDescriptorProto[] = [];
-    while (!this.accept('}')) {
+    while (!this.endOfBlock(`message ${full}`)) {
       const t = this.peek();
-      if (t.kind === 'eof') this.failAt(t, `missing '}' closing message ${full}`);
-      if (this.accept(';')) continue;
       if (t.kind === 'ident' && this.peekAt(1).kind === 'ident' && this.peekAt(2).text === '{' && (t.text === 'message' || t.text === 'enum' || t.text === 'oneof')) {
         if (t.text === 'message') m.nestedType.push(this.message(full, depth + 1));
         else if (t.text === 'enum') m.enumType.push(this.enumDecl(full));
         else this.oneof(m, full);
         continue;
       }
-      if (t.kind === 'ident' && t.text === 'option' && this.peekAt(1).text !== '=') {
-        this.next();
-        opts.push(this.optionStatement());
-        this.expect(';');
-        continue;
-      }
+      if (this.blockOption(opts)) continue;
       if (this.isIdent('extend') && this.peekAt(1).text !== '=') {
         this.extend(full, m.extension, m, depth + 1);
         continue;
@@ -327,15 +320,8 @@ class Parser {
     this.expect('{');
     const opts: OptionStatement[] = [];
     let fields = 0;
-    while (!this.accept('}')) {
-      if (this.peek().kind === 'eof') this.failAt(this.peek(), `missing '}' closing oneof ${nameTok.text}`);
-      if (this.accept(';')) continue;
-      if (this.isIdent('option') && this.peekAt(1).text !== '=') {
-        this.next();
-        opts.push(this.optionStatement());
-        this.expect(';');
-        continue;
-      }
+    while (!this.endOfBlock(`oneof ${nameTok.text}`)) {
+      if (this.blockOption(opts)) continue;
       if (this.isIdent('map') && this.peekAt(1).text === '<') this.failAt(this.peek(), 'map fields cannot be in a oneof');
       this.field(scope, m, index);
       fields++;
@@ -350,9 +336,7 @@ class Parser {
     const t = this.peek();
     const extendee = this.typeName();
     this.expect('{');
-    while (!this.accept('}')) {
-      if (this.peek().kind === 'eof') this.failAt(this.peek(), `missing '}' closing extend ${extendee}`);
-      if (this.accept(';')) continue;
+    while (!this.endOfBlock(`extend ${extendee}`)) {
       into.push(this.field(scope, undefined, undefined, { name: extendee, pos: pos(t) }));
     }
   }
@@ -364,16 +348,9 @@ class Parser {
     const e = create(EnumDescriptorProtoSchema, { name: nameTok.text });
     this.expect('{');
     const opts: OptionStatement[] = [];
-    while (!this.accept('}')) {
+    while (!this.endOfBlock(`enum ${full}`)) {
       const t = this.peek();
-      if (t.kind === 'eof') this.failAt(t, `missing '}' closing enum ${full}`);
-      if (this.accept(';')) continue;
-      if (this.isIdent('option') && this.peekAt(1).text !== '=') {
-        this.next();
-        opts.push(this.optionStatement());
-        this.expect(';');
-        continue;
-      }
+      if (this.blockOption(opts)) continue;
       if (this.isIdent('reserved') && this.peekAt(1).text !== '=') {
         this.next();
         if (this.peek().kind === 'string') {
@@ -416,44 +393,22 @@ class Parser {
     f.service.push(s);
     this.expect('{');
     const opts: OptionStatement[] = [];
-    while (!this.accept('}')) {
+    while (!this.endOfBlock(`service ${full}`)) {
       const t = this.peek();
-      if (t.kind === 'eof') this.failAt(t, `missing '}' closing service ${full}`);
-      if (this.accept(';')) continue;
-      if (this.isIdent('option')) {
-        this.next();
-        opts.push(this.optionStatement());
-        this.expect(';');
-        continue;
-      }
+      if (this.blockOption(opts)) continue;
       if (!this.isIdent('rpc')) this.failAt(t, `expected 'rpc' or 'option' in service ${full}, got '${t.text}'`);
       this.next();
       const mName = this.expectKind('ident', 'a method name');
       this.declareSymbol(full, mName);
       const m = create(MethodDescriptorProtoSchema, { name: mName.text });
-      this.expect('(');
-      if (this.isIdent('stream') && this.peekAt(1).text !== ')') {
-        this.next();
-        m.clientStreaming = true;
-      }
-      const inTok = this.peek();
-      this.out.refs.push({ kind: 'input', name: this.typeName(), scope: full, pos: pos(inTok), method: m });
-      this.expect(')');
+      // Set only when streamed: descriptor.proto is proto2, so an explicit false would be written out.
+      if (this.methodType('input', full, m)) m.clientStreaming = true;
       if (!this.isIdent('returns')) this.failAt(this.peek(), `expected 'returns' after the request type of ${mName.text}, got '${this.peek().text}'`);
       this.next();
-      this.expect('(');
-      if (this.isIdent('stream') && this.peekAt(1).text !== ')') {
-        this.next();
-        m.serverStreaming = true;
-      }
-      const outTok = this.peek();
-      this.out.refs.push({ kind: 'output', name: this.typeName(), scope: full, pos: pos(outTok), method: m });
-      this.expect(')');
+      if (this.methodType('output', full, m)) m.serverStreaming = true;
       const mOpts: OptionStatement[] = [];
       if (this.accept('{')) {
-        while (!this.accept('}')) {
-          if (this.peek().kind === 'eof') this.failAt(this.peek(), `missing '}' closing rpc ${mName.text}`);
-          if (this.accept(';')) continue;
+        while (!this.endOfBlock(`rpc ${mName.text}`)) {
           if (!this.isIdent('option')) this.failAt(this.peek(), `expected 'option' in rpc ${mName.text}, got '${this.peek().text}'`);
           this.next();
           mOpts.push(this.optionStatement());
@@ -467,6 +422,34 @@ class Parser {
       if (mOpts.length > 0) this.out.options.push({ kind: 'MethodOptions', target: m, statements: mOpts, scope: full });
     }
     if (opts.length > 0) this.out.options.push({ kind: 'ServiceOptions', target: s, statements: opts, scope: full });
+  }
+
+  /** Inside `{ … }`: skips empty statements; true once the closing '}' is consumed. */
+  private endOfBlock(what: string): boolean {
+    while (this.accept(';'));
+    if (this.accept('}')) return true;
+    if (this.peek().kind === 'eof') this.failAt(this.peek(), `missing '}' closing ${what}`);
+    return false;
+  }
+
+  /** An `option name = value;` statement in a block (not a field whose type is named option). */
+  private blockOption(into: OptionStatement[]): boolean {
+    if (!this.isIdent('option') || this.peekAt(1).text === '=') return false;
+    this.next();
+    into.push(this.optionStatement());
+    this.expect(';');
+    return true;
+  }
+
+  /** `( [stream] Type )`: records the type to resolve; true if streamed. */
+  private methodType(kind: 'input' | 'output', scope: string, m: MethodDescriptorProto): boolean {
+    this.expect('(');
+    const streamed = this.isIdent('stream') && this.peekAt(1).text !== ')';
+    if (streamed) this.next();
+    const t = this.peek();
+    this.out.refs.push({ kind, name: this.typeName(), scope, pos: pos(t), method: m });
+    this.expect(')');
+    return streamed;
   }
 
   private reserved(m: DescriptorProto): void {
@@ -718,8 +701,17 @@ function parseIntLiteral(s: string): number {
 
 /** protoc's ToJsonName: drop underscores, upper-case the letter after each. */
 export function jsonName(name: string): string {
+  return camel(name, false);
+}
+
+/** protoc's MapEntryName: `item_counts` → `ItemCountsEntry`. */
+function mapEntryName(field: string): string {
+  return camel(field, true) + 'Entry';
+}
+
+function camel(name: string, upFirst: boolean): string {
   let out = '';
-  let up = false;
+  let up = upFirst;
   for (const c of name) {
     if (c === '_') up = true;
     else if (up) {
@@ -728,20 +720,6 @@ export function jsonName(name: string): string {
     } else out += c;
   }
   return out;
-}
-
-/** protoc's MapEntryName: `item_counts` → `ItemCountsEntry`. */
-function mapEntryName(field: string): string {
-  let out = '';
-  let up = true;
-  for (const c of field) {
-    if (c === '_') up = true;
-    else if (up) {
-      out += c >= 'a' && c <= 'z' ? c.toUpperCase() : c;
-      up = false;
-    } else out += c;
-  }
-  return out + 'Entry';
 }
 
 /** A string as text format reads it: printable characters as they are, the rest escaped. */

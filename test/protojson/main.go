@@ -124,14 +124,20 @@ func newMessage(s *schema, name string) (*dynamicpb.Message, error) {
 	return dynamicpb.NewMessage(md), nil
 }
 
+// schemaMessage is the request's schema and an empty message of its type.
+func schemaMessage(req *request) (*schema, *dynamicpb.Message, error) {
+	s, err := loadSet(req.Set)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := newMessage(s, req.Type)
+	return s, m, err
+}
+
 func handle(req *request) response {
 	switch req.Op {
 	case "toJson":
-		s, err := loadSet(req.Set)
-		if err != nil {
-			return response{Error: err.Error()}
-		}
-		m, err := newMessage(s, req.Type)
+		s, m, err := schemaMessage(req)
 		if err != nil {
 			return response{Error: err.Error()}
 		}
@@ -149,11 +155,7 @@ func handle(req *request) response {
 		text := string(out)
 		return response{JSON: &text}
 	case "fromJson":
-		s, err := loadSet(req.Set)
-		if err != nil {
-			return response{Error: err.Error()}
-		}
-		m, err := newMessage(s, req.Type)
+		s, m, err := schemaMessage(req)
 		if err != nil {
 			return response{Error: err.Error()}
 		}
