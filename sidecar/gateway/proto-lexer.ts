@@ -4,8 +4,10 @@ export type TokenKind = 'ident' | 'int' | 'float' | 'string' | 'symbol' | 'eof';
 
 export interface Token {
   kind: TokenKind;
-  /** The source text (for strings: the decoded value). */
+  /** The source text (for strings: the decoded value, read as UTF-8). */
   text: string;
+  /** Strings only: the bytes the literal stands for (\x and octal escapes are bytes, not characters). */
+  bytes?: Uint8Array;
   line: number;
   col: number;
   /** Offset of the token's first character in the source (aggregate option values are kept as text). */
@@ -87,7 +89,7 @@ export function tokenize(file: string, src: string): Token[] {
     }
     if (c === '"' || c === "'") {
       i++;
-      let value = '';
+      const bytes: number[] = [];
       while (true) {
         if (i >= src.length || src[i] === '\n') fail(start, 'unterminated string');
         const ch = src[i]!;
@@ -97,14 +99,16 @@ export function tokenize(file: string, src: string): Token[] {
         }
         if (ch === '\\') {
           const [decoded, next] = unescape(src, i, (at, what) => fail(at, what));
-          value += decoded;
+          bytes.push(...decoded);
           i = next;
           continue;
         }
-        value += ch;
-        i++;
+        const cp = src.codePointAt(i)!;
+        bytes.push(...utf8.encode(String.fromCodePoint(cp)));
+        i += cp > 0xffff ? 2 : 1;
       }
-      push('string', value);
+      const b = Uint8Array.from(bytes);
+      out.push({ kind: 'string', text: Buffer.from(b).toString('utf8'), bytes: b, line, col, start, end: i });
       continue;
     }
     if (SYMBOLS.has(c)) {
@@ -126,18 +130,20 @@ function isDigit(c: string): boolean {
   return c >= '0' && c <= '9';
 }
 
-const SIMPLE_ESCAPES: Record<string, string> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', "'": "'", '"': '"', '?': '?' };
+const utf8 = new TextEncoder();
 
-// C-style escapes as protoc reads them; \x and octal give bytes (kept as Latin-1 code points here).
-function unescape(src: string, i: number, fail: (at: number, what: string) => never): [string, number] {
+const SIMPLE_ESCAPES: Record<string, number> = { a: 7, b: 8, f: 12, n: 10, r: 13, t: 9, v: 11, '\\': 92, "'": 39, '"': 34, '?': 63 };
+
+// C-style escapes as protoc reads them: \x and octal are one byte each, \u and \U a code point as UTF-8.
+function unescape(src: string, i: number, fail: (at: number, what: string) => never): [number[], number] {
   const e = src[i + 1] ?? '';
-  if (e in SIMPLE_ESCAPES) return [SIMPLE_ESCAPES[e]!, i + 2];
+  if (e in SIMPLE_ESCAPES) return [[SIMPLE_ESCAPES[e]!], i + 2];
   let m = /^[0-7]{1,3}/.exec(src.slice(i + 1, i + 4));
-  if (m !== null) return [String.fromCharCode(parseInt(m[0], 8) & 0xff), i + 1 + m[0].length];
+  if (m !== null) return [[parseInt(m[0], 8) & 0xff], i + 1 + m[0].length];
   if (e === 'x' || e === 'X') {
     m = /^[0-9a-fA-F]{1,2}/.exec(src.slice(i + 2, i + 4));
     if (m === null) fail(i, 'invalid \\x escape');
-    return [String.fromCharCode(parseInt(m![0], 16)), i + 2 + m![0].length];
+    return [[parseInt(m![0], 16)], i + 2 + m![0].length];
   }
   if (e === 'u' || e === 'U') {
     const n = e === 'u' ? 4 : 8;
@@ -145,7 +151,7 @@ function unescape(src: string, i: number, fail: (at: number, what: string) => ne
     if (m === null) fail(i, `invalid \\${e} escape`);
     const cp = parseInt(m![0], 16);
     if (cp > 0x10ffff) fail(i, `invalid \\${e} escape`);
-    return [String.fromCodePoint(cp), i + 2 + n];
+    return [[...utf8.encode(String.fromCodePoint(cp))], i + 2 + n];
   }
   return fail(i, `invalid escape '\\${e}'`);
 }

@@ -248,8 +248,14 @@ function pathNode(keys: string[], text: string): OptionNode {
 function emit(node: OptionNode): string {
   const parts: string[] = [];
   for (const c of node.children) {
-    for (const l of c.leaves) parts.push(`${c.key}: ${l}`);
-    if (c.children.length > 0) parts.push(`${c.key} { ${emit(c)} }`);
+    if (c.children.length === 0) {
+      for (const l of c.leaves) parts.push(`${c.key}: ${l}`);
+      continue;
+    }
+    // `(rule) = { … }` then `(rule).level = LOW`: one message, as protoc merges them.
+    const aggregates = c.leaves.filter((l) => l.startsWith('{'));
+    for (const l of c.leaves) if (!l.startsWith('{')) parts.push(`${c.key}: ${l}`);
+    parts.push(`${c.key} { ${aggregates.map((l) => l.slice(1, -1)).join(' ')} ${emit(c)} }`);
   }
   return parts.join('\n');
 }

@@ -23,6 +23,7 @@ import {
   type FileDescriptorProto,
   type MethodDescriptorProto,
 } from '@bufbuild/protobuf/wkt';
+import { shortestFloat32 } from './json-numbers.ts';
 import { ProtoSyntaxError, tokenize, type Token } from './proto-lexer.ts';
 
 export const SCALAR_TYPES: Record<string, Type> = {
@@ -54,6 +55,8 @@ export interface OptionStatement {
   /** Set for plain identifiers (enum values, true/false) and strings: the value itself. */
   ident?: string;
   str?: string;
+  /** For strings: the bytes (a bytes field's default is written C-escaped from them). */
+  bytes?: Uint8Array;
   pos: Pos;
 }
 
@@ -519,7 +522,9 @@ class Parser {
         f.jsonName = o.str!;
       } else if (simple === 'default') {
         if (this.proto3) this.failAtPos(o.pos, 'default values are not allowed in proto3');
-        f.defaultValue = o.str ?? o.ident ?? o.text;
+        // A field still to resolve (ref) is an enum or a message; f.type would read descriptor.proto's proto2 default.
+        const scalar = ref === undefined || SCALAR_TYPES[ref.name] !== undefined;
+        f.defaultValue = defaultText(scalar ? f.type : undefined, o, (what) => this.failAtPos(o.pos, what));
         if (ref !== undefined) ref.defaultPos = o.pos;
       } else {
         rest.push(o);
@@ -554,12 +559,13 @@ class Parser {
     return { name, ...this.constant(), pos: pos(start) };
   }
 
-  private constant(): { text: string; ident?: string; str?: string } {
+  private constant(): { text: string; ident?: string; str?: string; bytes?: Uint8Array } {
     const t = this.peek();
     if (t.kind === 'string') {
-      let s = '';
-      while (this.peek().kind === 'string') s += this.next().text;
-      return { text: quoteText(s), str: s };
+      const parts: Uint8Array[] = [];
+      while (this.peek().kind === 'string') parts.push(this.next().bytes!);
+      const bytes = Buffer.concat(parts);
+      return { text: quoteBytes(bytes), str: bytes.toString('utf8'), bytes };
     }
     if (t.text === '{') return { text: this.aggregate() };
     if (t.kind === 'ident') {
@@ -597,7 +603,7 @@ class Parser {
     for (let k = this.toks.indexOf(open); k < this.i; k++) {
       const tok = this.toks[k]!;
       if (tok.kind !== 'string') continue;
-      text += this.src.slice(at, tok.start) + quoteText(tok.text);
+      text += this.src.slice(at, tok.start) + quoteBytes(tok.bytes!);
       at = tok.end;
     }
     return text + this.src.slice(at, close.end);
@@ -722,15 +728,61 @@ function camel(name: string, upFirst: boolean): string {
   return out;
 }
 
-/** A string as text format reads it: printable characters as they are, the rest escaped. */
-function quoteText(s: string): string {
+/**
+ * A proto2 default as protocompile writes it in default_value: integers in decimal, floats as Go's %v
+ * (shortest digits; exponent form below 1e-4 or from 1e6), a bytes default C-escaped, a string as it is,
+ * enum values and bools by name. (protoc writes floats with %.15g: 1234567 where this writes 1.234567e+06.)
+ */
+function defaultText(type: Type | undefined, o: OptionStatement, fail: (what: string) => never): string {
+  if (type === Type.BYTES || type === Type.STRING) {
+    if (o.bytes === undefined) fail(`the default of a ${type === Type.BYTES ? 'bytes' : 'string'} field must be a string`);
+    return type === Type.BYTES ? cEscape(o.bytes!) : o.str!;
+  }
+  if (type === Type.DOUBLE || type === Type.FLOAT) {
+    const neg = o.text.startsWith('-');
+    const body = neg ? o.text.slice(1) : o.text;
+    let v = body === 'inf' ? Infinity : body === 'nan' ? NaN : /^0[xX]|^0[0-7]+$/.test(body) ? parseIntLiteral(body) : Number(body);
+    if (Number.isNaN(v) && body !== 'nan') fail(`default ${o.text} is not a number`);
+    if (neg) v = -v;
+    if (type === Type.FLOAT) v = shortestFloat32(Math.fround(v));
+    if (Number.isNaN(v)) return 'nan';
+    if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
+    if (v === 0) return Object.is(v, -0) && /[.eE]/.test(body) ? '-0' : '0';
+    return goFloat(v);
+  }
+  if (type !== undefined && type !== Type.BOOL && type !== Type.ENUM && type !== Type.MESSAGE) {
+    const neg = o.text.startsWith('-');
+    const body = neg ? o.text.slice(1) : o.text;
+    if (!/^(0[xX][0-9a-fA-F]+|\d+)$/.test(body)) fail(`default ${o.text} is not an integer`);
+    const n = /^0[xX]/.test(body) ? BigInt(body) : /^0[0-7]+$/.test(body) ? BigInt('0o' + body.slice(1)) : BigInt(body);
+    return String(neg ? -n : n);
+  }
+  return o.ident ?? o.str ?? o.text;
+}
+
+/** Go's %v of a float64: shortest digits, exponent form when the exponent is < -4 or >= 6 ("1e+06", "1e-05"). */
+function goFloat(v: number): string {
+  const [mant, e] = v.toExponential().split('e') as [string, string];
+  const exp = Number(e);
+  if (exp >= -4 && exp < 6) return String(v);
+  return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+}
+
+/** A string literal as text format reads it: printable ASCII as it is, every other byte \ooo. */
+function quoteBytes(b: Uint8Array): string {
   let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"' || ch === '\\') out += '\\' + ch;
-    else if (c === 10) out += '\\n';
-    else if (c < 0x20 || c === 0x7f) out += '\\' + c.toString(8).padStart(3, '0');
-    else out += ch;
+  for (const c of b) {
+    if (c === 34 || c === 92) out += '\\' + String.fromCharCode(c);
+    else if (c >= 0x20 && c < 0x7f) out += String.fromCharCode(c);
+    else out += '\\' + c.toString(8).padStart(3, '0');
   }
   return out + '"';
+}
+
+/** protoc's CEscape (how a bytes field's default_value is stored). */
+function cEscape(b: Uint8Array): string {
+  const named: Record<number, string> = { 10: '\\n', 13: '\\r', 9: '\\t', 34: '\\"', 39: "\\'", 92: '\\\\' };
+  let out = '';
+  for (const c of b) out += named[c] ?? (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '\\' + c.toString(8).padStart(3, '0'));
+  return out;
 }

@@ -1,14 +1,12 @@
-// The gateway's JSON codec and .proto compiler against Go's implementation (test/protojson: protodesc +
-// dynamicpb + encoding/protojson, and bufbuild/protocompile). Messages of every kind are generated from the
+// The gateway's JSON codec against Go's (test/protojson: protodesc + dynamicpb + encoding/protojson; the
+// .proto compiler against protocompile is proto-compiler.test.ts). Messages of every kind are generated from the
 // fixture schema (test/fixtures/gateway), encoded to binary, and converted both ways by both sides.
 // QBASIS_FC_SEED reruns one seed; QBASIS_CONFORMANCE_CASES sets the cases per direction (default 600).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { create, equals, fromBinary, toBinary, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
-import { FileDescriptorSetSchema, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { JsonCodec } from '../../sidecar/gateway/json-codec.ts';
 import { loadSchema, type Schema } from '../../sidecar/gateway/schema.ts';
 import { messageArb, scalarArb } from './arbitrary-message.ts';
@@ -50,22 +48,6 @@ function report(what: string, diffs: string[], cases: number): void {
   process.stdout.write(`# ${what}: ${cases} cases, ${diffs.length} differences\n`);
   assert.equal(diffs.length, 0, `${what}: ${diffs.length} of ${cases} cases differ (seed ${SEED}):\n${diffs.slice(0, 8).join('\n')}`);
 }
-
-test('the fixture schema compiles here exactly as protocompile compiles it (descriptors and options equal)', async () => {
-  const names = ['conformance.proto', 'shop/common/money.proto'];
-  const files: Record<string, string> = {};
-  for (const n of names) files[n] = readFileSync(join(FIXTURES, n), 'utf8');
-  for (const n of ['google/api/http.proto', 'google/api/annotations.proto']) files[n] = readFileSync(join(import.meta.dirname, '..', '..', 'sidecar', 'gateway', 'google-api', n), 'utf8');
-  const r = await ref.call({ op: 'compile', files, compile: Object.keys(files) });
-  assert.equal(r.error, undefined, r.error);
-  const theirs = fromBinary(FileDescriptorSetSchema, Buffer.from(r.set!, 'base64'));
-  assert.equal(theirs.file.length, Object.keys(files).length);
-  for (const t of theirs.file) {
-    const mine = schema.files.find((f) => f.name === t.name);
-    assert.ok(mine !== undefined, `${t.name} missing from the loaded schema`);
-    assert.ok(equals(FileDescriptorProtoSchema, mine, t, { registry: schema.registry, extensions: true }), `${t.name} differs from protocompile's`);
-  }
-});
 
 test('binary → JSON: the codec writes what Go protojson writes, for every generated message', async () => {
   const codec = new JsonCodec(schema.registry);
