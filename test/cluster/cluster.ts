@@ -238,6 +238,8 @@ async function upLocked(dir: string, name: string, log: Log, realNode: boolean):
       // kwok owns node addresses and pod IPs; no CIDR allocation, no cloud.
       '--allocate-node-cidrs=false',
       '--controllers=*,-node-ipam-controller',
+      // Its default, /usr/libexec/kubernetes/kubelet-plugins/volume/exec, is made on start: keep it in the cluster dir.
+      `--flex-volume-plugin-dir=${join(dir, 'flex-volume')}`,
       '--kube-api-qps=100',
       '--kube-api-burst=200',
     ]);

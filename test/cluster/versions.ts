@@ -12,7 +12,7 @@ export const K8S_MODULE_DIR = join(import.meta.dirname, '..', 'k8s');
 
 export type ToolName =
   | 'k8s-tools' | 'kwok' | 'helm' | 'ghz' | 'grpcurl' | 'h2spec' | 'grpc-interop-server' | 'grpc-interop-client' | 'promlint'
-  | 'containerd' | 'runc' | 'cni-plugins' | 'qbasis-tiny';
+  | 'containerd' | 'runc' | 'cni-plugins' | 'qbasis-tiny' | 'protojson-ref';
 
 export interface ToolSpec {
   name: ToolName;
@@ -75,6 +75,9 @@ export const TOOLS: Record<ToolName, ToolSpec> = {
   },
   // The pod sandbox (pause) and a tiny test server, the node's images without a registry (test/tiny).
   'qbasis-tiny': { name: 'qbasis-tiny', version: 'v1', aliases: [], moduleDir: join(import.meta.dirname, '..', 'tiny') },
+  // Go's protojson (and protocompile for .proto sources), the reference the gateway's JSON codec and schema
+  // compiler are checked against (test/gateway/, test/protojson).
+  'protojson-ref': { name: 'protojson-ref', version: 'protobuf-v1.36.12', aliases: [], moduleDir: join(import.meta.dirname, '..', 'protojson') },
 };
 
 /** The binaries a tool puts in its dir: its own name, then one per extra package. */
