@@ -29,6 +29,8 @@ export interface DiscoveryServerOptions {
   policies?: PolicyStore;
   /** Where sidecars' mirror reports go (Discovery/Report); absent: reports are refused. */
   mirrorResults?: MirrorResults;
+  /** Called with each report taken (Kubernetes mode passes it on to the leader). */
+  onReport?: (r: SidecarReport__Output) => void;
   logger: Logger;
   host: string;
   port: number;
@@ -183,7 +185,10 @@ export class DiscoveryServer {
   #report(call: grpc.ServerUnaryCall<SidecarReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>): void {
     const results = this.#opts.mirrorResults;
     const refused = results === undefined ? 'this controller takes no mirror reports' : results.report(call.request);
-    if (refused === undefined) return cb(null, {});
+    if (refused === undefined) {
+      this.#opts.onReport?.(call.request);
+      return cb(null, {});
+    }
     this.#log.warn({ code: 'QB_BAD_REQUEST', peer: call.getPeer() }, `mirror report refused: ${refused}`);
     cb({ code: grpc.status.INVALID_ARGUMENT, details: `QB_BAD_REQUEST: mirror report refused: ${refused}` });
   }

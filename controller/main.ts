@@ -166,7 +166,7 @@ export async function main(argv: string[]): Promise<number> {
     logger,
     host: discoveryAddress,
     port: Number(flags.get('discovery-port')),
-    ...(kube !== undefined ? { onPushed: kube.onPushed } : {}),
+    ...(kube !== undefined ? { onPushed: kube.onPushed, onReport: (r) => kube.forwardReport(r) } : {}),
   });
   let components: ControllerComponent[];
   try {
@@ -208,6 +208,7 @@ export async function main(argv: string[]): Promise<number> {
       throw new StartupError(`cannot serve discovery on ${discoveryAddress}:${flags.get('discovery-port')}: ${cause}`);
     });
     discoveryUp = true;
+    kube?.setDiscoveryAddress(discoveryAddress, discovery.port());
     stops.push({ name: 'discovery', stop: () => discovery.stop() });
     for (const c of components) {
       await c.start();

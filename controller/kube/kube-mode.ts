@@ -9,6 +9,8 @@ import type { ControllerComponent } from '../component.ts';
 import type { EndpointRegistry } from '../endpoint-registry.ts';
 import { FlagError, type FlagValues } from '../flags.ts';
 import type { MirrorResults } from '../mirror-results.ts';
+import type { SidecarReport__Output } from '../../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
+import { REPORT_ADDRESS_ANNOTATION, ReportForwarder } from './report-forwarder.ts';
 import type { PolicyIntake } from '../policy-intake.ts';
 import type { PodSink, PodSource } from '../pod-source.ts';
 import { AnnotationEvents } from './annotation-events.ts';
@@ -65,6 +67,8 @@ export class KubeMode {
   #reconciler: BasisServiceReconciler | undefined;
   #policyReconciler: BasisPolicyReconciler | undefined;
   #events: AnnotationEvents | undefined;
+  #reportAddress: string | undefined;
+  #forwarder: ReportForwarder | undefined;
 
   /** `policies`: the intake main.ts made; the BasisPolicy informer feeds it. */
   constructor(flags: FlagValues, logger: Logger, policies: PolicyIntake) {
@@ -142,6 +146,7 @@ export class KubeMode {
         logger: this.#log,
         ...s.lease,
         identity: s.identity,
+        holderAnnotations: (): Record<string, string> => (this.#reportAddress === undefined ? {} : { [REPORT_ADDRESS_ANNOTATION]: this.#reportAddress }),
         onStartedLeading: () => {
           // a new leader trusts nothing it did not write itself: look at everything again
           void reconciler.resync();
@@ -166,8 +171,29 @@ export class KubeMode {
         await policyReconciler.stop();
         await events.stop();
         await elector?.stop();
+        this.#forwarder?.close();
       },
     };
+  }
+
+  /**
+   * Where this replica's discovery server can be reached by the other replicas (POD_IP in a pod, else the
+   * bound address unless it is a wildcard): the leader keeps it on the Lease for forwarded reports.
+   */
+  setDiscoveryAddress(host: string, port: number): void {
+    const ip = process.env.POD_IP ?? (host === '0.0.0.0' || host === '::' ? undefined : host);
+    this.#reportAddress = ip === undefined ? undefined : ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+  }
+
+  /** Passes a sidecar's report on to the leader when this replica is not it (only the leader writes status). */
+  forwardReport(r: SidecarReport__Output): void {
+    this.#forwarder ??= new ReportForwarder({
+      logger: this.#log,
+      isLeader: () => this.isLeader(),
+      leaderAddress: () => this.#elector?.holderAnnotation(REPORT_ADDRESS_ANNOTATION),
+      ownAddress: () => this.#reportAddress,
+    });
+    this.#forwarder.forward(r);
   }
 
   registerMetrics(reg: Registry): void {

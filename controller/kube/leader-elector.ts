@@ -19,6 +19,8 @@ export interface LeaderElectorOptions {
   onStartedLeading?: () => void;
   onStoppedLeading?: () => void;
   onNewLeader?: (identity: string) => void;
+  /** Annotations the holder keeps on the Lease (read at each acquire and renew), e.g. where it can be reached. */
+  holderAnnotations?: () => Record<string, string>;
 }
 
 interface LeaseSpec {
@@ -32,7 +34,7 @@ interface LeaseSpec {
 interface Lease {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace: string; resourceVersion?: string };
+  metadata: { name: string; namespace: string; resourceVersion?: string; annotations?: Record<string, string> };
   spec?: LeaseSpec;
 }
 
@@ -42,11 +44,12 @@ export function microTime(d: Date): string {
 }
 
 export class LeaderElector {
-  readonly #o: Required<Omit<LeaderElectorOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader'>> &
-    Pick<LeaderElectorOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader'>;
+  readonly #o: Required<Omit<LeaderElectorOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader' | 'holderAnnotations'>> &
+    Pick<LeaderElectorOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader' | 'holderAnnotations'>;
   readonly #log: Logger;
   #leader = false;
   #observedHolder = '';
+  #observedAnnotations: Record<string, string> = {};
   #observedRv = '';
   #observedAt = 0;
   #lastRenew = 0;
@@ -74,6 +77,11 @@ export class LeaderElector {
 
   isLeader(): boolean {
     return this.#leader;
+  }
+
+  /** An annotation of the Lease as last observed, if a holder holds it (see holderAnnotations). */
+  holderAnnotation(key: string): string | undefined {
+    return this.#observedHolder === '' ? undefined : this.#observedAnnotations[key];
   }
 
   /** The holder we last observed (ourselves when leading). */
@@ -169,7 +177,7 @@ export class LeaderElector {
       const created: Lease = {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
-        metadata: { name: this.#o.name, namespace: this.#o.namespace },
+        metadata: { name: this.#o.name, namespace: this.#o.namespace, annotations: this.#o.holderAnnotations?.() ?? {} },
         spec: {
           holderIdentity: this.#o.identity,
           leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
@@ -197,6 +205,7 @@ export class LeaderElector {
     const mine = holder === this.#o.identity;
     const next: Lease = {
       ...lease,
+      metadata: { ...lease.metadata, annotations: { ...(lease.metadata.annotations ?? {}), ...(this.#o.holderAnnotations?.() ?? {}) } },
       spec: {
         ...spec,
         holderIdentity: this.#o.identity,
@@ -223,6 +232,7 @@ export class LeaderElector {
       if (holder !== '' && holder !== this.#o.identity) this.#o.onNewLeader?.(holder);
     }
     this.#observedHolder = holder;
+    this.#observedAnnotations = lease.metadata.annotations ?? {};
     this.#observedRv = lease.metadata.resourceVersion ?? '';
     this.#observedAt = at;
   }

@@ -286,3 +286,27 @@ test('a sidecar\'s mirror report reaches the leader and shows in status.mirror (
   const described = (await cluster.kubectl(['-n', ns, 'describe', 'bpol', 'orders'])).stdout;
   assert.match(described, /Mirror:[\s\S]*Compared:\s+140[\s\S]*Mismatched:\s+7/);
 });
+
+test('a mirror report sent to a standby replica is passed on to the leader, which puts it in status.mirror (only the leader writes)', async (t) => {
+  const ns = await cluster.namespace(t, 'bpol-forward');
+  await createPods(cluster, ns, [provider('orders-1'), provider('orders-2', '1.10.0')]);
+  const leader = await controller(ns, 'forward-leader', '127.0.65.10');
+  await leader.waitForLog((l) => l.msg === 'became leader', 60_000, 'leads');
+  const standby = await controller(ns, 'forward-standby', '127.0.65.11');
+  await apply(bpol(ns, 'orders', { api: API, routes: [{ split: [{ versions: '<1.10.0', weight: 1 }], mirror: { versions: '>=1.10.0', percent: 100 } }] }));
+  await accepted(ns, 'orders', 'Accepted', is('True', 'Accepted'));
+  const lease = await getJson<{ metadata: { annotations?: Record<string, string> } }>(cluster, ['-n', ns, 'get', 'lease', 'qbasis-controller']);
+  assert.equal(lease.metadata.annotations?.['qbasis.io/report-address'], leader.discoveryTarget, 'the leader keeps its address on the Lease');
+  const { discoveryClientConstructor } = await import('../../proto/discovery.ts');
+  const grpc = await import('@grpc/grpc-js');
+  const client = new (discoveryClientConstructor())(standby.discoveryTarget, grpc.credentials.createInsecure());
+  t.after(() => client.close());
+  await new Promise<void>((resolve, reject) =>
+    client.report({ pod: 'caller-x', namespace: ns, runId: 'run-x', mirror: [{ policyNamespace: ns, policyName: 'orders', api: API, method: 'Create', matched: 19, statusMismatched: 1, payloadMismatched: 0, shadowFailed: 0, dropped: 0, samples: [] }] },
+      (err) => (err ? reject(err) : resolve())));
+  const obj = await pollFor('status.mirror from the forwarded report', async () => {
+    const o = await getJson<{ status?: { mirror?: { compared: number; mismatched: number } } }>(cluster, ['-n', ns, 'get', 'bpol', 'orders']);
+    return o.status?.mirror?.compared === 20 ? o : undefined;
+  }, { ...API_RETRY, timeoutMs: 60_000 });
+  assert.equal(obj.status!.mirror!.mismatched, 1);
+});

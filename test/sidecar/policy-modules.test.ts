@@ -143,7 +143,7 @@ test('the policy store answers by precedence and bumps the API\'s version on eve
 
 function report(pod: string, runId: string, matched: number, payloadMismatched: number, samples = 0): SidecarReport__Output {
   return {
-    pod, namespace: 'shop', runId,
+    pod, namespace: 'shop', runId, forwarded: false,
     mirror: [{
       policyNamespace: 'shop', policyName: 'orders', api: API, method: 'Create', matched, statusMismatched: 0, payloadMismatched, shadowFailed: 0, dropped: 0,
       samples: Array.from({ length: samples }, (_, i) => ({ method: 'Create', primaryVersion: '1.4.0', shadowVersion: '1.10.0', primaryStatus: 0, shadowStatus: 0, primaryFrame: '7101::1', shadowFrame: '7101::2', result: 'payload_mismatch', atUnixMs: 1_000 + i })),

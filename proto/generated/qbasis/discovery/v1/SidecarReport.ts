@@ -7,6 +7,7 @@ export interface SidecarReport {
   'namespace'?: (string);
   'runId'?: (string);
   'mirror'?: (_qbasis_discovery_v1_MirrorCounts)[];
+  'forwarded'?: (boolean);
 }
 
 export interface SidecarReport__Output {
@@ -14,4 +15,5 @@ export interface SidecarReport__Output {
   'namespace': (string);
   'runId': (string);
   'mirror': (_qbasis_discovery_v1_MirrorCounts__Output)[];
+  'forwarded': (boolean);
 }
