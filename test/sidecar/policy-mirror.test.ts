@@ -4,28 +4,18 @@
 // Addresses: 127.0.92.x (controller .1; primary 1.4.0 .11; shadow 1.10.0 .12 (differs on every 20th
 // call); slow shadow 1.12.0 .13 (answers after 600 ms); caller .20).
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { echoClient, ECHO_API, type EchoClient } from '../fixtures/echo-client.ts';
-import { admin, startEcho, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
-import { startController, tempDir, writePods, type RunningController, type TestPod } from '../fixtures/local-controller.ts';
-import { basisPolicy, unary, waitPolicyInForce } from '../fixtures/policy.ts';
+import { admin } from '../fixtures/echo-mesh.ts';
+import { PolicyMesh, unary } from '../fixtures/policy.ts';
 import { waitForValue } from '../fixtures/wait.ts';
 
 const NET = '127.0.92';
-const PRIMARY = `${NET}.11`;
-const SHADOW = `${NET}.12`;
-const SLOW_SHADOW = `${NET}.13`;
-const CALLER = `${NET}.20`;
-const pods: TestPod[] = [
-  { name: 'primary', ip: PRIMARY, provides: `${ECHO_API}@1.4.0` },
-  { name: 'shadow', ip: SHADOW, provides: `${ECHO_API}@1.10.0` },
-  { name: 'slow-shadow', ip: SLOW_SHADOW, provides: `${ECHO_API}@1.12.0` },
-];
-let podsFile: string;
-let ctl: RunningController;
-let client: EchoClient;
-let generation = 0;
+const mesh = new PolicyMesh(NET, [
+  { name: 'primary', ip: `${NET}.11`, version: '1.4.0', echo: { sameAnswer: true } },
+  { name: 'shadow', ip: `${NET}.12`, version: '1.10.0', echo: { sameAnswer: true, differEvery: 20 } },
+  { name: 'slow-shadow', ip: `${NET}.13`, version: '1.12.0', echo: { sameAnswer: true, delayMs: 600 } },
+]);
+const CALLER = mesh.caller;
 
 interface PolicyView {
   name: string;
@@ -33,43 +23,27 @@ interface PolicyView {
 }
 
 async function policyView(name: string): Promise<PolicyView | undefined> {
-  const r = await fetch(`${ctl.admin}/policies`);
+  const r = await fetch(`${mesh.ctl.admin}/policies`);
   return ((await r.json()) as PolicyView[]).find((p) => p.name === name);
 }
 
-async function applyPolicy(name: string, mirrorVersions: string): Promise<void> {
-  generation++;
-  writePods(podsFile, pods, [basisPolicy(name, generation, { api: ECHO_API, routes: [{ split: [{ versions: '<1.10.0', weight: 1 }], mirror: { versions: mirrorVersions, percent: 100 } }] })]);
-  await waitPolicyInForce(CALLER, ECHO_API, { name: `default/${name}`, generation });
+function applyPolicy(name: string, mirrorVersions: string): Promise<void> {
+  return mesh.apply({ routes: [{ split: [{ versions: '<1.10.0', weight: 1 }], mirror: { versions: mirrorVersions, percent: 100 } }] }, mesh.pods, name);
 }
 
 before(async () => {
-  podsFile = path.join(tempDir('policy-mirror'), 'pods.yaml');
-  writePods(podsFile, pods);
-  ctl = await startController({ podsFile, host: `${NET}.1` });
-  await Promise.all([
-    startEcho({ host: PRIMARY, port: 50051, name: 'primary', version: '1.4.0', sameAnswer: true }),
-    startEcho({ host: SHADOW, port: 50051, name: 'shadow', version: '1.10.0', sameAnswer: true, differEvery: 20 }),
-    startEcho({ host: SLOW_SHADOW, port: 50051, name: 'slow-shadow', version: '1.12.0', sameAnswer: true, delayMs: 600 }),
-  ]);
-  await Promise.all([
-    ...pods.map((p) => startSidecar({ ip: p.ip!, discovery: ctl.target, appPort: 50051, provides: p.provides! })),
-    startSidecar({ ip: CALLER, discovery: ctl.target, appPort: 50051, requires: `${ECHO_API}@^1.2` }),
-  ]);
-  client = echoClient(`${CALLER}:15001`);
+  await mesh.start();
 });
 
 after(async () => {
-  client?.close();
-  await stopAll();
-  await ctl?.stop();
+  await mesh.stop();
 });
 
 test('a shadow that differs on 1 call in 20 is reported as 5 % payload_mismatch in the policy\'s mirror status, with samples; callers get only the primary\'s answers', async (t) => {
   await applyPolicy('parallel-run', '~1.10.0');
   const n = 400;
   for (let i = 0; i < n; i++) {
-    const r = await unary(client, { text: `call ${i}` });
+    const r = await unary(mesh.client, { text: `call ${i}` });
     assert.ok(r.ok, r.ok ? '' : r.err.details);
     assert.equal(r.value.text, `call ${i}`, 'the caller gets the primary\'s answer, never the shadow\'s');
   }
@@ -96,7 +70,7 @@ test('a shadow that differs on 1 call in 20 is reported as 5 % payload_mismatch 
 test('the caller never waits for a slow shadow, and copies beyond the in-flight cap are dropped and counted', async (t) => {
   await applyPolicy('slow-shadow', '~1.12.0');
   const t0 = performance.now();
-  const results = await Promise.all(Array.from({ length: 60 }, (_, i) => unary(client, { text: `c${i}` })));
+  const results = await Promise.all(Array.from({ length: 60 }, (_, i) => unary(mesh.client, { text: `c${i}` })));
   const took = performance.now() - t0;
   t.diagnostic(`60 calls with a 600 ms shadow took ${took.toFixed(0)} ms`);
   assert.ok(results.every((r) => r.ok));

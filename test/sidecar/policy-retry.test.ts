@@ -4,36 +4,31 @@
 // Addresses: 127.0.91.x (controller .1; flaky 1.4.0 .11 (30 % UNAVAILABLE); steady 1.4.1 .12;
 // dead 1.6.0 .13 (always UNAVAILABLE); slow 1.8.0 .14; caller .20).
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { echoClient, ECHO_API, type EchoClient, type EchoResponse, type StatsResponse } from '../fixtures/echo-client.ts';
-import { admin, startEcho, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
-import { startController, tempDir, writePods, type RunningController, type TestPod } from '../fixtures/local-controller.ts';
-import { basisPolicy, callMany, unary, waitPolicyInForce } from '../fixtures/policy.ts';
+import { echoClient, type EchoResponse, type StatsResponse } from '../fixtures/echo-client.ts';
+import { admin } from '../fixtures/echo-mesh.ts';
+import { callMany, PolicyMesh, unary } from '../fixtures/policy.ts';
 
 const NET = '127.0.91';
-const FLAKY = `${NET}.11`;
-const STEADY = `${NET}.12`;
 const DEAD = `${NET}.13`;
 const SLOW = `${NET}.14`;
-const CALLER = `${NET}.20`;
-const pods: TestPod[] = [
-  { name: 'flaky', ip: FLAKY, provides: `${ECHO_API}@1.4.0` },
-  { name: 'steady', ip: STEADY, provides: `${ECHO_API}@1.4.1` },
-  { name: 'dead', ip: DEAD, provides: `${ECHO_API}@1.6.0` },
-  { name: 'slow', ip: SLOW, provides: `${ECHO_API}@1.8.0` },
-];
-let podsFile: string;
-let ctl: RunningController;
-let client: EchoClient;
-let generation = 0;
+const mesh = new PolicyMesh(NET, [
+  { name: 'flaky', ip: `${NET}.11`, version: '1.4.0', echo: { failPercent: 30 } },
+  { name: 'steady', ip: `${NET}.12`, version: '1.4.1' },
+  { name: 'dead', ip: DEAD, version: '1.6.0', echo: { failPercent: 100 } },
+  { name: 'slow', ip: SLOW, version: '1.8.0' },
+]);
+const CALLER = mesh.caller;
+const applyPolicy = (spec: Record<string, unknown>): Promise<void> => mesh.apply(spec);
 
-async function applyPolicy(spec: Record<string, unknown>): Promise<void> {
-  generation++;
-  writePods(podsFile, pods, [basisPolicy('echo', generation, { api: ECHO_API, ...spec })]);
-  await waitPolicyInForce(CALLER, ECHO_API, { name: 'default/echo', generation });
-}
+before(async () => {
+  await mesh.start();
+});
+
+after(async () => {
+  await mesh.stop();
+});
 
 /** Calls the app on `ip` has received, asked directly (not through a sidecar). */
 async function appCalls(ip: string): Promise<number> {
@@ -50,35 +45,12 @@ function only(versions: string): Record<string, unknown> {
   return { split: [{ versions, weight: 1 }] };
 }
 
-before(async () => {
-  podsFile = path.join(tempDir('policy-retry'), 'pods.yaml');
-  writePods(podsFile, pods);
-  ctl = await startController({ podsFile, host: `${NET}.1` });
-  await Promise.all([
-    startEcho({ host: FLAKY, port: 50051, name: 'flaky', version: '1.4.0', failPercent: 30 }),
-    startEcho({ host: STEADY, port: 50051, name: 'steady', version: '1.4.1' }),
-    startEcho({ host: DEAD, port: 50051, name: 'dead', version: '1.6.0', failPercent: 100 }),
-    startEcho({ host: SLOW, port: 50051, name: 'slow', version: '1.8.0' }),
-  ]);
-  await Promise.all([
-    ...pods.map((p) => startSidecar({ ip: p.ip!, discovery: ctl.target, appPort: 50051, provides: p.provides! })),
-    startSidecar({ ip: CALLER, discovery: ctl.target, appPort: 50051, requires: `${ECHO_API}@^1.2` }),
-  ]);
-  client = echoClient(`${CALLER}:15001`);
-});
-
-after(async () => {
-  client?.close();
-  await stopAll();
-  await ctl?.stop();
-});
-
 test('retries on UNAVAILABLE (attempts: 2) turn a group with an endpoint failing 30 % into >= 99 % success; without them it fails visibly', async (t) => {
   await applyPolicy({ routes: [only('~1.4.0')] });
-  const without = await callMany(client, 400);
+  const without = await callMany(mesh.client, 400);
   await applyPolicy({ retry: { attempts: 2, on: ['UNAVAILABLE'], budget: { percent: 50, minPerSecond: 10 } }, routes: [only('~1.4.0')] });
   const n = 1000;
-  const counts = await callMany(client, n);
+  const counts = await callMany(mesh.client, n);
   const ok = (counts.get('flaky@1.4.0') ?? 0) + (counts.get('steady@1.4.1') ?? 0);
   t.diagnostic(`without retries ${JSON.stringify(Object.fromEntries(without))}; with ${JSON.stringify(Object.fromEntries(counts))}`);
   assert.ok((without.get('!UNAVAILABLE') ?? 0) > 0, 'the flaky endpoint fails some calls when nothing retries them');
@@ -93,7 +65,7 @@ test('with the budget at its minimum a provider failing every call receives no m
   const before = await appCalls(DEAD);
   const n = 100;
   const t0 = performance.now();
-  const counts = await callMany(client, n, 4);
+  const counts = await callMany(mesh.client, n, 4);
   const tookMs = performance.now() - t0;
   const received = (await appCalls(DEAD)) - before;
   t.diagnostic(`${JSON.stringify(Object.fromEntries(counts))}; the provider received ${received} in ${tookMs.toFixed(0)} ms`);
@@ -111,7 +83,7 @@ test('no retry once a response has started: a stream that fails after its first 
   const before = await appCalls(SLOW);
   const got: EchoResponse[] = [];
   const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
-    const call = client.ServerStream({ text: 'gone', count: 1, fail_code: grpc.status.UNAVAILABLE }, { deadline: Date.now() + 10_000 });
+    const call = mesh.client.ServerStream({ text: 'gone', count: 1, fail_code: grpc.status.UNAVAILABLE }, { deadline: Date.now() + 10_000 });
     call.on('data', (m: EchoResponse) => got.push(m));
     call.on('error', resolve);
     call.on('end', () => reject(new Error('the stream ended without its error')));
@@ -125,7 +97,7 @@ test('the policy timeout ends a call the provider sits on with DEADLINE_EXCEEDED
   await applyPolicy({ timeout: '300ms', routes: [only('~1.8.0')] });
   const policyTimed: number[] = [];
   for (let i = 0; i < 5; i++) {
-    const r = await unary(client, { text: 'sleep', delay_ms: 3000 }, 10_000);
+    const r = await unary(mesh.client, { text: 'sleep', delay_ms: 3000 }, 10_000);
     assert.ok(!r.ok);
     assert.equal(r.err.code, grpc.status.DEADLINE_EXCEEDED, r.err.details);
     assert.match(r.err.details, /timeout of 300 ms \(BasisPolicy default\/echo\)/);
@@ -133,7 +105,7 @@ test('the policy timeout ends a call the provider sits on with DEADLINE_EXCEEDED
   }
   const callerTimed: number[] = [];
   for (let i = 0; i < 5; i++) {
-    const r = await unary(client, { text: 'sleep', delay_ms: 3000 }, 150);
+    const r = await unary(mesh.client, { text: 'sleep', delay_ms: 3000 }, 150);
     assert.ok(!r.ok);
     assert.equal(r.err.code, grpc.status.DEADLINE_EXCEEDED);
     callerTimed.push(r.ms);
@@ -148,7 +120,7 @@ test('a per-try timeout sends a call the first endpoint sits on to another try, 
   // The group holds two endpoints; the request asks each app to wait 400 ms, the per-try timeout is 100 ms:
   // every try times out, and the caller gets DEADLINE_EXCEEDED naming the per-try timeout once tries run out.
   await applyPolicy({ timeout: '2s', retry: { attempts: 1, on: ['UNAVAILABLE'], perTryTimeout: '100ms', budget: { percent: 100, minPerSecond: 100 } }, routes: [only('~1.4.0')] });
-  const r = await unary(client, { text: 'sleep', delay_ms: 400 }, 10_000);
+  const r = await unary(mesh.client, { text: 'sleep', delay_ms: 400 }, 10_000);
   assert.ok(!r.ok);
   assert.equal(r.err.code, grpc.status.DEADLINE_EXCEEDED);
   assert.match(r.err.details, /per-try timeout of 100 ms.*no retry is left/);
