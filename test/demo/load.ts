@@ -25,24 +25,55 @@ export function newCounts(): Counts {
 const MAX_IN_FLIGHT = 64;
 const CALL_DEADLINE_MS = 5000;
 
-/** Starts `rps` calls/s to `target` (a caller sidecar's outbound port) into `counts`; `stop()` waits for the calls in flight. */
-export function startLoad(target: string, rps: number, range: string, counts: Counts, opts: { tickMs?: number } = {}): { stop: () => Promise<void> } {
-  const client = orderClient(target);
+type Done = () => void;
+
+/**
+ * Calls `call(index, done)` at `rps` per second (at most MAX_IN_FLIGHT unfinished), until stop(), which waits
+ * for the calls in flight and then runs `close`.
+ */
+function paced(rps: number, tickMs: number, call: (index: number, done: Done) => void, close: () => void): { stop: () => Promise<void> } {
   let inFlight = 0;
   let started = 0;
   let stopping = false;
   const t0 = Date.now();
   const idle: Array<() => void> = [];
-  const one = (): void => {
-    started++;
-    inFlight++;
+  const done = (): void => {
+    inFlight--;
+    if (inFlight === 0) for (const f of idle.splice(0)) f();
+  };
+  const timer = setInterval(() => {
+    if (stopping) return;
+    const due = Math.floor(((Date.now() - t0) / 1000) * rps) - started;
+    for (let i = 0; i < due && inFlight < MAX_IN_FLIGHT; i++) {
+      started++;
+      inFlight++;
+      call(started, done);
+    }
+  }, tickMs);
+  return {
+    async stop() {
+      stopping = true;
+      clearInterval(timer);
+      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
+      close();
+    },
+  };
+}
+
+function countError(counts: Pick<Counts, 'failed' | 'errors'>, err: grpc.ServiceError | null): void {
+  counts.failed++;
+  const key = err ? `${grpc.status[err.code] ?? err.code}: ${err.details}` : 'empty reply';
+  counts.errors.set(key, (counts.errors.get(key) ?? 0) + 1);
+}
+
+/** Starts `rps` calls/s to `target` (a caller sidecar's outbound port) into `counts`; `stop()` waits for the calls in flight. */
+export function startLoad(target: string, rps: number, range: string, counts: Counts, opts: { tickMs?: number } = {}): { stop: () => Promise<void> } {
+  const client = orderClient(target);
+  return paced(rps, opts.tickMs ?? 10, (_i, done) => {
     client.create({ item: 'book', quantity: 1 }, { deadline: Date.now() + CALL_DEADLINE_MS }, (err, res) => {
-      inFlight--;
       counts.calls++;
       if (err || res === undefined) {
-        counts.failed++;
-        const key = err ? `${grpc.status[err.code] ?? err.code}: ${err.details}` : 'empty reply';
-        counts.errors.set(key, (counts.errors.get(key) ?? 0) + 1);
+        countError(counts, err);
       } else {
         counts.ok++;
         const v = res.servedByVersion;
@@ -54,22 +85,21 @@ export function startLoad(target: string, rps: number, range: string, counts: Co
         counts.byPod.set(res.servedByPod, p);
         if (!satisfies(v, range)) counts.misrouted++;
       }
-      if (inFlight === 0) for (const f of idle.splice(0)) f();
+      done();
     });
-  };
-  const timer = setInterval(() => {
-    if (stopping) return;
-    const due = Math.floor(((Date.now() - t0) / 1000) * rps) - started;
-    for (let i = 0; i < due && inFlight < MAX_IN_FLIGHT; i++) one();
-  }, opts.tickMs ?? 10);
-  return {
-    async stop() {
-      stopping = true;
-      clearInterval(timer);
-      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
-      client.close();
-    },
-  };
+  }, () => client.close());
+}
+
+/** Quote calls at `rps` for the parallel run (quantities 1-40 in turn); counts answers and failures. */
+export function startQuoteLoad(target: string, rps: number, counts: Pick<Counts, 'calls' | 'failed' | 'errors'>): { stop: () => Promise<void> } {
+  const client = orderClient(target);
+  return paced(rps, 10, (i, done) => {
+    client.quote({ item: 'book', quantity: (i % 40) + 1 }, { deadline: Date.now() + CALL_DEADLINE_MS }, (err) => {
+      counts.calls++;
+      if (err) countError(counts, err);
+      done();
+    });
+  }, () => client.close());
 }
 
 /** Waits until one call through `target` succeeds: the caller sidecar has its routes. */
@@ -85,38 +115,3 @@ export async function waitFirstCall(target: string, opts: WaitOptions & { before
   }
 }
 
-/** Quote calls at `rps` for the parallel run (quantities 1-40 in turn); counts answers and failures. */
-export function startQuoteLoad(target: string, rps: number, counts: { calls: number; failed: number; errors: Map<string, number> }): { stop: () => Promise<void> } {
-  const client = orderClient(target);
-  let inFlight = 0;
-  let started = 0;
-  let stopping = false;
-  const t0 = Date.now();
-  const idle: Array<() => void> = [];
-  const timer = setInterval(() => {
-    if (stopping) return;
-    const due = Math.floor(((Date.now() - t0) / 1000) * rps) - started;
-    for (let i = 0; i < due && inFlight < MAX_IN_FLIGHT; i++) {
-      started++;
-      inFlight++;
-      client.quote({ item: 'book', quantity: (started % 40) + 1 }, { deadline: Date.now() + CALL_DEADLINE_MS }, (err) => {
-        inFlight--;
-        counts.calls++;
-        if (err) {
-          counts.failed++;
-          const key = `${grpc.status[err.code] ?? err.code}: ${err.details}`;
-          counts.errors.set(key, (counts.errors.get(key) ?? 0) + 1);
-        }
-        if (inFlight === 0) for (const f of idle.splice(0)) f();
-      });
-    }
-  }, 10);
-  return {
-    async stop() {
-      stopping = true;
-      clearInterval(timer);
-      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
-      client.close();
-    },
-  };
-}
