@@ -80,7 +80,12 @@ export class DiscoveryServer {
     this.#opts = opts;
     this.#log = opts.logger.child({ component: 'discovery-server' });
     this.#server = new grpc.Server({ ...DISCOVERY_KEEPALIVE.server });
-    this.#server.addService(discoveryServiceDefinition(), {
+    this.addTo(this.#server);
+  }
+
+  /** Serves Discovery on another server too (the TLS port with identity on); the streams are one set. */
+  addTo(server: grpc.Server): void {
+    server.addService(discoveryServiceDefinition(), {
       Watch: (call: grpc.ServerWritableStream<WatchRequest__Output, Update>) => this.#watch(call),
       Report: (call: grpc.ServerUnaryCall<MirrorReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>) => this.#report(call, cb),
     });
@@ -110,7 +115,7 @@ export class DiscoveryServer {
   async stop(graceMs = 2000): Promise<void> {
     this.#opts.registry.off('change', this.#onChange);
     this.#opts.policies?.off('change', this.#onChange);
-    for (const set of this.#subs.values()) for (const s of set) s.call.end();
+    this.endStreams();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.#server.forceShutdown();
@@ -121,6 +126,11 @@ export class DiscoveryServer {
         resolve();
       });
     });
+  }
+
+  /** Ends every stream cleanly (subscribers reconnect elsewhere): at shutdown, before the servers stop. */
+  endStreams(): void {
+    for (const set of this.#subs.values()) for (const s of set) s.call.end();
   }
 
   #watch(call: grpc.ServerWritableStream<WatchRequest__Output, Update>): void {
