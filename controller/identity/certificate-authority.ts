@@ -85,9 +85,10 @@ export class CertificateAuthority {
 
   async #sign(publicKey: CryptoKey, o: { subject: string; names: x509.JsonGeneralName[]; usages: number; eku: string[]; lifetimeMs: number; now: Date }): Promise<IssuedCertificate> {
     const t = o.now.getTime();
-    const notBefore = new Date(Math.max(t - BACKDATE_MS, this.notBefore.getTime()));
+    // Whole seconds, as X.509 times are (what is returned is what the certificate says).
+    const notBefore = new Date(Math.floor(Math.max(t - BACKDATE_MS, this.notBefore.getTime()) / 1000) * 1000);
     // Never past the issuer's expiry: a chain is only as valid as its root.
-    const notAfter = new Date(Math.min(t + o.lifetimeMs, this.notAfter.getTime()));
+    const notAfter = new Date(Math.floor(Math.min(t + o.lifetimeMs, this.notAfter.getTime()) / 1000) * 1000);
     if (notAfter.getTime() <= t) throw new Error(`the root expires at ${this.notAfter.toISOString()}; it can sign nothing more`);
     const serialNumber = randomSerial();
     const cert = await x509.X509CertificateGenerator.create({
