@@ -100,7 +100,8 @@ export class WorkloadCertificate extends EventEmitter {
     this.#client.Certify({ csr, token }, { deadline: Date.now() + CERTIFY_DEADLINE_MS }, (err, res) => {
       if (this.#stopped) return;
       if (err !== null || res === undefined) {
-        this.#failed(`Certify at ${this.#o.target} failed: ${grpc.status[err?.code ?? grpc.status.UNKNOWN] ?? err?.code} ${err?.details ?? 'no answer'}`);
+        const hint = err?.code === grpc.status.UNAVAILABLE || err?.code === grpc.status.UNIMPLEMENTED ? " (is --discovery the controller's TLS port, 15012, and --trust-bundle its ca.pem?)" : '';
+        this.#failed(`Certify at ${this.#o.target} failed: ${grpc.status[err?.code ?? grpc.status.UNKNOWN] ?? err?.code} ${err?.details ?? 'no answer'}${hint}`);
         return;
       }
       let c: Certificate;
