@@ -116,16 +116,7 @@ export class DiscoveryServer {
     this.#opts.registry.off('change', this.#onChange);
     this.#opts.policies?.off('change', this.#onChange);
     this.endStreams();
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.#server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.#server.tryShutdown(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    await shutdownServer(this.#server, graceMs);
   }
 
   /** Ends every stream cleanly (subscribers reconnect elsewhere): at shutdown, before the servers stop. */
@@ -257,4 +248,18 @@ export class DiscoveryServer {
       this.#flush(s);
     });
   }
+}
+
+/** Stops a grpc-js server: open calls get `graceMs` to finish, then it is forced. */
+export function shutdownServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 }

@@ -43,16 +43,14 @@ export interface Endpoint {
   identity: string;
 }
 
-let loaded: ProtoGrpcType | undefined;
-
-/** The parsed package (cached: parsing the .proto once per process is enough). */
-export function discoveryPackage(): ProtoGrpcType {
-  if (loaded === undefined) {
-    const def = protoLoader.loadSync(DISCOVERY_PROTO_PATH, LOADER_OPTIONS);
-    loaded = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
-  }
-  return loaded;
+/** A .proto of proto/ loaded as a grpc-js package, once per process (parsing it once is enough). */
+export function lazyPackage<T>(file: string): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= grpc.loadPackageDefinition(protoLoader.loadSync(file, LOADER_OPTIONS)) as unknown as T);
 }
+
+/** The parsed package. */
+export const discoveryPackage = lazyPackage<ProtoGrpcType>(DISCOVERY_PROTO_PATH);
 
 export function discoveryServiceDefinition(): DiscoveryDefinition {
   return discoveryPackage().qbasis.discovery.v1.Discovery.service;

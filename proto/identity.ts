@@ -1,9 +1,7 @@
 // Mesh identity, the part both sides share: SPIFFE IDs (DESIGN.md "Security"), how one is read from a
 // certificate, and the qbasis.identity.v1.Identity service (proto/identity.proto, types in generated/).
 import path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { LOADER_OPTIONS } from './discovery.ts';
+import { lazyPackage } from './discovery.ts';
 import type { ProtoGrpcType } from './generated/identity.ts';
 import type { IdentityClient, IdentityDefinition } from './generated/qbasis/identity/v1/Identity.ts';
 import type { CertifyRequest, CertifyRequest__Output } from './generated/qbasis/identity/v1/CertifyRequest.ts';
@@ -93,15 +91,7 @@ export function meshIdentityOf(subjectAltName: string | undefined): string | und
   return parseSpiffeId(uris[0]!) === undefined ? undefined : uris[0];
 }
 
-let loaded: ProtoGrpcType | undefined;
-
-function identityPackage(): ProtoGrpcType {
-  if (loaded === undefined) {
-    const def = protoLoader.loadSync(IDENTITY_PROTO_PATH, LOADER_OPTIONS);
-    loaded = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
-  }
-  return loaded;
-}
+const identityPackage = lazyPackage<ProtoGrpcType>(IDENTITY_PROTO_PATH);
 
 export function identityServiceDefinition(): IdentityDefinition {
   return identityPackage().qbasis.identity.v1.Identity.service;

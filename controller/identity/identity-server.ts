@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { DISCOVERY_KEEPALIVE } from '../../proto/discovery.ts';
 import { identityServiceDefinition } from '../../proto/identity.ts';
-import type { DiscoveryServer } from '../discovery-server.ts';
+import { shutdownServer, type DiscoveryServer } from '../discovery-server.ts';
 import type { CertifyService } from './certify-service.ts';
 import type { ServingCertificate } from './serving-certificate.ts';
 
@@ -51,15 +51,6 @@ export class IdentityServer {
   async stop(graceMs = 2000): Promise<void> {
     this.#o.serving.stop();
     this.#o.discovery.endStreams();
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.#server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.#server.tryShutdown(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    await shutdownServer(this.#server, graceMs);
   }
 }
