@@ -3,6 +3,7 @@
 // Addresses: 127.0.101.x (controller .1; pod "alpha" .11 provides 1.4.0 and calls ^2; pod "beta" .12
 // provides 2.0.0 and calls ^1.2).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -12,6 +13,7 @@ import { admin, startEcho, startSidecar, stopAll, type Proc } from '../fixtures/
 import { certify, identityFlags, readToken, startIdentityController, type IdentityController } from '../fixtures/identity.ts';
 import { tempDir, writePods, type TestPod } from '../fixtures/local-controller.ts';
 import { unary } from '../fixtures/policy.ts';
+import { ensureTools } from '../cluster/build.ts';
 
 const NET = '127.0.101';
 const ALPHA = `${NET}.11`;
@@ -95,4 +97,16 @@ test('two sidecars call each other over mutual TLS', async () => {
   assert.equal(ep.connection, 'ready');
   for (const p of sidecars) assert.equal(p.err(), '', 'nothing on stderr (no TLS warnings)');
   for (const p of sidecars) assert.deepEqual(p.logs().filter((l) => Number(l.level) >= 40).map((l) => l.msg), [], 'no warnings logged');
+});
+
+test('with identity on, the sidecar and controller /metrics pass promtool check metrics', { timeout: 600_000 }, async () => {
+  const promlint = path.join(await ensureTools({ tools: ['promlint'] }), 'promlint');
+  const texts = { sidecar: (await admin(ALPHA, '/metrics')).body, controller: await fetch(`${ctl.admin}/metrics`).then((r) => r.text()) };
+  assert.match(texts.sidecar, /^qbasis_sidecar_certificate_requests_total\{result="ok"\} 1$/m);
+  assert.match(texts.sidecar, /^qbasis_sidecar_peer_identity_mismatches_total 0$/m);
+  assert.match(texts.controller, /^qbasis_controller_identity_root_expiry_timestamp_seconds \d/m);
+  for (const [what, text] of Object.entries(texts)) {
+    const r = spawnSync(promlint, [], { input: text, encoding: 'utf8' });
+    assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
+  }
 });
