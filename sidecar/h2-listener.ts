@@ -84,6 +84,11 @@ export function createH2Listener(limits: ListenerLimits, tls?: ListenerTls): H2L
     : http2.createSecureServer({ ...options, ca: tls.ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], minVersion: 'TLSv1.3', allowHTTP1: false });
   const server = secure === undefined ? http2.createServer(options) : (secure as unknown as Http2Server);
   secure?.on('tlsClientError', (err: Error) => tls!.onHandshakeError(err));
+  // TLS without ALPN h2 (Node would hold the socket for 10 s first): closed at once, counted.
+  secure?.on('unknownProtocol', (sock: Socket) => {
+    tls!.onHandshakeError(new Error(`the client negotiated no h2 (ALPN ${(sock as TLSSocket).alpnProtocol || 'none'})`));
+    sock.destroy();
+  });
   server.maxConnections = limits.maxConnections;
   const sessions = new Set<ServerHttp2Session>();
   server.on('session', (s: ServerHttp2Session) => {

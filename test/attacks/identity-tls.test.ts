@@ -18,7 +18,8 @@ import { csrPublicKey } from '../../controller/identity/certificate-request.ts';
 import { x509 } from '../../controller/webhook/certificates.ts';
 import { newKeyAndCsr } from '../../sidecar/identity/csr.ts';
 import { ECHO_API, echoClient, type EchoClient, type StatsResponse } from '../fixtures/echo-client.ts';
-import { logsByIp, startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
+import { admin, logsByIp, startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
+import { waitForValue } from '../fixtures/wait.ts';
 import { certify, identityFlags, readToken, startIdentityController, type IdentityController } from '../fixtures/identity.ts';
 import { tempDir, writePods, type TestPod } from '../fixtures/local-controller.ts';
 import { callMany, unary } from '../fixtures/policy.ts';
@@ -33,6 +34,7 @@ const CALLER = `${NET}.21`;
 const ATTACKER = `${NET}.99`;
 const CALLER_ID = 'spiffe://cluster.local/ns/shop/sa/checkout';
 let ctl: IdentityController;
+let podsFile: string;
 let client: EchoClient;
 const apps: Record<string, EchoClient> = {};
 const sidecars: Proc[] = [];
@@ -47,7 +49,7 @@ const pods: TestPod[] = [
 ];
 
 before(async () => {
-  const podsFile = path.join(tempDir('attack-identity'), 'pods.yaml');
+  podsFile = path.join(tempDir('attack-identity'), 'pods.yaml');
   writePods(podsFile, pods);
   ctl = await startIdentityController({ podsFile, host: `${NET}.1` });
   await Promise.all([ORDERS_1, ORDERS_2, IMPOSTOR].map((ip, i) => startEcho({ host: ip, port: 50051, name: i === 2 ? 'impostor' : `orders-${i + 1}`, version: '1.4.0' })));
@@ -123,6 +125,21 @@ test('a plain-text client, a client without a certificate, a self-signed one and
   assert.ok((await unary(client, { text: 'after' })).ok, 'good calls still pass');
 });
 
+test('a mesh client that negotiates no h2 (no ALPN) is closed at once', async () => {
+  const mine = await certify(ctl, await readToken(ctl, NS, 'client'));
+  assert.ok(mine.ok);
+  const before = await metric(ORDERS_1, 'qbasis_sidecar_inbound_tls_handshake_failures_total');
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const s = tls.connect({ socket: net.connect({ host: ORDERS_1, port: 15006, localAddress: ATTACKER }), ca: ctl.bundle, key: mine.key, cert: mine.res.certificateChain.join(''), checkServerIdentity: () => undefined });
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+    s.resume();
+  });
+  assert.ok(performance.now() - t0 < 3000, `closed in ${Math.round(performance.now() - t0)} ms, not after Node's 10 s`);
+  assert.ok(await metric(ORDERS_1, 'qbasis_sidecar_inbound_tls_handshake_failures_total') > before);
+});
+
 test('a certificate chained to the mesh root that names no SPIFFE ID is refused with UNAUTHENTICATED; the app never sees it', async () => {
   const root = CertificateAuthority.load({ cert: fs.readFileSync(path.join(ctl.dir, 'ca.pem'), 'utf8'), key: fs.readFileSync(path.join(ctl.dir, 'ca-key.pem'), 'utf8') });
   const before = await appCalls(ORDERS_1);
@@ -146,6 +163,10 @@ test('a valid mesh certificate of the wrong identity for an endpoint is refused 
 });
 
 test('with only the impostor left, the call fails with UNAVAILABLE QB_PEER_IDENTITY naming both identities', async () => {
+  // The genuine pods leave (their endpoints with them): discovery now names only orders-3.
+  writePods(podsFile, pods.filter((p) => p.name !== 'orders-1' && p.name !== 'orders-2'));
+  await waitForValue('the caller to know only orders-3', async () => JSON.parse((await admin(CALLER, '/routes')).body) as { requires: Record<string, { endpoints: { pod: string }[] }> },
+    (r) => r.requires[ECHO_API]!.endpoints.map((e) => e.pod).join() === 'orders-3', { retryErrors: true });
   await Promise.all([sidecars[0]!.stop(), sidecars[1]!.stop()]);
   const r = await unary(client, { text: 'x' });
   assert.equal(r.ok, false);
