@@ -82,7 +82,12 @@ export class DiscoveryServer {
     this.#opts = opts;
     this.#log = opts.logger.child({ component: 'discovery-server' });
     this.#server = new grpc.Server({ ...DISCOVERY_KEEPALIVE.server });
-    this.#server.addService(discoveryServiceDefinition(), {
+    this.addTo(this.#server);
+  }
+
+  /** Serves Discovery on another server too (the TLS port with identity on); the streams are one set. */
+  addTo(server: grpc.Server): void {
+    server.addService(discoveryServiceDefinition(), {
       Watch: (call: grpc.ServerWritableStream<WatchRequest__Output, Update>) => this.#watch(call),
       Report: (call: grpc.ServerUnaryCall<SidecarReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>) => this.#report(call, cb),
     });
@@ -112,17 +117,13 @@ export class DiscoveryServer {
   async stop(graceMs = 2000): Promise<void> {
     this.#opts.registry.off('change', this.#onChange);
     this.#opts.policies?.off('change', this.#onChange);
+    this.endStreams();
+    await shutdownServer(this.#server, graceMs);
+  }
+
+  /** Ends every stream cleanly (subscribers reconnect elsewhere): at shutdown, before the servers stop. */
+  endStreams(): void {
     for (const set of this.#subs.values()) for (const s of set) s.call.end();
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.#server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.#server.tryShutdown(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
   }
 
   #watch(call: grpc.ServerWritableStream<WatchRequest__Output, Update>): void {
@@ -252,4 +253,18 @@ export class DiscoveryServer {
       this.#flush(s);
     });
   }
+}
+
+/** Stops a grpc-js server: open calls get `graceMs` to finish, then it is forced. */
+export function shutdownServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 }

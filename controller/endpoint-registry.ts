@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { parsePodAnnotations, type AnnotationProblem } from '../proto/annotations.ts';
 import { DEFAULT_INBOUND_PORT, endpointChanged, endpointKey, type Endpoint } from '../proto/discovery.ts';
+import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../proto/identity.ts';
 import { ApiIdCollisions, apiIdHex } from './api-id-collisions.ts';
 import type { PodInfo, PodRef, PodSink } from './pod-source.ts';
 
@@ -27,6 +28,8 @@ export interface EndpointRegistryOptions {
   inboundPort?: number;
   /** Codec versions assumed for a pod that does not declare its own. */
   defaultCodecs?: number[];
+  /** The trust domain of the endpoints' SPIFFE IDs (default cluster.local). */
+  trustDomain?: string;
 }
 
 /**
@@ -39,6 +42,7 @@ export class EndpointRegistry extends EventEmitter implements PodSink {
   readonly #log: Logger;
   readonly #inboundPort: number;
   readonly #defaultCodecs: number[];
+  readonly #trustDomain: string;
   readonly #pods = new Map<string, PodInfo>();
   /** api → (namespace/pod → endpoint) */
   readonly #byApi = new Map<string, Map<string, Endpoint>>();
@@ -54,6 +58,7 @@ export class EndpointRegistry extends EventEmitter implements PodSink {
     this.#log = opts.logger.child({ component: 'registry' });
     this.#inboundPort = opts.inboundPort ?? DEFAULT_INBOUND_PORT;
     this.#defaultCodecs = opts.defaultCodecs ?? [1];
+    this.#trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   }
 
   // --- PodSink ---
@@ -126,6 +131,7 @@ export class EndpointRegistry extends EventEmitter implements PodSink {
     if (pod.ip === undefined) return out; // not routable yet; it appears once it has an IP
     const decl = parsed.value as typeof parsed.value & { codecs?: number[] };
     const codecs = decl.codecs !== undefined && decl.codecs.length > 0 ? [...decl.codecs] : [...this.#defaultCodecs];
+    const identity = spiffeId({ trustDomain: this.#trustDomain, namespace: pod.namespace, serviceAccount: pod.serviceAccount });
     for (const p of decl.provides) {
       out.set(p.api, {
         pod: pod.name,
@@ -136,6 +142,7 @@ export class EndpointRegistry extends EventEmitter implements PodSink {
         codecs,
         // a terminating pod stays listed but not ready, so callers stop sending it new calls
         ready: pod.ready && !pod.deleting,
+        identity,
       });
     }
     return out;

@@ -23,6 +23,10 @@ import type { PodSource } from './pod-source.ts';
 import { WEBHOOK_FLAG_SPECS, webhookSettings } from './webhook/webhook-settings.ts';
 import { KUBE_FLAG_SPECS } from './kube/kube-flags.ts';
 import type { KubeMode } from './kube/kube-mode.ts';
+import { TeedPodSource } from './kube/tee-sink.ts';
+import { IDENTITY_FLAG_SPECS, identitySettings, trustDomainOf } from './identity/identity-settings.ts';
+import { warnAllowUnenforced } from './identity/allow-unenforced.ts';
+import type { MeshIdentity } from './identity/mesh-identity.ts';
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'pods-file', kind: 'string', arg: '<file>', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
@@ -34,6 +38,7 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'reload-debounce-ms', kind: 'int', default: '100', help: 'local mode: quiet time after a pods file change before re-reading' },
   { name: 'pods-file-max-bytes', kind: 'int', min: 1, expected: 'a positive number of bytes', default: String(DEFAULT_PODS_FILE_MAX_BYTES), help: 'local mode: a larger pods file is refused unread (the last good state is kept)' },
   { name: 'log-level', kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
+  ...IDENTITY_FLAG_SPECS,
   ...WEBHOOK_FLAG_SPECS,
   ...KUBE_FLAG_SPECS,
 ];
@@ -146,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
     // grpc-js writes its own errors to stderr (a port in use would be two lines there); they are log lines.
     const grpcLog = logger.child({ component: 'grpc-js' });
     grpc.setLogger({ error: (...a: unknown[]) => grpcLog.warn(a.join(' ')), info: (...a: unknown[]) => grpcLog.info(a.join(' ')), debug: (...a: unknown[]) => grpcLog.debug(a.join(' ')) });
-    registry = new EndpointRegistry({ logger, inboundPort: Number(flags.get('inbound-port')) });
+    registry = new EndpointRegistry({ logger, inboundPort: Number(flags.get('inbound-port')), trustDomain: trustDomainOf(flags) });
     const reg = registry;
     policies = new PolicyIntake({ store: policyStore, logger, apiKnown: (api) => reg.list(api).length > 0 });
     picked = await selectPodSource(flags, logger, policies);
@@ -154,7 +159,8 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) return reportFailure('controller', err);
     throw err;
   }
-  const { source, localMode, kube } = picked;
+  const { localMode, kube } = picked;
+  let source = picked.source;
   // Local mode serves loopback only; in a cluster sidecars on other pods must reach us.
   const discoveryAddress = flags.get('discovery-address') ?? (localMode ? '127.0.0.1' : '0.0.0.0');
   const adminAddress = flags.get('admin-address') ?? discoveryAddress;
@@ -169,14 +175,29 @@ export async function main(argv: string[]): Promise<number> {
     ...(kube !== undefined ? { onPushed: kube.onPushed, onReport: (r) => kube.forwardReport(r) } : {}),
   });
   let components: ControllerComponent[];
+  let identity: MeshIdentity | undefined;
   try {
+    const idSettings = identitySettings(flags, { localMode, discoveryAddress });
+    if (idSettings !== undefined) {
+      const { MeshIdentity } = await import('./identity/mesh-identity.ts');
+      identity = await MeshIdentity.create(idSettings, { logger, discovery }).catch((err: Error) => {
+        throw new StartupError(`cannot use --identity-dir ${idSettings.dir}: ${err.message}`);
+      });
+      // The pods file's pods get their tokens from the same stream as the registry.
+      source = new TeedPodSource(source, identity.tokens);
+    } else {
+      warnAllowUnenforced(policyStore, logger);
+    }
     components = await extraComponents(flags, { registry, mirrorResults, logger, ...(kube !== undefined ? { kube } : {}) });
+    if (identity !== undefined) components.unshift(identity.component);
   } catch (err) {
     if (err instanceof UsageError) return reportFailure('controller', err);
+    if (err instanceof StartupError) return reportFailure('controller', err);
     throw err;
   }
   const metrics = controllerMetrics({ registry, discovery, source });
   kube?.registerMetrics(metrics);
+  identity?.registerMetrics(metrics);
   let discoveryUp = false;
   const checks: ReadinessCheck[] = [
     { name: `pod source ${source.kind} synced`, ok: () => source.synced() },

@@ -1,5 +1,6 @@
 // Turns a Kubernetes Pod object (plain JSON/YAML, or a client-node V1Pod, which has
 // the same shape) into a PodInfo. Shared by every pod source.
+// Read: metadata, spec.serviceAccountName, status.podIP and the Ready condition.
 import type { PodInfo } from './pod-source.ts';
 
 /** Why an object is not a usable Pod (the caller logs it with the object's position). */
@@ -17,9 +18,16 @@ function record(v: unknown): Record<string, string> {
   return out;
 }
 
+/** spec.serviceAccountName (or the deprecated spec.serviceAccount); Kubernetes fills in `default`. */
+function serviceAccountOf(spec: Record<string, unknown> | undefined): string {
+  if (spec === null || typeof spec !== 'object') return 'default';
+  for (const v of [spec.serviceAccountName, spec.serviceAccount]) if (typeof v === 'string' && v !== '') return v;
+  return 'default';
+}
+
 export function podInfoFromObject(obj: unknown): PodInfo {
   if (obj === null || typeof obj !== 'object') throw new PodShapeError('expected a Pod object (a mapping)');
-  const o = obj as { kind?: unknown; metadata?: Record<string, unknown>; status?: Record<string, unknown> };
+  const o = obj as { kind?: unknown; metadata?: Record<string, unknown>; spec?: Record<string, unknown>; status?: Record<string, unknown> };
   if (o.kind !== undefined && o.kind !== 'Pod') throw new PodShapeError(`expected kind: Pod, got kind: ${String(o.kind)}`);
   const md = o.metadata;
   if (md === undefined || typeof md !== 'object' || typeof md.name !== 'string' || md.name === '') {
@@ -39,6 +47,7 @@ export function podInfoFromObject(obj: unknown): PodInfo {
     annotations: record(md.annotations),
     labels: record(md.labels),
     deleting: md.deletionTimestamp !== undefined && md.deletionTimestamp !== null,
+    serviceAccount: serviceAccountOf(o.spec),
   };
   if (ip !== undefined) info.ip = ip;
   return info;

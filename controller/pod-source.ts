@@ -16,6 +16,8 @@ export interface PodInfo {
   labels: Record<string, string>;
   /** metadata.deletionTimestamp is set: the pod is terminating. */
   deleting: boolean;
+  /** spec.serviceAccountName, `default` when unset (as Kubernetes fills it): the pod's mesh identity. */
+  serviceAccount: string;
 }
 
 export interface PodRef {

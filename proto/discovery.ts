@@ -18,6 +18,8 @@ export const DISCOVERY_WATCH_PATH = `/${DISCOVERY_SERVICE}/Watch`;
 /** DESIGN.md ports. */
 export const DEFAULT_DISCOVERY_PORT = 15010;
 export const DEFAULT_INBOUND_PORT = 15006;
+/** Discovery and identity over TLS (mesh identity on). */
+export const DEFAULT_IDENTITY_PORT = 15012;
 
 /** Must match the flags given to proto-loader-gen-types (package.json gen:proto). */
 export const LOADER_OPTIONS: protoLoader.Options = {
@@ -37,18 +39,18 @@ export interface Endpoint {
   version: string;
   codecs: number[];
   ready: boolean;
+  /** The pod's SPIFFE ID (proto/identity.ts spiffeId); '' when the controller does not know it. */
+  identity: string;
 }
 
-let loaded: ProtoGrpcType | undefined;
-
-/** The parsed package (cached: parsing the .proto once per process is enough). */
-export function discoveryPackage(): ProtoGrpcType {
-  if (loaded === undefined) {
-    const def = protoLoader.loadSync(DISCOVERY_PROTO_PATH, LOADER_OPTIONS);
-    loaded = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
-  }
-  return loaded;
+/** A .proto of proto/ loaded as a grpc-js package, once per process (parsing it once is enough). */
+export function lazyPackage<T>(file: string): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= grpc.loadPackageDefinition(protoLoader.loadSync(file, LOADER_OPTIONS)) as unknown as T);
 }
+
+/** The parsed package. */
+export const discoveryPackage = lazyPackage<ProtoGrpcType>(DISCOVERY_PROTO_PATH);
 
 export function discoveryServiceDefinition(): DiscoveryDefinition {
   return discoveryPackage().qbasis.discovery.v1.Discovery.service;
@@ -65,7 +67,7 @@ export function endpointKey(ep: { namespace: string; pod: string }): string {
 }
 
 export function endpointToWire(ep: Endpoint): WireEndpoint {
-  return { pod: ep.pod, namespace: ep.namespace, address: ep.address, port: ep.port, version: ep.version, codecs: [...ep.codecs], ready: ep.ready };
+  return { pod: ep.pod, namespace: ep.namespace, address: ep.address, port: ep.port, version: ep.version, codecs: [...ep.codecs], ready: ep.ready, identity: ep.identity };
 }
 
 export function endpointFromWire(ep: WireEndpointOut): Endpoint {
@@ -77,6 +79,7 @@ export function endpointFromWire(ep: WireEndpointOut): Endpoint {
     version: ep.version,
     codecs: [...ep.codecs],
     ready: ep.ready,
+    identity: ep.identity,
   };
 }
 
@@ -87,6 +90,7 @@ export function endpointChanged(a: Endpoint, b: Endpoint): boolean {
     a.port !== b.port ||
     a.version !== b.version ||
     a.ready !== b.ready ||
+    a.identity !== b.identity ||
     a.codecs.length !== b.codecs.length ||
     a.codecs.some((c, i) => c !== b.codecs[i])
   );

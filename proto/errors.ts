@@ -69,6 +69,23 @@ export const catalogue = {
   QB_KUBE_API: Status.UNAVAILABLE,
   /** A BasisPolicy that fails validation (its last accepted spec stays in force). */
   QB_INVALID_POLICY: Status.INVALID_ARGUMENT,
+  // Mesh identity (mutual TLS, the controller's CA, authorization).
+  /** Outbound: the peer's certificate does not name the identity discovery gave for that endpoint (nothing was sent to it). */
+  QB_PEER_IDENTITY: Status.UNAVAILABLE,
+  /** Inbound: the caller's certificate chains to the bundle but names no SPIFFE ID of this trust domain. */
+  QB_NO_MESH_IDENTITY: Status.UNAUTHENTICATED,
+  /** Inbound: the caller's identity is not in the `allow` list of the BasisPolicy in the provider's namespace. */
+  QB_NOT_AUTHORIZED: Status.PERMISSION_DENIED,
+  /** This sidecar has no certificate yet, or not yet the authorization policy of the API (nothing was processed). */
+  QB_IDENTITY_NOT_READY: Status.UNAVAILABLE,
+  /** Certify: the token is unknown, malformed or not for this audience. */
+  QB_TOKEN_REFUSED: Status.UNAUTHENTICATED,
+  /** Certify: the token's pod is gone or terminating. */
+  QB_POD_NOT_ELIGIBLE: Status.PERMISSION_DENIED,
+  /** Certify: the pod asked for certificates more often than its rate allows. */
+  QB_RATE_LIMITED: Status.RESOURCE_EXHAUSTED,
+  /** Certify: the CSR is not a well-signed PKCS#10 request for an ECDSA P-256 key. */
+  QB_BAD_CSR: Status.INVALID_ARGUMENT,
 } as const satisfies Record<string, StatusCode>;
 
 export type ErrorCode = keyof typeof catalogue;

@@ -28,6 +28,8 @@ export interface AdminOptions {
   /** Required APIs that have no snapshot yet. */
   missingSnapshots(): string[];
   draining(): boolean;
+  /** Mesh identity on: why this sidecar cannot serve yet (no certificate), or undefined. */
+  identity?(): string | undefined;
   routes(): unknown;
   shutdown(reason: string): void;
 }
@@ -84,12 +86,16 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
       if (url === '/started') {
         const missing = o.missingSnapshots();
         if (missing.length > 0) return send(res, 503, `not started: no discovery snapshot yet for ${missing.join(', ')}\n`);
+        const id = o.identity?.();
+        if (id !== undefined) return send(res, 503, `not started: ${id}\n`);
         return send(res, 200, 'started\n');
       }
       if (url === '/ready') {
         if (o.draining()) return send(res, 503, 'not ready: shutting down\n');
         const missing = o.missingSnapshots();
         if (missing.length > 0) return send(res, 503, `not ready: no discovery snapshot yet for ${missing.join(', ')}\n`);
+        const id = o.identity?.();
+        if (id !== undefined) return send(res, 503, `not ready: ${id}\n`);
         if (o.checkApp && !(await appAccepts())) return send(res, 503, `not ready: the app at ${o.appHost}:${o.appPort} does not accept connections\n`);
         return send(res, 200, 'ready\n');
       }

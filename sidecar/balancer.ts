@@ -19,6 +19,8 @@ export interface EndpointView {
   version: string;
   ready: boolean;
   codecs: number[];
+  /** The SPIFFE ID a TLS peer must name. */
+  identity: string;
   compatible: boolean;
   reason?: string;
 }
@@ -47,7 +49,7 @@ export class Balancer {
     const views: EndpointView[] = [];
     for (const ep of snap.endpoints) {
       const c = compatible({ version: ep.version, codecs: ep.codecs, ready: ep.ready }, { range: this.range, codecs: SIDECAR_CODECS });
-      views.push({ pod: ep.pod, namespace: ep.namespace, address: ep.address, port: ep.port, version: ep.version, ready: ep.ready, codecs: ep.codecs, compatible: c.ok, ...(c.ok ? {} : { reason: c.reason }) });
+      views.push({ pod: ep.pod, namespace: ep.namespace, address: ep.address, port: ep.port, version: ep.version, ready: ep.ready, codecs: ep.codecs, identity: ep.identity, compatible: c.ok, ...(c.ok ? {} : { reason: c.reason }) });
       if (c.ok) {
         const peer = peerFor(ep);
         peers.add(peer);

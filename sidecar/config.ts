@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import type { ApiRange, ApiVersion } from '../proto/annotations.ts';
 import { parseProvides, parseRequires } from '../proto/annotations.ts';
 import { DEFAULT_MAX_PAYLOAD } from '../proto/basis/index.ts';
-import { commandUsage, parseCommandLine, type CommandSpec } from '../cli/flags.ts';
+import { commandUsage, parseCommandLine, UsageError, type CommandSpec } from '../cli/flags.ts';
 
 export interface SidecarConfig {
   ip: string;
@@ -28,6 +28,8 @@ export interface SidecarConfig {
   idleTimeoutMs: number;
   frameIdleTimeoutMs: number;
   logLevel: string;
+  /** Mesh identity on (both flags given): the pod's token and the trust bundle (PEM roots). */
+  identity: { tokenFile: string; trustBundle: string } | undefined;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -87,6 +89,8 @@ export const SIDECAR_COMMAND: CommandSpec = {
     { name: 'idle-timeout', kind: 'number', min: 0.05, max: 86_400, default: '60', expected: 'seconds from 0.05 to 86400', help: 'seconds a connection may stay open with no call before GOAWAY' },
     { name: 'frame-idle-timeout', kind: 'number', min: 0.05, max: 86_400, default: '15', expected: 'seconds from 0.05 to 86400', help: 'seconds a started frame may wait for its next byte before the call fails' },
     { name: 'log-level', kind: 'enum', values: LOG_LEVELS, default: 'info', help: 'log level' },
+    { name: 'token-file', kind: 'string', arg: '<file>', help: 'mesh identity: the pod token Certify checks (local mode: <identity dir>/tokens/<ns>/<pod>); with --trust-bundle, --discovery is the controller\'s TLS port (15012)' },
+    { name: 'trust-bundle', kind: 'string', arg: '<file>', help: 'mesh identity: PEM roots the controller and every peer are verified against (local mode: <identity dir>/ca.pem)' },
   ],
 };
 
@@ -106,7 +110,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
     const value = get(flag);
     return value === undefined || value.trim() === '' ? [] : parse(value, `--${flag}`);
   };
+  const tokenFile = get('token-file');
+  const trustBundle = get('trust-bundle');
+  if ((tokenFile === undefined) !== (trustBundle === undefined)) {
+    const [have, missing] = tokenFile === undefined ? ['--trust-bundle', '--token-file'] : ['--token-file', '--trust-bundle'];
+    throw new UsageError(`${have} needs ${missing} too: mesh identity takes both (the pod's token and the trust bundle)`);
+  }
   return {
+    identity: tokenFile === undefined ? undefined : { tokenFile, trustBundle: trustBundle! },
     ip,
     outboundHost: get('outbound-host') ?? ip,
     discovery: get('discovery')!,

@@ -49,10 +49,14 @@ export interface DiscoveryClientOptions {
   /** HTTP/2 keepalive ping interval and ack timeout, in ms (defaults 10000 and 5000): how fast a dead controller is noticed. */
   keepaliveTimeMs?: number;
   keepaliveTimeoutMs?: number;
+  /** TLS to the controller (mesh identity on: its port 15012); default plain text. */
+  channel?: { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions };
 }
 
 interface Watch {
   api: string;
+  /** The namespace whose policy applies to this subscriber (default: the client's podNamespace). */
+  subscriberNamespace: string;
   call: grpc.ClientReadableStream<Update__Output> | undefined;
   /** Endpoints of the current stream, by namespace/pod. */
   endpoints: Map<string, Endpoint>;
@@ -83,7 +87,8 @@ export class DiscoveryClient extends EventEmitter {
     this.#opts = opts;
     this.#log = opts.logger.child({ component: 'discovery-client', target: opts.target });
     const Ctor = discoveryClientConstructor();
-    this.#client = new Ctor(opts.target, grpc.credentials.createInsecure(), {
+    this.#client = new Ctor(opts.target, opts.channel?.credentials ?? grpc.credentials.createInsecure(), {
+      ...(opts.channel?.options ?? {}),
       ...DISCOVERY_KEEPALIVE.client,
       ...(opts.keepaliveTimeMs !== undefined ? { 'grpc.keepalive_time_ms': opts.keepaliveTimeMs } : {}),
       ...(opts.keepaliveTimeoutMs !== undefined ? { 'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs } : {}),
@@ -109,11 +114,14 @@ export class DiscoveryClient extends EventEmitter {
     step();
   }
 
-  /** Start (once) keeping a stream for `api`. Idempotent. */
-  watch(api: string): void {
+  /**
+   * Start (once) keeping a stream for `api`. Idempotent. `subscriberNamespace`: whose policy applies
+   * (an inbound sidecar asks for its provided APIs' policy as the namespace of its own identity).
+   */
+  watch(api: string, subscriberNamespace?: string): void {
     if (this.#closed || this.#watches.has(api)) return;
     const backoff = new Backoff({ initialMs: this.#opts.backoffInitialMs ?? 250, maxMs: this.#opts.backoffMaxMs ?? 5000, jitter: 0.5 });
-    const w: Watch = { api, call: undefined, endpoints: new Map(), live: false, everLive: false, version: 0, policy: undefined, backoff, timer: undefined, snapshot: undefined };
+    const w: Watch = { api, subscriberNamespace: subscriberNamespace ?? this.#opts.podNamespace ?? '', call: undefined, endpoints: new Map(), live: false, everLive: false, version: 0, policy: undefined, backoff, timer: undefined, snapshot: undefined };
     this.#watches.set(api, w);
     this.#open(w);
     this.#updateState();
@@ -188,7 +196,7 @@ export class DiscoveryClient extends EventEmitter {
       api: w.api,
       namespace: this.#opts.namespace ?? '',
       subscriberPod: this.#opts.pod ?? '',
-      subscriberNamespace: this.#opts.podNamespace ?? '',
+      subscriberNamespace: w.subscriberNamespace,
       codecs: this.#opts.codecs ?? [1],
     });
     w.call = call;

@@ -2,10 +2,14 @@
 // stall on WINDOW_UPDATEs), no push, Nagle off, the set of open sessions for draining, and the limits
 // that keep one peer from taking the sidecar down: streams per connection, connections, memory per
 // connection, resets per second, bytes of partial frames held, and idle connections closed.
+// With mesh identity on (inbound only) the server is TLS 1.3 with ALPN h2 and requires a client
+// certificate chained to the trust bundle; the caller's SPIFFE ID is read once per connection.
 import http2 from 'node:http2';
-import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import type { Http2SecureServer, Http2Server, ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ByteBudget } from '../proto/basis/index.ts';
+import { meshIdentityOf } from '../proto/identity.ts';
 
 export interface ListenerLimits {
   /** SETTINGS_MAX_CONCURRENT_STREAMS advertised and enforced per connection. */
@@ -37,13 +41,26 @@ export interface SessionState {
    * they are acted on: the peer lately reset a stream before its answer (see relay.ts actSoon).
    */
   deferUntil: number;
+  /** TLS: the SPIFFE ID the caller's certificate names (undefined: none, or plain text). */
+  peer: string | undefined;
+}
+
+/** Mutual TLS for a listener: peers must present a certificate chained to `ca`. */
+export interface ListenerTls {
+  /** PEM roots (the trust bundle). */
+  ca: Buffer;
+  /** A handshake failed (no certificate, an unknown issuer, plain text on the TLS port): counted. */
+  onHandshakeError(err: Error): void;
 }
 
 export interface H2Listener {
+  /** Http2SecureServer with TLS: the same events ('session', 'stream'), listen and close. */
   server: Http2Server;
   sessions: Set<ServerHttp2Session>;
   /** Stops the idle sweep (at shutdown). */
   stopSweep(): void;
+  /** TLS only: the certificate new handshakes present (open connections keep theirs). */
+  setCertificate?(key: string, chain: string): void;
 }
 
 const SESSION_WINDOW = 16 * 1024 * 1024;
@@ -55,12 +72,22 @@ export function sessionState(s: ServerHttp2Session): SessionState | undefined {
   return states.get(s);
 }
 
-export function createH2Listener(limits: ListenerLimits): H2Listener {
-  const server = http2.createServer({
+export function createH2Listener(limits: ListenerLimits, tls?: ListenerTls): H2Listener {
+  const options = {
     settings: { enablePush: false, initialWindowSize: 1024 * 1024, maxConcurrentStreams: limits.maxConcurrentStreams },
     maxSessionMemory: MAX_SESSION_MEMORY_MB,
     streamResetBurst: limits.resetBurst,
     streamResetRate: limits.resetRate,
+  };
+  // Without a certificate yet, every handshake fails until setCertificate (the sidecar is not ready then).
+  const secure = tls === undefined ? undefined
+    : http2.createSecureServer({ ...options, ca: tls.ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], minVersion: 'TLSv1.3', allowHTTP1: false });
+  const server = secure === undefined ? http2.createServer(options) : (secure as unknown as Http2Server);
+  secure?.on('tlsClientError', (err: Error) => tls!.onHandshakeError(err));
+  // TLS without ALPN h2 (Node would hold the socket for 10 s first): closed at once, counted.
+  secure?.on('unknownProtocol', (sock: Socket) => {
+    tls!.onHandshakeError(new Error(`the client negotiated no h2 (ALPN ${(sock as TLSSocket).alpnProtocol || 'none'})`));
+    sock.destroy();
   });
   server.maxConnections = limits.maxConnections;
   const sessions = new Set<ServerHttp2Session>();
@@ -72,6 +99,7 @@ export function createH2Listener(limits: ListenerLimits): H2Listener {
     const state: SessionState = {
       streams: 0,
       deferUntil: 0,
+      peer: tls === undefined ? undefined : meshIdentityOf((s.socket as TLSSocket).getPeerCertificate?.()?.subjectaltname),
       idleSince: performance.now(),
       budget: {
         take(n) {
@@ -122,5 +150,7 @@ export function createH2Listener(limits: ListenerLimits): H2Listener {
     }
   }, Math.max(50, Math.min(5000, limits.idleTimeoutMs / 4)));
   sweep.unref();
-  return { server, sessions, stopSweep: () => clearInterval(sweep) };
+  const listener: H2Listener = { server, sessions, stopSweep: () => clearInterval(sweep) };
+  if (secure !== undefined) listener.setCertificate = (key, chain) => secure.setSecureContext({ key, cert: chain, ca: tls!.ca, minVersion: 'TLSv1.3' });
+  return listener;
 }

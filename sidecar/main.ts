@@ -20,6 +20,12 @@ import { SIDECAR_CODECS } from './balancer.ts';
 import { samePolicy } from '../proto/policy.ts';
 import { drain } from './shutdown.ts';
 import { reexecWithRuntimeSettings } from './runtime-flags.ts';
+import fs from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import type { PeerTls } from './connection.ts';
+import { InboundAuthorization } from './inbound/authorization.ts';
+import { controllerChannel } from './identity/controller-channel.ts';
+import { WorkloadCertificate } from './identity/workload-certificate.ts';
 
 export async function main(argv: string[]): Promise<number> {
   let cfg: SidecarConfig | 'help';
@@ -42,7 +48,26 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const metrics = new Metrics();
   const router = new Router(cfg.requires, metrics);
   const provided = new Provided(cfg.provides, metrics);
-  const pool = new PeerPool();
+  // Mesh identity: a certificate from the controller, mutual TLS both ways, `allow` on inbound.
+  let bundle: Buffer | undefined;
+  if (cfg.identity !== undefined) {
+    const problem = bundleProblem(cfg.identity.trustBundle);
+    if (typeof problem === 'string') {
+      process.stderr.write(`qbasis sidecar: --trust-bundle ${cfg.identity.trustBundle}: ${problem}\n`);
+      return 1;
+    }
+    bundle = problem;
+  }
+  const cert = cfg.identity === undefined || bundle === undefined ? undefined : new WorkloadCertificate({ target: cfg.discovery, tokenFile: cfg.identity.tokenFile, bundle, log });
+  const authz = cert === undefined ? undefined : new InboundAuthorization(log);
+  const peerTls: PeerTls | undefined = cert === undefined ? undefined : {
+    context: () => cert.current()?.clientContext,
+    onIdentityMismatch: (peer, expected, named) => {
+      metrics.peerIdentityMismatches.inc();
+      log.warn({ peer, expected: expected || null, named, code: 'QB_PEER_IDENTITY' }, `peer ${peer} refused: its certificate names ${named}, not ${expected || 'the (missing) identity discovery gave'}; calls go to other endpoints`);
+    },
+  };
+  const pool = new PeerPool(peerTls);
   const inflight = { outbound: 0, inbound: 0 };
   let lastOutbound = 0;
   let draining = false;
@@ -50,9 +75,11 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const discovery = new DiscoveryClient({
     target: cfg.discovery, logger: log, codecs: [...SIDECAR_CODECS], pod: cfg.podName, podNamespace: cfg.namespace,
     ...(cfg.namespace ? { namespace: cfg.namespace } : {}),
+    ...(bundle !== undefined ? { channel: controllerChannel(cfg.discovery, bundle) } : {}),
   });
   discovery.on('error', (err: unknown) => log.warn({ err }, 'discovery error'));
   discovery.on('snapshot', (snap) => {
+    if (authz !== undefined && provided.list.some((p) => p.api === snap.api)) authz.update(snap.api, snap.policy);
     const b = router.balancers.get(snap.api);
     if (b === undefined) return;
     const before = b.policy;
@@ -77,7 +104,13 @@ async function run(cfg: SidecarConfig): Promise<number> {
   };
   const started = await Promise.allSettled([
     startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits: { ...limits, resetBurst: APP_RESET_BURST, resetRate: APP_RESET_RATE }, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); }, mirrors }),
-    startInbound({ host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, frameIdleTimeoutMs: cfg.frameIdleTimeoutMs, app, inflight, limits, onIdle: () => {}, onCall: () => {} }),
+    startInbound({
+      host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, frameIdleTimeoutMs: cfg.frameIdleTimeoutMs, app, inflight, limits, onIdle: () => {}, onCall: () => {},
+      ...(authz !== undefined && bundle !== undefined ? { identity: { authz, tls: { ca: bundle, onHandshakeError: (err) => {
+        metrics.tlsHandshakeFailures.inc();
+        log.debug({ direction: 'inbound', err: err.message }, 'inbound TLS handshake failed');
+      } } } } : {}),
+    }),
   ]);
   const [out, inb] = started;
   if (out.status === 'rejected' || inb.status === 'rejected') {
@@ -89,15 +122,29 @@ async function run(cfg: SidecarConfig): Promise<number> {
     return 1;
   }
   const listeners = { outbound: out.value, inbound: inb.value };
+  if (cert !== undefined) {
+    let first = true;
+    cert.on('renewal', (ok: boolean) => metrics.certificateRenewals.inc({ result: ok ? 'ok' : 'failed' }));
+    cert.on('certificate', (c: { key: string; chain: string; parts: { namespace: string } }) => {
+      listeners.inbound.setCertificate!(c.key, c.chain); // new handshakes; open connections keep theirs
+      if (!first) return;
+      first = false;
+      // Who may call what this pod provides: the policy in the namespace of its own identity.
+      authz!.setNamespace(c.parts.namespace);
+      for (const p of provided.list) discovery.watch(p.api, c.parts.namespace);
+    });
+    cert.start();
+  }
 
   let stop: (reason: string) => void = () => {};
   const stopped = new Promise<string>((resolve) => { stop = resolve; });
   const now = (): number => performance.now();
   const admin = await startAdmin({
     hosts: adminHosts(cfg), port: cfg.adminPort, log, metrics, appHost: cfg.appHost, appPort: cfg.appPort, checkApp: cfg.provides.length > 0,
-    missingSnapshots: () => [...router.balancers.keys()].filter((api) => discovery.snapshot(api) === undefined),
+    missingSnapshots: () => [...router.balancers.keys(), ...(authz !== undefined ? provided.list.map((p) => p.api) : [])].filter((api) => discovery.snapshot(api) === undefined),
+    ...(cert !== undefined ? { identity: () => (cert.current() !== undefined ? undefined : `no certificate yet${cert.lastError !== undefined ? ` (${cert.lastError})` : ' (waiting for Certify)'}`) } : {}),
     draining: () => draining,
-    routes: () => routesView(cfg, router, discovery.state(), inflight, now()),
+    routes: () => ({ ...(routesView(cfg, router, discovery.state(), inflight, now()) as object), identity: identityView(cert) }),
     shutdown: (reason) => stop(reason),
   }).catch((err: Error) => err);
   if (admin instanceof Error) {
@@ -111,6 +158,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
     endpoints: () => endpointCounts(router, now()),
     discovery: () => discovery.state(),
     inflight: () => ({ ...inflight }),
+    ...(cert !== undefined ? { certificateExpiry: () => cert.current()?.notAfter } : {}),
   });
 
   const onSignal = (sig: string) => () => stop(sig);
@@ -118,7 +166,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   process.once('SIGINT', onSignal('SIGINT'));
   // Persist the compile cache now (it is otherwise written at exit, which a SIGKILL never reaches).
   module.flushCompileCache?.();
-  log.info({ ip: cfg.ip, outbound: cfg.outboundPort, inbound: cfg.inboundPort, admin: cfg.adminPort, app: `${cfg.appHost}:${cfg.appPort}`, provides: provided.describe(), requires: cfg.requires, discovery: cfg.discovery }, 'sidecar listening');
+  log.info({ ip: cfg.ip, outbound: cfg.outboundPort, inbound: cfg.inboundPort, admin: cfg.adminPort, app: `${cfg.appHost}:${cfg.appPort}`, provides: provided.describe(), requires: cfg.requires, discovery: cfg.discovery, mtls: cert !== undefined }, 'sidecar listening');
 
   const reason = await stopped;
   draining = true;
@@ -127,6 +175,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   listeners.outbound.stopSweep();
   reporter.stop();
   await reporter.flush(); // the last counts, while the discovery connection is still up
+  cert?.stop();
   discovery.close();
   pool.destroy();
   app.destroy();
@@ -146,6 +195,23 @@ const APP_RESET_RATE = 10_000;
 const RAPID_RESET_BURST = 200;
 const RAPID_RESET_RATE = 20;
 
+/** The trust bundle's bytes, or why it cannot be used (unreadable, no certificate in it). */
+function bundleProblem(file: string): Buffer | string {
+  let pem: Buffer;
+  try {
+    pem = fs.readFileSync(file);
+  } catch (err) {
+    return `cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected the PEM roots (local mode: <identity dir>/ca.pem)`;
+  }
+  try {
+    const c = new X509Certificate(pem);
+    if (!c.ca) return 'its first certificate is not a CA certificate; expected the mesh root(s)';
+  } catch (err) {
+    return `it holds no PEM certificate (${(err as Error).message}); expected the mesh root(s)`;
+  }
+  return pem;
+}
+
 /** The pod IP (probes, Prometheus) and, in pods (outbound on 127.0.0.1), the pod's loopback too. */
 function adminHosts(cfg: SidecarConfig): string[] {
   const loopback = cfg.outboundHost === '127.0.0.1' || cfg.outboundHost === '::1';
@@ -163,6 +229,12 @@ function listenError(err: Error): string {
   if (code === 'EADDRINUSE') return 'the port is already in use; expected a free port (stop what holds it or choose another with the port flags)';
   if (code === 'EADDRNOTAVAIL') return 'no such address on this host; expected the pod IP (--ip)';
   return err.message;
+}
+
+function identityView(cert: WorkloadCertificate | undefined): unknown {
+  if (cert === undefined) return { mtls: false };
+  const c = cert.current();
+  return { mtls: true, id: c?.identity ?? null, not_after: c === undefined ? null : new Date(c.notAfter).toISOString(), last_error: cert.lastError ?? null };
 }
 
 function routesView(cfg: SidecarConfig, router: Router, discoveryState: string, inflight: { outbound: number; inbound: number }, now: number): unknown {

@@ -232,11 +232,18 @@ export class Metrics {
   readonly splitDecisions: client.Counter<'api' | 'route' | 'versions'>;
   /** method: a label CallMetrics admitted (≤ 256 per API) or `other`. */
   readonly mirrorResults: client.Counter<'api' | 'method' | 'result'>;
+  /** Mesh identity: peers whose certificate did not name the endpoint's identity (or did not chain to the bundle). */
+  readonly peerIdentityMismatches: client.Counter;
+  /** Mesh identity: Certify attempts by result (ok, failed). */
+  readonly certificateRenewals: client.Counter<'result'>;
+  /** Mesh identity: inbound TLS handshakes that failed (no client certificate, an unknown issuer, plain text). */
+  readonly tlsHandshakeFailures: client.Counter;
   /** The numbers behind requests and duration, kept by the Bounds; read at scrape. */
   readonly calls = new CallSeries();
   #endpointSource: () => EndpointCounts[] = () => [];
   #discoverySource: () => string = () => 'connecting';
   #inflightSource: () => { outbound: number; inbound: number } = () => ({ outbound: 0, inbound: 0 });
+  #certificateExpiry: (() => number | undefined) | undefined;
   readonly #refusedOutbound = new Map<string, CountSeries<'direction' | 'reason'>>();
   readonly #refusedInbound = new Map<string, CountSeries<'direction' | 'reason'>>();
   readonly #refusedSeries: CountSeries<'direction' | 'reason'>[] = [];
@@ -244,6 +251,7 @@ export class Metrics {
 
   constructor() {
     const registers = [this.registry];
+    const self = this;
     this.requests = countsCounter({ name: 'qbasis_sidecar_requests_total', help: 'Calls completed, by direction, API, method and gRPC status', labelNames: ['direction', 'api', 'method', 'status'], registers }, this.calls.counts);
     this.duration = new CallDurations(this.calls);
     // The Registry reads a metric by duck typing; its TypeScript type lists only prom-client's own classes.
@@ -253,8 +261,19 @@ export class Metrics {
     this.retryBudgetExhausted = new client.Counter({ name: 'qbasis_sidecar_retry_budget_exhausted_total', help: 'Retries a BasisPolicy allowed but its retry budget refused', labelNames: ['api'], registers });
     this.splitDecisions = new client.Counter({ name: 'qbasis_sidecar_split_decisions_total', help: 'Tries sent to a version group of a BasisPolicy split, by API, route index and the group\'s versions', labelNames: ['api', 'route', 'versions'], registers });
     this.mirrorResults = new client.Counter({ name: 'qbasis_sidecar_mirror_results_total', help: 'Shadow calls of a BasisPolicy mirror, by API, method and result (match, status_mismatch, payload_mismatch, shadow_failed, dropped)', labelNames: ['api', 'method', 'result'], registers });
+    this.peerIdentityMismatches = new client.Counter({ name: 'qbasis_sidecar_peer_identity_mismatches_total', help: "Peer handshakes refused because the peer's certificate did not name the identity discovery gave for the endpoint, or did not chain to the trust bundle", registers });
+    this.certificateRenewals = new client.Counter({ name: 'qbasis_sidecar_certificate_requests_total', help: 'Certify requests for this sidecar\'s certificate, by result (ok, failed)', labelNames: ['result'], registers });
+    this.tlsHandshakeFailures = new client.Counter({ name: 'qbasis_sidecar_inbound_tls_handshake_failures_total', help: 'Inbound TLS handshakes that failed (no client certificate, one not chained to the trust bundle, plain text on the TLS port)', registers });
+    new client.Gauge({
+      name: 'qbasis_sidecar_certificate_expiry_timestamp_seconds', help: "When this sidecar's current workload certificate expires (Unix seconds); absent with mesh identity off or before the first certificate",
+      registers,
+      collect() {
+        this.reset();
+        const at = self.#certificateExpiry?.();
+        if (at !== undefined) this.set(at / 1000);
+      },
+    });
     this.ejections = new client.Counter({ name: 'qbasis_sidecar_endpoint_ejections_total', help: 'Endpoints ejected after consecutive failures', labelNames: ['api'], registers });
-    const self = this;
     new client.Gauge({
       name: 'qbasis_sidecar_endpoints', help: 'Endpoints known from discovery, by API and state (ready, ejected, backoff, incompatible)',
       labelNames: ['api', 'state'], registers,
@@ -282,10 +301,11 @@ export class Metrics {
     client.registerDefaultMetrics(this.registry);
   }
 
-  sources(s: { endpoints: () => EndpointCounts[]; discovery: () => string; inflight: () => { outbound: number; inbound: number } }): void {
+  sources(s: { endpoints: () => EndpointCounts[]; discovery: () => string; inflight: () => { outbound: number; inbound: number }; certificateExpiry?: () => number | undefined }): void {
     this.#endpointSource = s.endpoints;
     this.#discoverySource = s.discovery;
     this.#inflightSource = s.inflight;
+    this.#certificateExpiry = s.certificateExpiry;
   }
 
   /** Callers pass only bounded API names: provided or declared ones, or `undeclared`. */

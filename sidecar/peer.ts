@@ -1,7 +1,7 @@
 // One peer sidecar as the balancer sees it: its pooled connection plus the load signals P2C reads
 // (latency EWMA, in-flight calls, failure accrual). The pod's own app uses a bare H2Connection.
 import type { ClientHttp2Stream } from 'node:http2';
-import { H2Connection, peerKey, type Acquired, type ConnState } from './connection.ts';
+import { H2Connection, peerKey, type Acquired, type ConnState, type PeerTls } from './connection.ts';
 import { FailureAccrual } from './ejection.ts';
 import { PeakEwma } from './ewma.ts';
 
@@ -16,8 +16,8 @@ export class Peer {
   readonly accrual = new FailureAccrual();
   inflight = 0;
 
-  constructor(address: string, port: number, now: number) {
-    this.conn = new H2Connection(address, port);
+  constructor(address: string, port: number, now: number, tls?: PeerTls) {
+    this.conn = new H2Connection(address, port, tls === undefined ? {} : { tls });
     this.ewma = new PeakEwma(DEFAULT_RTT_MS, now);
   }
 

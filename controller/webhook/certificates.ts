@@ -1,4 +1,4 @@
-// X.509 for the webhook (and, later, the mesh CA): a self-signed CA and leaf certificates it signs.
+// X.509 for the webhook and the mesh CA (controller/identity/): a self-signed CA and leaf certificates it signs.
 // Keys and verification use node:crypto; only building certificates needs @peculiar/x509 (Node has no API).
 import 'reflect-metadata'; // @peculiar/x509 → tsyringe needs the Reflect metadata polyfill loaded first
 import * as x509 from '@peculiar/x509';
@@ -10,8 +10,10 @@ type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
+export { x509 };
+export type { CryptoKey };
+export const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+export const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
 
 export interface KeyPairPem {
@@ -27,15 +29,15 @@ export interface ServingBundle {
   key: string;
 }
 
-async function newKeys(): Promise<CryptoKeyPair> {
+export async function newKeys(): Promise<CryptoKeyPair> {
   return (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
 }
 
-function keyPem(key: CryptoKey): string {
+export function keyPem(key: CryptoKey): string {
   return KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-function randomSerial(): string {
+export function randomSerial(): string {
   const b = webcrypto.getRandomValues(new Uint8Array(16));
   b[0] = (b[0] ?? 0) & 0x7f; // positive INTEGER
   return Buffer.from(b).toString('hex');

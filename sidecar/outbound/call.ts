@@ -12,6 +12,7 @@ import { isQbasisError, QbasisError, Status, type ErrorCode } from '../../proto/
 import { Backoff } from '../../proto/backoff.ts';
 import { decodeGrpcMessage, formatTimeout, GrpcMessageReader, grpcMessage } from '../grpc-wire.ts';
 import type { Peer } from '../peer.ts';
+import { isPeerCertificateError } from '../connection.ts';
 import { pickP2C } from '../p2c.ts';
 import { CallRelay, passHeaders, type CallContext } from '../relay.ts';
 import type { AppliedPolicy, RetryPolicy } from '../../proto/policy.ts';
@@ -133,21 +134,29 @@ export class OutboundCall extends CallRelay {
     peer.acquire((err, session) => {
       if (this.done) return;
       if (err !== undefined || session === undefined) {
-        this.#connectFailed(peer, err?.message ?? 'no session');
+        this.#connectFailed(peer, err);
         return;
       }
       this.#open(peer, session);
     });
   }
 
-  #connectFailed(peer: Peer, why: string): void {
+  #connectFailed(peer: Peer, err: Error | undefined): void {
+    if (isQbasisError(err, 'QB_IDENTITY_NOT_READY')) {
+      // This sidecar's own state, not the peer's: no other endpoint would do better.
+      this.#refuse(Status.UNAVAILABLE, 'QB_IDENTITY_NOT_READY', `${this.#route.api}: ${err.message}`);
+      return;
+    }
     if (peer.accrual.failure(performance.now())) this.#ejected(peer);
-    this.#retry(`connect to ${peer.key} failed: ${why}`, 'connect');
+    const why = err?.message ?? 'no session';
+    // The peer is not who discovery named (mutual TLS): nothing was sent, another endpoint may answer.
+    if (isPeerCertificateError(err)) this.#retry(`${peer.key} failed the identity check: ${why}`, 'peer-identity');
+    else this.#retry(`connect to ${peer.key} failed: ${why}`, 'connect');
   }
 
   #retry(why: string, reason: string): void {
     if (this.#tried.length >= MAX_ATTEMPTS + this.#policyRetries) {
-      this.#refuse(Status.UNAVAILABLE, 'QB_UPSTREAM_FAILED', `${this.#route.api}: gave up after ${this.#tried.length} attempts; last: ${why}`);
+      this.#refuse(Status.UNAVAILABLE, reason === 'peer-identity' ? 'QB_PEER_IDENTITY' : 'QB_UPSTREAM_FAILED', `${this.#route.api}: gave up after ${this.#tried.length} attempts; last: ${why}`);
       return;
     }
     this.#ctx.metrics.retries.labels(this.#route.api, reason).inc();
@@ -276,11 +285,11 @@ export class OutboundCall extends CallRelay {
         this.#resend(`${peer.key} refused on arrival: ${decodeGrpcMessage(headers['grpc-message']) || refusal}`, 'stale');
         return true;
       }
-      if (refusal === 'QB_APP_UNAVAILABLE') {
+      if (refusal === 'QB_APP_UNAVAILABLE' || refusal === 'QB_IDENTITY_NOT_READY') {
         // The peer's app is down and nothing reached it: a failure of that endpoint (not a fast answer
         // that would improve its latency score), and safe to send elsewhere.
         if (peer.accrual.failure(now)) this.#ejected(peer);
-        this.#resend(`${peer.key}: ${decodeGrpcMessage(headers['grpc-message']) || refusal}`, 'app-unavailable');
+        this.#resend(`${peer.key}: ${decodeGrpcMessage(headers['grpc-message']) || refusal}`, refusal === 'QB_APP_UNAVAILABLE' ? 'app-unavailable' : 'not-ready');
         return true;
       }
       const code = Number(headers['grpc-status']);

@@ -11,7 +11,7 @@ const A = 'shop.orders.v1.OrderService';
 const B = 'shop.stock.v1.StockService';
 
 function pod(namespace: string, name: string, requires?: string): PodInfo {
-  return { namespace, name, uid: `uid-${name}`, ready: true, ip: '127.1.0.9', annotations: requires === undefined ? {} : { 'qbasis.io/requires': requires }, labels: {}, deleting: false };
+  return { namespace, name, uid: `uid-${name}`, ready: true, ip: '127.1.0.9', annotations: requires === undefined ? {} : { 'qbasis.io/requires': requires }, labels: {}, deleting: false, serviceAccount: 'default' };
 }
 
 test('keys split at the first slash, so API names with dots survive', () => {

@@ -29,6 +29,8 @@ const cases: Array<{ name: string; args: string[]; env?: Record<string, string>;
   { name: 'a bad log level', args: ['--pods-file', file, '--log-level', 'loud'], want: /--log-level 'loud' is invalid: expected one of trace, debug, info/ },
   { name: 'a bad value from the environment', args: ['--pods-file', file], env: { QBASIS_DISCOVERY_PORT: 'x1' }, want: /--discovery-port 'x1' \(from QBASIS_DISCOVERY_PORT\) is invalid/ },
   { name: 'a pods file that is a directory', args: ['--pods-file', dir], want: /--pods-file '.*' is invalid: expected a file, got a directory/ },
+  { name: 'a certificate lifetime under 10 s', args: ['--pods-file', file, '--identity-dir', path.join(dir, 'id'), '--cert-lifetime', '5'], want: /--cert-lifetime '5' is invalid: expected seconds from 10 to 31536000/ },
+  { name: 'a trust domain that is not a DNS name', args: ['--pods-file', file, '--trust-domain', 'Cluster/Local'], want: /--trust-domain 'Cluster\/Local' is invalid: expected a trust domain such as cluster\.local/ },
 ];
 
 for (const c of cases) {
@@ -93,4 +95,13 @@ test('controller start-up failures (a port in use) are one line on stderr and ex
   } finally {
     holder.close();
   }
+});
+
+test('an --identity-dir that others can read stops the start with one line and exit 1', () => {
+  const open = tempDir('identity-open');
+  fs.chmodSync(open, 0o755);
+  const r = run(['--pods-file', file, '--identity-dir', open, '--discovery-address', '127.0.50.2', '--discovery-port', '0', '--identity-port', '0', '--admin-port', '0']);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^qbasis controller: cannot use --identity-dir .*: .* is accessible by other users \(mode 755\); expected 700 \(chmod 700 /);
 });

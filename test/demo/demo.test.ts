@@ -23,7 +23,7 @@ function processesUsing(prefix: string): string[] {
   return out;
 }
 
-test('a 15 s demo run makes calls with 0 failed and 0 misrouted, canaries and rolls to 1.5.0, never reaches 2.0.0, reports the 1.6.0 rewrite\'s mismatches, and leaves no process', async () => {
+test('a 15 s demo run with mutual TLS on makes calls with 0 failed and 0 misrouted, canaries and rolls to 1.5.0, never reaches 2.0.0, reports the 1.6.0 rewrite\'s mismatches, and leaves no process', async () => {
   const prefix = '127.0.35';
   const child = spawn(process.execPath, [QBASIS_BIN, 'demo', '--duration', '15', '--ip-prefix', prefix, '--json', '--quiet'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -32,13 +32,14 @@ test('a 15 s demo run makes calls with 0 failed and 0 misrouted, canaries and ro
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   const last = out.trim().split('\n').at(-1) ?? '';
-  let result: { calls: number; failed: number; misrouted: number; byVersion: Record<string, number>; errors: Record<string, number>; mirror: { compared: number; mismatched: number } | null };
+  let result: { calls: number; failed: number; misrouted: number; byVersion: Record<string, number>; errors: Record<string, number>; mirror: { compared: number; mismatched: number } | null; mtls: boolean };
   try {
     result = JSON.parse(last);
   } catch {
     assert.fail(`no JSON result line; exit ${code}; stdout: ${out.slice(-2000)}; stderr: ${err.slice(-2000)}`);
   }
   assert.ok(result.calls > 0, `calls made: ${result.calls}`);
+  assert.equal(result.mtls, true, 'the demo runs with mutual TLS on');
   assert.equal(result.failed, 0, `failed calls: ${JSON.stringify(result.errors)}`);
   assert.equal(result.misrouted, 0);
   assert.ok((result.byVersion['1.5.0'] ?? 0) > 0, `the rollout to 1.5.0 served calls: ${JSON.stringify(result.byVersion)}`);

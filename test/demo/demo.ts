@@ -6,6 +6,9 @@
 // whose disagreements it prints — all by editing the pods file, exactly as a rollout
 // and `kubectl apply` of a BasisPolicy would change what a controller sees.
 // It prints which pod served how many calls, then calls / failed / misrouted.
+// Mutual TLS is on (unless --plaintext): the controller is the mesh CA (--identity-dir in the demo's
+// temp dir), each sidecar gets a certificate for its ServiceAccount with the token the controller
+// minted for its pod, and the BasisPolicy lets only the client's identity call OrderService.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -34,6 +37,7 @@ interface Options {
   discoveryPort: number;
   json: boolean;
   quiet: boolean;
+  mtls: boolean;
 }
 
 const DEMO_COMMAND: CommandSpec = {
@@ -49,6 +53,7 @@ const DEMO_COMMAND: CommandSpec = {
     { name: 'discovery-port', kind: 'port', default: '0', help: "the local controller's discovery port (0: any free port)" },
     { name: 'json', kind: 'bool', help: 'end with one JSON line of the counts' },
     { name: 'quiet', kind: 'bool', help: 'no live lines, only the final table' },
+    { name: 'plaintext', kind: 'bool', help: 'mutual TLS off: no mesh identity, sidecars talk in plain text' },
   ],
 };
 
@@ -60,6 +65,7 @@ function options(values: Map<string, string>): Options {
     discoveryPort: Number(values.get('discovery-port')),
     json: values.get('json') === 'true',
     quiet: values.get('quiet') === 'true',
+    mtls: values.get('plaintext') !== 'true',
   };
 }
 
@@ -153,6 +159,8 @@ interface DemoPod {
   ip: string;
   requires?: string;
   terminating: boolean;
+  /** In the pods file but not Ready yet (its token is minted; its processes are starting). */
+  starting?: boolean;
   /** Extra flags for its app (e.g. --quote-bug). */
   appArgs?: string[];
   app?: ChildProcess;
@@ -171,8 +179,9 @@ function manifest(p: DemoPod): PodObject {
     ...(p.version !== undefined ? { provides: `${ORDER_API}@${p.version}` } : {}),
     labels: { app: p.version === undefined ? 'shop-client' : 'orders' },
     image: `shop/${p.version === undefined ? 'client' : `orders:${p.version}`}`,
-    ready: !p.terminating,
+    ready: !p.terminating && p.starting !== true,
     deleting: p.terminating,
+    serviceAccount: p.version === undefined ? 'shop-client' : 'orders',
   });
 }
 
@@ -220,6 +229,8 @@ export async function main(argv: string[]): Promise<number> {
   const ip = (n: number): string => `${o.prefix}.${n}`;
   const controllerIp = ip(1);
   let discovery = `${controllerIp}:${o.discoveryPort}`;
+  const identityDir = path.join(logDir, 'identity');
+  const clientIdentity = `spiffe://cluster.local/ns/${NAMESPACE}/sa/shop-client`;
   const pods: DemoPod[] = [];
   const counts = newCounts();
   let load: { stop: () => Promise<void> } | undefined;
@@ -262,6 +273,12 @@ export async function main(argv: string[]): Promise<number> {
       await waitForLine(p.app, /listening/, 60_000, `${p.name} app`);
     }
     const args = [BIN, 'sidecar', '--ip', p.ip, '--discovery', discovery, '--app-port', String(APP_PORT), '--pod-name', p.name, '--namespace', NAMESPACE, '--grace-period', '10'];
+    if (o.mtls) {
+      // The controller mints the pod's token once the pod is in the pods file.
+      const token = path.join(identityDir, 'tokens', NAMESPACE, p.name);
+      await waitUntil(`the token of ${p.name}`, () => fs.existsSync(token), { timeoutMs: 30_000 });
+      args.push('--token-file', token, '--trust-bundle', path.join(identityDir, 'ca.pem'));
+    }
     if (p.version !== undefined) args.push('--provides', `${ORDER_API}@${p.version}`);
     if (p.requires !== undefined) args.push('--requires', `${ORDER_API}@${p.requires}`);
     p.sidecar = procs.spawn(`${p.name}-sidecar`, args);
@@ -277,16 +294,29 @@ export async function main(argv: string[]): Promise<number> {
   let policyGeneration = 0;
   const publish = (): void => writePodsFile(podsFile, pods, policy);
   const applyPolicy = (spec: Record<string, unknown> | undefined): void => {
-    policy = spec === undefined ? undefined : policyObject(++policyGeneration, spec);
+    // With identity on, only the client's identity may call OrderService (enforced by the providers).
+    policy = spec === undefined ? undefined : policyObject(++policyGeneration, o.mtls ? { ...spec, allow: [clientIdentity] } : spec);
     publish();
   };
   const propagate = 1500; // pods file debounce + discovery push + margin
+  /** As a rollout does it: the pod exists (not Ready) first, its containers start, then it turns Ready. */
+  const addPod = async (p: DemoPod): Promise<void> => {
+    p.starting = true;
+    pods.push(p);
+    publish();
+    await startPod(p);
+    p.starting = false;
+    publish();
+  };
 
   let exitCode = 1;
   const t0 = Date.now();
   let ticker: NodeJS.Timeout | undefined;
   try {
     say(`qbasis demo: ${ORDER_API}, client requires ${RANGE}, ${o.rps} calls/s for ${o.durationS} s (logs and pods file in ${logDir})`);
+    say(o.mtls
+      ? `• mutual TLS on: the controller is the mesh CA (root and pod tokens in ${identityDir}); each sidecar gets a certificate for its ServiceAccount, checks its peers' identities, and the BasisPolicy allows only ${clientIdentity} to call (--plaintext: off)`
+      : '• mutual TLS off (--plaintext): sidecars talk in plain text, no identities');
     const v1a: DemoPod = { name: 'orders-v1-a', version: '1.4.0', ip: ip(10), terminating: false };
     const v1b: DemoPod = { name: 'orders-v1-b', version: '1.4.0', ip: ip(11), terminating: false };
     const client: DemoPod = { name: 'shop-client', requires: RANGE, ip: ip(2), terminating: false };
@@ -294,13 +324,15 @@ export async function main(argv: string[]): Promise<number> {
     publish();
 
     // ports 0: whatever is free (the sidecars learn the address from us, as from a Service)
-    const ctl = procs.spawn('controller', [BIN, 'controller', '--pods-file', podsFile, '--discovery-address', controllerIp, '--discovery-port', String(o.discoveryPort), '--admin-port', '0', '--reload-debounce-ms', '50']);
-    const discLine = waitForLine(ctl, /discovery server listening/, 60_000, 'controller');
+    const ctl = procs.spawn('controller', [BIN, 'controller', '--pods-file', podsFile, '--discovery-address', controllerIp, '--discovery-port', String(o.discoveryPort), '--admin-port', '0', '--reload-debounce-ms', '50',
+      ...(o.mtls ? ['--identity-dir', identityDir, '--identity-port', '0'] : [])]);
+    const discLine = waitForLine(ctl, o.mtls ? /identity server listening/ : /discovery server listening/, 60_000, 'controller');
     const adminLine = await waitForLine(ctl, /admin server listening/, 60_000, 'controller');
+    // With identity on, sidecars use the TLS port: Certify and Discovery.
     discovery = `${controllerIp}:${(JSON.parse(await discLine) as { port: number }).port}`;
     const adminPort = (JSON.parse(adminLine) as { port: number }).port;
     await waitHttp200(`http://${controllerIp}:${adminPort}/ready`, 60_000, 'controller', () => ctl.exitCode === null && ctl.signalCode === null);
-    say(`• controller serving discovery on ${discovery}, watching ${podsFile}`);
+    say(`• controller serving discovery${o.mtls ? ' and Certify over TLS' : ''} on ${discovery}, watching ${podsFile}`);
     check();
 
     // the client "app" is this process; its pod still needs something on the app port for /ready
@@ -338,10 +370,8 @@ export async function main(argv: string[]): Promise<number> {
     if (await hold(0.1)) {
       const v2a: DemoPod = { name: 'orders-v2-a', version: '2.0.0', ip: ip(20), terminating: false };
       const v2b: DemoPod = { name: 'orders-v2-b', version: '2.0.0', ip: ip(21), terminating: false };
-      say(`• adding ${v2a.name}, ${v2b.name} (2.0.0): started, then added to the pods file — a ${RANGE} client must never reach them`);
-      await Promise.all([startPod(v2a), startPod(v2b)]);
-      pods.push(v2a, v2b);
-      publish();
+      say(`• adding ${v2a.name}, ${v2b.name} (2.0.0): listed, started, then Ready — a ${RANGE} client must never reach them`);
+      await Promise.all([addPod(v2a), addPod(v2b)]);
     }
     const canary = (oldWeight: number, newWeight: number): Record<string, unknown> => ({
       routes: [{ split: [{ versions: '<1.5.0', weight: oldWeight }, { versions: '>=1.5.0', weight: newWeight }] }],
@@ -350,8 +380,7 @@ export async function main(argv: string[]): Promise<number> {
     const v1d: DemoPod = { name: 'orders-v1-d', version: '1.5.0', ip: ip(13), terminating: false };
     if (await hold(0.05)) {
       say(`• canary: ${v1c.name} (1.5.0) started; BasisPolicy ${NAMESPACE}/orders sends it 10 % of the calls (90 % stay on 1.4.0)`);
-      await startPod(v1c);
-      pods.push(v1c);
+      await addPod(v1c);
       applyPolicy(canary(90, 10));
     }
     if (await hold(0.15)) {
@@ -361,9 +390,7 @@ export async function main(argv: string[]): Promise<number> {
     if (await hold(0.15)) {
       say(`• canary: 100 % to 1.5.0; ${v1d.name} (1.5.0) joins, then ${v1a.name} and ${v1b.name} (1.4.0) drain and stop`);
       applyPolicy({ routes: [{ split: [{ versions: '~1.5.0', weight: 1 }] }] });
-      await startPod(v1d);
-      pods.push(v1d);
-      publish();
+      await addPod(v1d);
       if (await pause(propagate)) {
         v1a.terminating = true;
         v1b.terminating = true;
@@ -381,8 +408,7 @@ export async function main(argv: string[]): Promise<number> {
     if (await hold(0.1)) {
       const v1e: DemoPod = { name: 'orders-v1-e', version: '1.6.0', ip: ip(14), terminating: false, appArgs: ['--quote-bug'] };
       say(`• parallel run: ${v1e.name} (1.6.0, a rewrite) started as a mirror of Quote; callers keep getting 1.5.0's answers`);
-      await startPod(v1e);
-      pods.push(v1e);
+      await addPod(v1e);
       applyPolicy({
         routes: [
           { methods: ['Quote'], split: [{ versions: '~1.5.0', weight: 1 }], mirror: { versions: '~1.6.0', percent: 100 } },
@@ -445,6 +471,7 @@ export async function main(argv: string[]): Promise<number> {
         mirror: mirror === undefined ? null : { compared: mirror.compared, matched: mirror.matched, mismatched: mirror.mismatched, dropped: mirror.dropped },
         errors: Object.fromEntries(counts.errors),
         interrupted,
+        mtls: o.mtls,
         logDir,
       }) + '\n',
     );

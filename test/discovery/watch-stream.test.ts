@@ -33,7 +33,7 @@ test('first message is a full snapshot, then add/change/remove/no-endpoints upda
     assert.equal(first.kind, 'snapshot');
     assert.equal(first.api, API);
     assert.deepEqual(first.snapshot?.endpoints, [
-      { pod: 'orders-a', namespace: 'shop', address: '127.0.31.10', port: 15006, version: '1.4.0', codecs: [1], ready: true },
+      { pod: 'orders-a', namespace: 'shop', address: '127.0.31.10', port: 15006, version: '1.4.0', codecs: [1], ready: true, identity: 'spiffe://cluster.local/ns/shop/sa/default' },
     ]);
     let version = first.version;
     const nextUpdate = async (kind: string) => {

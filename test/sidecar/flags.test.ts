@@ -37,7 +37,16 @@ const cases: { name: string; args: string[]; env?: NodeJS.ProcessEnv; expect: Re
   { name: 'a bad value in the environment (QBASIS_FRAME_IDLE_TIMEOUT)', args: OK, env: { QBASIS_FRAME_IDLE_TIMEOUT: 'soon' }, expect: /--frame-idle-timeout 'soon' \(from QBASIS_FRAME_IDLE_TIMEOUT\) is invalid/ },
   { name: 'a value with a newline (still one line)', args: [...OK, '--pod-name', 'a\nb', '--log-level', 'x\ny'], expect: /--log-level 'x\\x0ay' is invalid/ },
   { name: 'a positional argument', args: [...OK, 'extra'], expect: /QB_USAGE: unexpected argument 'extra': qbasis sidecar takes only flags/ },
+  { name: '--token-file without --trust-bundle', args: [...OK, '--token-file', '/tmp/t'], expect: /QB_INVALID_FLAG: --token-file needs --trust-bundle too: mesh identity takes both/ },
+  { name: '--trust-bundle without --token-file', args: [...OK, '--trust-bundle', '/tmp/ca.pem'], expect: /QB_INVALID_FLAG: --trust-bundle needs --token-file too/ },
 ];
+
+test('sidecar refuses an unreadable --trust-bundle with one line and exit 1', () => {
+  const r = run([...OK, '--token-file', '/nonexistent/token', '--trust-bundle', '/nonexistent/ca.pem']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^qbasis sidecar: --trust-bundle \/nonexistent\/ca\.pem: cannot read it \(ENOENT\); expected the PEM roots/);
+});
 
 for (const c of cases) {
   test(`sidecar refuses ${c.name} with one line and exit 2`, () => {

@@ -9,6 +9,7 @@ export interface Endpoint {
   'version'?: (string);
   'codecs'?: (number)[];
   'ready'?: (boolean);
+  'identity'?: (string);
 }
 
 export interface Endpoint__Output {
@@ -19,4 +20,5 @@ export interface Endpoint__Output {
   'version': (string);
   'codecs': (number)[];
   'ready': (boolean);
+  'identity': (string);
 }

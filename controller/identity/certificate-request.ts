@@ -1,0 +1,55 @@
+// A sidecar's CSR, read as hostile input: PEM or DER, bounded, a PKCS#10 request whose signature
+// verifies with its own key (proof of possession) and whose key is ECDSA P-256. Only the key is
+// used: the names a CSR asks for are ignored (the certificate names the authenticated identity).
+import { createPublicKey } from 'node:crypto';
+import { MAX_CSR_BYTES } from '../../proto/identity.ts';
+import { QbasisError } from '../../proto/errors.ts';
+import { EC, x509, type CryptoKey } from '../webhook/certificates.ts';
+
+const PEM = /^-----BEGIN (NEW )?CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END (NEW )?CERTIFICATE REQUEST-----\s*$/;
+
+function bad(why: string): QbasisError {
+  return new QbasisError('QB_BAD_CSR', `the CSR is invalid: ${why}; expected a PKCS#10 request (PEM or DER) for an ECDSA P-256 key, signed with it (SHA-256)`);
+}
+
+/** DER bytes of a PEM or DER request. */
+function derOf(raw: Buffer): Buffer {
+  if (raw.length === 0) throw bad('it is empty');
+  if (raw.length > MAX_CSR_BYTES) throw bad(`it is ${raw.length} bytes, more than ${MAX_CSR_BYTES}`);
+  if (raw[0] === 0x30) return raw; // a DER SEQUENCE
+  const m = PEM.exec(raw.toString('latin1'));
+  if (m === null) throw bad('it is neither DER (a SEQUENCE) nor a PEM block "CERTIFICATE REQUEST"');
+  return Buffer.from(m[2]!.replace(/\s+/g, ''), 'base64');
+}
+
+/** The request's public key, once the request proved it holds the private key. Throws QB_BAD_CSR. */
+export async function csrPublicKey(raw: Buffer): Promise<CryptoKey> {
+  const der = derOf(raw);
+  let csr: x509.Pkcs10CertificateRequest;
+  let spki: Buffer;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(new Uint8Array(der));
+    spki = Buffer.from(csr.publicKey.rawData);
+  } catch (err) {
+    throw bad(`it does not parse (${(err as Error).message.slice(0, 120)})`);
+  }
+  let key;
+  try {
+    key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  } catch (err) {
+    throw bad(`its public key does not parse (${(err as Error).message.slice(0, 120)})`);
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw bad(`its key is ${key.asymmetricKeyType ?? 'unknown'}${key.asymmetricKeyDetails?.namedCurve ? ` ${key.asymmetricKeyDetails.namedCurve}` : ''}`);
+  }
+  const alg = csr.signatureAlgorithm as { name?: string; hash?: { name?: string } };
+  if (alg.name !== 'ECDSA' || alg.hash?.name !== 'SHA-256') throw bad(`it is signed with ${alg.name ?? 'an unknown algorithm'}${alg.hash?.name ? `/${alg.hash.name}` : ''}`);
+  let ok = false;
+  try {
+    ok = await csr.verify();
+  } catch (err) {
+    throw bad(`its signature cannot be checked (${(err as Error).message.slice(0, 120)})`);
+  }
+  if (!ok) throw bad('its signature does not verify with its own key (no proof that the sender holds the private key)');
+  return key.toCryptoKey(EC, true, ['verify']) as CryptoKey;
+}
