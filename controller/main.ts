@@ -23,6 +23,8 @@ import type { PodSource } from './pod-source.ts';
 import { WEBHOOK_FLAG_SPECS, webhookSettings } from './webhook/webhook-settings.ts';
 import { KUBE_FLAG_SPECS } from './kube/kube-flags.ts';
 import type { KubeMode } from './kube/kube-mode.ts';
+import { teeSink } from './kube/tee-sink.ts';
+import { CONSOLE_FLAG_SPECS, consoleParts } from './console/console.ts';
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'pods-file', kind: 'string', arg: '<file>', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
@@ -36,6 +38,7 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'log-level', kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', help: 'log level' },
   ...WEBHOOK_FLAG_SPECS,
   ...KUBE_FLAG_SPECS,
+  ...CONSOLE_FLAG_SPECS,
 ];
 
 export const CONTROLLER_COMMAND: CommandSpec = {
@@ -158,11 +161,13 @@ export async function main(argv: string[]): Promise<number> {
   // Local mode serves loopback only; in a cluster sidecars on other pods must reach us.
   const discoveryAddress = flags.get('discovery-address') ?? (localMode ? '127.0.0.1' : '0.0.0.0');
   const adminAddress = flags.get('admin-address') ?? discoveryAddress;
+  const consoleAt = consoleParts(flags);
 
   const discovery = new DiscoveryServer({
     registry,
     policies: policyStore,
     mirrorResults,
+    ...(consoleAt !== undefined ? { callTraffic: consoleAt.traffic } : {}),
     logger,
     host: discoveryAddress,
     port: Number(flags.get('discovery-port')),
@@ -174,6 +179,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UsageError) return reportFailure('controller', err);
     throw err;
+  }
+  if (consoleAt !== undefined) {
+    components.push(consoleAt.component({ registry, intake: policies, store: policyStore, mirror: mirrorResults, discovery, source, mode: localMode ? 'local' : 'kubernetes', logger }));
   }
   const metrics = controllerMetrics({ registry, discovery, source });
   kube?.registerMetrics(metrics);
@@ -198,7 +206,7 @@ export async function main(argv: string[]): Promise<number> {
       throw new StartupError(`cannot serve admin HTTP on ${adminAddress}:${flags.get('admin-port')}: ${err.message}`);
     });
     stops.push({ name: 'admin', stop: () => admin.stop() });
-    const started = source.start(registry);
+    const started = source.start(consoleAt === undefined ? registry : teeSink(registry, consoleAt.callers));
     stops.push({ name: 'pod source', stop: () => source.stop() });
     await Promise.race([started, signal]);
     if (!source.synced()) throw new StartupError('stopped before the pod source synced');
