@@ -22,6 +22,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   controller: { summary: 'run the discovery controller (local pods file or Kubernetes)', load: async () => (await import('../controller/main.ts')).main },
   cluster: { summary: 'a real local Kubernetes control plane for tests and demos (up|down|env|status|build)', load: async () => (await import('../test/cluster/cli.ts')).main },
   demo: { summary: 'run the local rolling-upgrade demo (no cluster needed)', load: async () => (await import('../test/demo/demo.ts')).main },
+  plan: { summary: "would removing API@RANGE strand a caller? (from a controller's --console; exit 1 if so)", load: async () => (await import('../cli/plan.ts')).main },
 };
 
 function usage(): string {

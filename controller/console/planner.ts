@@ -76,7 +76,7 @@ export function planRemoval(view: ApiView | undefined, api: string, range: strin
     const who = { workload: c.workload, range: c.range, pods: c.pods.length, declared: c.declared };
     if (!served(c.range, versions)) unserved.push({ ...who, reason: c.reason ?? `no ready version in ${c.range}` });
     else if (!served(c.range, kept)) {
-      stranded.push({ ...who, reason: `left after the removal: ${describe(kept)}; none of it ready in ${c.range}` });
+      stranded.push({ ...who, reason: kept.some((v) => v.ready > 0) ? `left after the removal: ${describe(kept)}, none in ${c.range}` : 'no ready version would be left' });
     }
     const calls = c.cells
       .filter((x) => x.lastCallAt !== null && x.lastCallAt >= since && inRange(x.version))
