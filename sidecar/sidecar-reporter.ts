@@ -21,11 +21,12 @@ export interface SidecarReporterOptions {
   intervalMs?: number;
 }
 
-export function toReport(tally: MirrorTally, calls: readonly ApiCallCounts[], pod: string, namespace: string, runId: string): SidecarReport {
+export function toReport(tally: MirrorTally, calls: readonly ApiCallCounts[], pod: string, namespace: string, runId: string, runAgeMs: number): SidecarReport {
   return {
     pod,
     namespace,
     runId,
+    runAgeMs: Math.max(0, Math.round(runAgeMs)),
     mirror: tally.entries().map((e) => ({
       policyNamespace: e.policyNamespace,
       policyName: e.policyName,
@@ -45,6 +46,7 @@ export function toReport(tally: MirrorTally, calls: readonly ApiCallCounts[], po
 export class SidecarReporter {
   readonly #o: SidecarReporterOptions;
   readonly #runId = randomBytes(8).toString('hex');
+  readonly #startedAt = performance.now();
   #sent = 0;
   #busy = false;
   #timer: NodeJS.Timeout | undefined;
@@ -76,7 +78,7 @@ export class SidecarReporter {
     if (this.#busy || changes === this.#sent) return;
     this.#busy = true;
     try {
-      await this.#o.send(toReport(this.#o.tally, this.#o.calls, this.#o.pod, this.#o.namespace, this.#runId));
+      await this.#o.send(toReport(this.#o.tally, this.#o.calls, this.#o.pod, this.#o.namespace, this.#runId, performance.now() - this.#startedAt));
       this.#sent = changes;
       this.#warned = false;
     } catch (err) {

@@ -164,16 +164,23 @@ export class CallTraffic extends EventEmitter {
     this.#forgetIdle(now);
     const podKey = `${r.namespace}/${r.pod}`;
     let rep = this.#reporters.get(podKey);
-    if (rep === undefined) {
-      if (this.#reporters.size >= TRAFFIC_LIMITS.reporters) return `more than ${TRAFFIC_LIMITS.reporters} sidecars report; refused`;
-      rep = { runId: r.runId, atMs: now, calls: new Map() };
-      this.#reporters.set(podKey, rep);
-    } else if (rep.runId !== r.runId) {
-      // A restarted sidecar counts from 0 again: its whole count is new.
+    // Calls made before this controller knew the run are counted only if the run is young enough to
+    // place them in time; an old run seen first (this controller restarted) only sets the baseline.
+    const runAge = Number.isSafeInteger(r.runAgeMs) ? r.runAgeMs : Number.MAX_SAFE_INTEGER;
+    let from: number;
+    let baselineOnly = false;
+    if (rep === undefined || rep.runId !== r.runId) {
+      if (rep === undefined) {
+        if (this.#reporters.size >= TRAFFIC_LIMITS.reporters) return `more than ${TRAFFIC_LIMITS.reporters} sidecars report; refused`;
+        rep = { runId: r.runId, atMs: now, calls: new Map() };
+        this.#reporters.set(podKey, rep);
+      }
+      // A new run (first seen, or a restarted sidecar) counts from 0.
       rep.runId = r.runId;
       rep.calls = new Map();
-    }
-    const from = rep.calls.size === 0 ? now - 1 : Math.max(rep.atMs, now - TRAFFIC_LIMITS.spreadMs);
+      baselineOnly = runAge > TRAFFIC_LIMITS.spreadMs;
+      from = now - Math.max(1, runAge);
+    } else from = Math.max(rep.atMs, now - TRAFFIC_LIMITS.spreadMs);
     const workload = this.#opts.workloadOf(r.namespace, r.pod);
     const next = new Map<string, number>();
     const touched = new Set<string>();
@@ -182,7 +189,7 @@ export class CallTraffic extends EventEmitter {
       next.set(k, c.calls);
       const before = rep.calls.get(k) ?? 0;
       const delta = c.calls >= before ? c.calls - before : c.calls;
-      if (delta === 0) continue;
+      if (delta === 0 || baselineOnly) continue;
       if (this.#add(c.api, c.version, c.range, workload, delta, from, now)) touched.add(c.api);
     }
     rep.calls = next;

@@ -2,7 +2,8 @@
 // API@RANGE would do. `qbasis plan remove` (cli/plan.ts) and the page both call it on the same
 // /api/v1/mesh data, so they give the same answer.
 //   stranded      callers served now (a ready pod provides a version in their range) that would have
-//                 none left: the removal breaks them;
+//                 none left: the removal breaks them. Only callers the pod source declares: a row seen
+//                 only in traffic (its pods gone or replaced) is history, listed under stillCalling;
 //   unserved      callers already without a compatible ready provider (the removal is not the cause);
 //   stillCalling  callers whose calls reached a version in RANGE in the last N minutes.
 // Compatibility is the console's: the version satisfies the caller's range, and the version has a ready
@@ -74,8 +75,9 @@ export function planRemoval(view: ApiView | undefined, api: string, range: strin
   const since = opts.now - opts.withinMinutes * 60_000;
   for (const c of view?.callers ?? []) {
     const who = { workload: c.workload, range: c.range, pods: c.pods.length, declared: c.declared };
-    if (!served(c.range, versions)) unserved.push({ ...who, reason: c.reason ?? `no ready version in ${c.range}` });
-    else if (!served(c.range, kept)) {
+    // A row seen only in traffic is history (or a sidecar run by hand): only its calls count, below.
+    if (c.declared && !served(c.range, versions)) unserved.push({ ...who, reason: c.reason ?? `no ready version in ${c.range}` });
+    else if (c.declared && !served(c.range, kept)) {
       stranded.push({ ...who, reason: kept.some((v) => v.ready > 0) ? `left after the removal: ${describe(kept)}, none in ${c.range}` : 'no ready version would be left' });
     }
     const calls = c.cells

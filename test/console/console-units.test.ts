@@ -60,8 +60,8 @@ test('bucket rings and spreading: calls made over an interval land in the bucket
   assert.deepEqual([...got], [[0, 10], [1, 50], [2, 40]]);
 });
 
-function report(pod: string, runId: string, calls: { version: string; calls: number; range?: string; api?: string }[]): SidecarReport__Output {
-  return { pod, namespace: 'shop', runId, mirror: [], calls: calls.map((c) => ({ api: c.api ?? API, version: c.version, range: c.range ?? '^1.2', calls: c.calls, failed: 0 })) };
+function report(pod: string, runId: string, calls: { version: string; calls: number; range?: string; api?: string }[], runAgeMs = 1000): SidecarReport__Output {
+  return { pod, namespace: 'shop', runId, runAgeMs, mirror: [], calls: calls.map((c) => ({ api: c.api ?? API, version: c.version, range: c.range ?? '^1.2', calls: c.calls, failed: 0 })) };
 }
 
 test('call traffic: increases of cumulative reports, per version over 15 min and per caller over a minute; a restart counts again from 0', () => {
@@ -84,6 +84,18 @@ test('call traffic: increases of cumulative reports, per version over 15 min and
   now += 16 * 60_000;
   assert.deepEqual(t.gc(), [API], 'nothing for 15 minutes: gone');
   assert.equal(t.forApi(API), undefined);
+});
+
+test('call traffic: a run first seen when it is old (this controller restarted) only sets the baseline; its later increases count', () => {
+  let now = 1_000_000_000_000;
+  const t = new CallTraffic({ workloadOf: (ns, p) => ({ namespace: ns, name: p }), now: () => now });
+  t.report(report('old', 'r', [{ version: '1.4.0', calls: 1_000_000 }], 3_600_000));
+  assert.equal(t.forApi(API), undefined, 'an hour of calls is not put in one bucket');
+  now += 2000;
+  t.report(report('old', 'r', [{ version: '1.4.0', calls: 1_000_040 }], 3_602_000));
+  assert.equal(t.forApi(API)!.callers[0]!.lastMinute, 40);
+  t.report(report('young', 'y', [{ version: '1.4.0', calls: 30 }], 3000));
+  assert.equal(t.forApi(API)!.callers.find((c) => c.workload.name === 'young')!.lastMinute, 30, 'a run 3 s old: its calls are placed over its 3 s');
 });
 
 test('call traffic: a hostile report is refused whole, with what was wrong', () => {

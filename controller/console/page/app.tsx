@@ -10,7 +10,8 @@ import { PolicyPanel } from './policy-panel.tsx';
 import { TrafficChart } from './traffic-chart.tsx';
 
 function Stranded({ mesh }: { mesh: MeshSnapshot }) {
-  const rows = mesh.apis.flatMap((a) => a.callers.filter((c) => !c.served).map((c) => ({ api: a.api, c })));
+  // A row seen only in traffic counts while it still calls (a pod replaced minutes ago is history).
+  const rows = mesh.apis.flatMap((a) => a.callers.filter((c) => !c.served && (c.declared || c.lastMinute > 0)).map((c) => ({ api: a.api, c })));
   if (rows.length === 0) {
     return (
       <section class="alerts ok" aria-labelledby="alerts-h">

@@ -2,6 +2,7 @@
 
 import type { MirrorCounts as _qbasis_discovery_v1_MirrorCounts, MirrorCounts__Output as _qbasis_discovery_v1_MirrorCounts__Output } from '../../../qbasis/discovery/v1/MirrorCounts.ts';
 import type { CallCounts as _qbasis_discovery_v1_CallCounts, CallCounts__Output as _qbasis_discovery_v1_CallCounts__Output } from '../../../qbasis/discovery/v1/CallCounts.ts';
+import type { Long } from '@grpc/proto-loader';
 
 export interface SidecarReport {
   'pod'?: (string);
@@ -9,6 +10,7 @@ export interface SidecarReport {
   'runId'?: (string);
   'mirror'?: (_qbasis_discovery_v1_MirrorCounts)[];
   'calls'?: (_qbasis_discovery_v1_CallCounts)[];
+  'runAgeMs'?: (number | string | Long);
 }
 
 export interface SidecarReport__Output {
@@ -17,4 +19,5 @@ export interface SidecarReport__Output {
   'runId': (string);
   'mirror': (_qbasis_discovery_v1_MirrorCounts__Output)[];
   'calls': (_qbasis_discovery_v1_CallCounts__Output)[];
+  'runAgeMs': (number);
 }
