@@ -48,7 +48,10 @@ let loading = true;
 let load: Promise<void> | undefined;
 let calls = 0;
 
+const CHROMIUM = '/usr/bin/chromium';
+
 before(async () => {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)`);
   await buildConsolePage();
   fs.mkdirSync(OUTPUT, { recursive: true });
   podsFile = path.join(tempDir('console-browser'), 'pods.yaml');
@@ -69,7 +72,7 @@ before(async () => {
       await new Promise((res) => setTimeout(res, 40));
     }
   })();
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   page = await browser.newPage({ viewport: { width: 1280, height: 1200 } });
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
