@@ -172,3 +172,16 @@ test('hostile names from pods, labels and annotations are shown as text, never r
   assert.deepEqual(dialogs, [], 'no alert() ran');
   assert.deepEqual(problems, []);
 });
+
+test('keyboard: Tab reaches the API links and every planner control; a state is never colour alone', async () => {
+  await page.locator('body').focus();
+  const reached = new Set<string>();
+  for (let i = 0; i < 20; i++) {
+    await page.keyboard.press('Tab');
+    // runs in the page (a string, since this file has no DOM types)
+    reached.add(await page.evaluate<string>(`(() => { const e = document.activeElement; if (!e) return ''; const n = e.getAttribute('name'); return e.tagName.toLowerCase() + (n === null ? '' : '[name=' + n + ']'); })()`));
+  }
+  for (const want of ['a', 'select[name=api]', 'input[name=range]', 'select[name=minutes]', 'button']) assert.ok(reached.has(want), `${want} is reachable by Tab: ${[...reached].join(', ')}`);
+  const cells = await page.locator(`section[data-api="${ECHO_API}"] td.cell .state`).allTextContents();
+  assert.ok(cells.length > 0 && cells.every((t) => /(✔ compatible|◐ in range, no ready pod|✖ incompatible)/.test(t)), `every cell says its state in words: ${cells.join(' | ')}`);
+});
