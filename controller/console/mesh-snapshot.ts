@@ -79,6 +79,7 @@ export interface PolicyRouteView {
   mirror: { versions: string; percent: number } | null;
 }
 
+/** One mirror mismatch as the controller keeps it (controller/mirror-results.ts uses this type too). */
 export interface MirrorSampleView {
   method: string;
   primaryVersion: string;

@@ -70,21 +70,22 @@ export class MeshView extends EventEmitter {
 
   /** Listens to every source; call stop() to let go. */
   start(): void {
-    const s = this.#s;
-    s.registry.on('change', this.#onApiChange);
-    s.store.on('change', this.#onPolicyApiChange);
-    s.callers.on('change', this.#onApis);
-    s.traffic.on('change', this.#onApi);
-    s.mirror.on('change', this.#onPolicies);
+    for (const [source, handler] of this.#listeners()) source.on('change', handler);
   }
 
   stop(): void {
+    for (const [source, handler] of this.#listeners()) source.off('change', handler);
+  }
+
+  #listeners(): [EventEmitter, Parameters<EventEmitter['on']>[1]][] {
     const s = this.#s;
-    s.registry.off('change', this.#onApiChange);
-    s.store.off('change', this.#onPolicyApiChange);
-    s.callers.off('change', this.#onApis);
-    s.traffic.off('change', this.#onApi);
-    s.mirror.off('change', this.#onPolicies);
+    return [
+      [s.registry, this.#onApiChange],
+      [s.store, this.#onPolicyApiChange],
+      [s.callers, this.#onApis],
+      [s.traffic, this.#onApi],
+      [s.mirror, this.#onPolicies],
+    ];
   }
 
   readonly #onApi = (api: string): void => this.#mark(api);
