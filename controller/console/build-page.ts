@@ -12,14 +12,14 @@ export interface PageBuild {
   ms: number;
 }
 
-export async function buildConsolePage(): Promise<PageBuild> {
+export async function buildConsolePage(opts: { minify?: boolean } = {}): Promise<PageBuild> {
   const t0 = performance.now();
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
     entryPoints: { console: path.join(import.meta.dirname, 'page', 'main.tsx') },
     outdir: PAGE_DIST,
     bundle: true,
-    minify: true,
+    minify: opts.minify ?? true,
     format: 'esm',
     platform: 'browser',
     target: ['es2022'],

@@ -210,6 +210,10 @@ export class CallTraffic extends EventEmitter {
     return [...this.#apis.keys()];
   }
 
+  has(api: string): boolean {
+    return this.#apis.has(api);
+  }
+
   /** The time axis of every series now: first bucket's start, bucket size, buckets (complete ones only). */
   axis(): { startMs: number; bucketMs: number; buckets: number } {
     const { bucketMs, seriesBuckets } = TRAFFIC_LIMITS;

@@ -214,7 +214,7 @@ export class ConsoleServer implements ControllerComponent {
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, `qbasis console: ${shown(req.method ?? '')} is not allowed: the console is read-only; expected GET or HEAD`, { allow: 'GET, HEAD' });
     const pathname = (req.url ?? '/').split('?')[0]!;
     if (pathname === '/api/v1/mesh') {
-      const body = JSON.stringify(this.#o.view.snapshot());
+      const body = this.#o.view.snapshotJson();
       res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;

@@ -29,6 +29,14 @@ interface Client {
   res: ServerResponse;
   pending: Set<string>;
   blockedSince: number;
+  /** API → revision of the view it last got (an unchanged view is not sent again). */
+  sent: Map<string, number>;
+}
+
+interface Built {
+  text: string;
+  /** For an API's view: its revision (-1: removed). */
+  revision?: number;
 }
 
 export class EventStream {
@@ -83,7 +91,7 @@ export class EventStream {
     if (this.#clients.size >= this.#o.maxClients) return false;
     res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.write('retry: 2000\n\n');
-    const c: Client = { res, pending: new Set([SNAPSHOT]), blockedSince: 0 };
+    const c: Client = { res, pending: new Set([SNAPSHOT]), blockedSince: 0, sent: new Map() };
     this.#clients.add(c);
     res.socket?.setNoDelay(true);
     res.on('drain', () => {
@@ -102,31 +110,30 @@ export class EventStream {
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
       this.#lastFlush = performance.now();
-      const shared = new Map<string, string>();
+      const shared = new Map<string, Built>();
       for (const c of this.#clients) this.#write(c, shared);
     }, wait);
   }
 
-  /** The event text for one name, built once per flush (`shared`) for every client. */
-  #event(name: string, shared: Map<string, string>): string {
+  /** The event for one name, built once per flush (`shared`) for every client. */
+  #event(name: string, shared: Map<string, Built>): Built {
     const hit = shared.get(name);
     if (hit !== undefined) return hit;
     const view = this.#o.view;
-    let text: string;
+    let built: Built;
     if (name === SNAPSHOT) {
-      const snap = view.snapshot();
-      this.#health = JSON.stringify(snap.health);
-      text = frame('snapshot', JSON.stringify(snap));
-    } else if (name === POLICIES) text = frame('policies', JSON.stringify(view.policies()));
+      built = { text: frame('snapshot', view.snapshotJson()) };
+      this.#health = JSON.stringify(view.health());
+    } else if (name === POLICIES) built = { text: frame('policies', JSON.stringify(view.policies())) };
     else if (name === HEALTH) {
       this.#health = JSON.stringify(view.health());
-      text = frame('health', this.#health);
+      built = { text: frame('health', this.#health) };
     } else {
       const v = view.api(name);
-      text = v === undefined ? frame('api-removed', JSON.stringify({ api: name })) : frame('api', JSON.stringify(v));
+      built = v === undefined ? { text: frame('api-removed', JSON.stringify({ api: name })), revision: -1 } : { text: frame('api', view.apiJson(name)!), revision: v.revision };
     }
-    shared.set(name, text);
-    return text;
+    shared.set(name, built);
+    return built;
   }
 
   #drop(c: Client): void {
@@ -134,17 +141,28 @@ export class EventStream {
     c.res.destroy();
   }
 
-  #write(c: Client, shared: Map<string, string>): void {
+  #write(c: Client, shared: Map<string, Built>): void {
     if (c.pending.size === 0) return;
     if (c.blockedSince !== 0) {
       if (performance.now() - c.blockedSince > this.#o.stuckMs) this.#drop(c);
       return;
     }
     // A snapshot covers everything else that is pending.
+    const view = this.#o.view;
     const names = c.pending.has(SNAPSHOT) ? [SNAPSHOT] : [...c.pending];
     c.pending.clear();
     for (let i = 0; i < names.length; i++) {
-      const ok = c.res.write(`id: ${++this.#seq}\n${this.#event(names[i]!, shared)}`);
+      const name = names[i]!;
+      const e = this.#event(name, shared);
+      if (name === SNAPSHOT) {
+        c.sent.clear();
+        for (const a of view.apiNames()) c.sent.set(a, view.api(a)?.revision ?? -1);
+      } else if (e.revision !== undefined) {
+        if (c.sent.get(name) === e.revision || (e.revision === -1 && !c.sent.has(name))) continue; // it has this one
+        if (e.revision === -1) c.sent.delete(name);
+        else c.sent.set(name, e.revision);
+      }
+      const ok = c.res.write(`id: ${++this.#seq}\n${e.text}`);
       if (!ok && c.res.writableLength > this.#o.maxBufferedBytes) {
         for (const rest of names.slice(i + 1)) c.pending.add(rest);
         c.blockedSince = performance.now();

@@ -2,7 +2,9 @@
 // (the registry), callers per workload and range (caller-pods.ts), BasisPolicies with their conditions
 // and mirror sums, traffic (call-traffic.ts) and health. Views are built per API, on demand, and only
 // again after something of that API changed: the event stream asks for the dirty ones once per tick
-// and serialises each once for every open page.
+// and serialises each once for every open page. Traffic moves the figures of an API with every report
+// (every sidecar reports every 2 s), so traffic alone rebuilds a view once per 5 s bucket at most: a pod
+// or policy change shows at once, the charts and shares step once per bucket.
 import { EventEmitter } from 'node:events';
 import semver from 'semver';
 import { satisfies } from '../../proto/versions.ts';
@@ -13,7 +15,7 @@ import type { MirrorResults } from '../mirror-results.ts';
 import type { PodSource } from '../pod-source.ts';
 import type { PolicyIntake } from '../policy-intake.ts';
 import type { PolicyStore } from '../policy-store.ts';
-import type { CallTraffic } from './call-traffic.ts';
+import { TRAFFIC_LIMITS, type CallTraffic } from './call-traffic.ts';
 import type { CallerPods } from './caller-pods.ts';
 import type { ApiView, CallerCell, CallerRow, HealthView, MeshSnapshot, PolicyView, VersionColumn, WorkloadRef } from './mesh-snapshot.ts';
 import { MESH_KIND } from './mesh-snapshot.ts';
@@ -60,8 +62,11 @@ function notServedReason(range: string, versions: readonly VersionColumn[]): str
 export class MeshView extends EventEmitter {
   readonly #s: MeshSources;
   readonly #dirty = new Set<string>();
-  readonly #views = new Map<string, ApiView>();
+  readonly #views = new Map<string, { view: ApiView; json: string; json0: string }>();
   #policies: PolicyView[] | undefined;
+  /** The bucket each view was built in, and the one tick() last saw. */
+  readonly #builtIn = new Map<string, number>();
+  #tickBucket = 0;
 
   constructor(sources: MeshSources) {
     super();
@@ -88,7 +93,10 @@ export class MeshView extends EventEmitter {
     ];
   }
 
-  readonly #onApi = (api: string): void => this.#mark(api);
+  /** Traffic: only an API's first figures mark it at once; the rest waits for the next bucket (tick). */
+  readonly #onApi = (api: string): void => {
+    if ((this.#views.get(api)?.view.traffic.series.length ?? 0) === 0) this.#mark(api);
+  };
   readonly #onApis = (apis: string[]): void => apis.forEach((a) => this.#mark(a));
   readonly #onApiChange = (c: { api: string }): void => {
     this.#mark(c.api);
@@ -108,8 +116,11 @@ export class MeshView extends EventEmitter {
     this.emit('dirty', api);
   }
 
-  /** Marks every API with traffic (their series move with the clock). */
+  /** At a new bucket, marks every API with traffic (their series move with the clock). */
   tick(): void {
+    const b = bucketNow();
+    if (b === this.#tickBucket) return;
+    this.#tickBucket = b;
     for (const api of this.#s.traffic.apis()) this.#mark(api);
     for (const api of this.#s.traffic.gc()) this.#mark(api);
   }
@@ -122,14 +133,35 @@ export class MeshView extends EventEmitter {
 
   /** The view of one API (undefined: nobody provides, requires or called it). */
   api(api: string): ApiView | undefined {
-    if (!this.#dirty.has(api) && this.#views.has(api)) return this.#views.get(api);
+    return this.#entry(api)?.view;
+  }
+
+  /** The same view as JSON, serialised once per revision (every page and the snapshot share it). */
+  apiJson(api: string): string | undefined {
+    return this.#entry(api)?.json;
+  }
+
+  #entry(api: string): { view: ApiView; json: string } | undefined {
+    const b = bucketNow();
+    // A view with traffic built in an older bucket is stale even when nothing marked it (no page open: no tick).
+    const fresh = !this.#dirty.has(api) && this.#views.has(api) && (this.#builtIn.get(api) === b || !this.#s.traffic.has(api));
+    if (fresh) return this.#views.get(api);
     this.#dirty.delete(api);
+    this.#builtIn.set(api, b);
     const before = this.#views.get(api);
-    const next = this.#build(api, (before?.revision ?? 0) + 1);
-    if (next === undefined) this.#views.delete(api);
-    else if (before !== undefined && sameView(before, next)) return before;
-    else this.#views.set(api, next);
-    return next;
+    const next = this.#build(api);
+    if (next === undefined) {
+      this.#views.delete(api);
+      this.#builtIn.delete(api);
+      return undefined;
+    }
+    // Compared as JSON with revision 0; the revision moves only when something else did.
+    const json0 = JSON.stringify(next);
+    if (before !== undefined && before.json0 === json0) return before;
+    next.revision = (before?.view.revision ?? 0) + 1;
+    const entry = { view: next, json: json0.replace('"revision":0,', `"revision":${next.revision},`), json0 };
+    this.#views.set(api, entry);
+    return entry;
   }
 
   policies(): PolicyView[] {
@@ -161,16 +193,19 @@ export class MeshView extends EventEmitter {
     };
   }
 
-  snapshot(): MeshSnapshot {
-    const apis: ApiView[] = [];
+  /** The whole mesh as JSON (a MeshSnapshot), made of the views' cached JSON. */
+  snapshotJson(): string {
+    const apis: string[] = [];
     for (const name of this.apiNames()) {
-      const v = this.api(name);
-      if (v !== undefined) apis.push(v);
+      const j = this.apiJson(name);
+      if (j !== undefined) apis.push(j);
     }
-    return { kind: MESH_KIND, generatedAt: Date.now(), mode: this.#s.mode, apis, policies: this.policies(), health: this.health() };
+    const head: Omit<MeshSnapshot, 'apis' | 'policies' | 'health'> = { kind: MESH_KIND, generatedAt: Date.now(), mode: this.#s.mode };
+    return `${JSON.stringify(head).slice(0, -1)},"apis":[${apis.join(',')}],"policies":${JSON.stringify(this.policies())},"health":${JSON.stringify(this.health())}}`;
   }
 
-  #build(api: string, revision: number): ApiView | undefined {
+  /** With revision 0: #entry sets it (key order matters: api, apiId, revision come first). */
+  #build(api: string): ApiView | undefined {
     const s = this.#s;
     const endpoints = s.registry.list(api);
     const groups = s.callers.groups(api);
@@ -248,7 +283,7 @@ export class MeshView extends EventEmitter {
     return {
       api,
       apiId: apiIdHex(api),
-      revision,
+      revision: 0,
       versions,
       callers,
       traffic: { ...s.traffic.axis(), series: traffic?.series ?? [] },
@@ -288,6 +323,7 @@ export class MeshView extends EventEmitter {
   }
 }
 
-function sameView(a: ApiView, b: ApiView): boolean {
-  return JSON.stringify({ ...a, revision: 0 }) === JSON.stringify({ ...b, revision: 0 });
+function bucketNow(): number {
+  return Math.floor(Date.now() / TRAFFIC_LIMITS.bucketMs);
 }
+

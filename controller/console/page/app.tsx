@@ -1,5 +1,8 @@
 // The console's one page: callers without a provider first, then the planner, each API (matrix,
 // chart, policies) and the health block.
+import { Component } from 'preact';
+import { useRef } from 'preact/hooks';
+import { useSeen } from './use-seen.ts';
 import type { ApiView, MeshSnapshot, PolicyView } from '../mesh-snapshot.ts';
 import type { PageState } from './mesh-state.ts';
 import { anchor, clock, workload } from './format.ts';
@@ -38,19 +41,45 @@ function Stranded({ mesh }: { mesh: MeshSnapshot }) {
   );
 }
 
-function ApiSection({ api, policies }: { api: ApiView; policies: PolicyView[] }) {
-  const mine = policies.filter((p) => api.policies.includes(`${p.namespace}/${p.name}`));
+/**
+ * One API: redrawn only when its own view or the policies changed (an `api` event replaces one view
+ * object and keeps the others), so a mesh of hundreds of APIs re-renders only what moved.
+ */
+class ApiSection extends Component<{ api: ApiView; policies: PolicyView[] }> {
+  override shouldComponentUpdate(next: { api: ApiView; policies: PolicyView[] }): boolean {
+    return next.api !== this.props.api || next.policies !== this.props.policies;
+  }
+
+  override render() {
+    return <ApiSectionBody api={this.props.api} policies={this.props.policies} />;
+  }
+}
+
+function ApiSectionBody({ api, policies }: { api: ApiView; policies: PolicyView[] }) {
   const id = anchor(api.api);
+  const ref = useRef<HTMLElement>(null);
+  // Its body is built once it comes near the view (or is linked to): the page's first render builds
+  // only what can be seen, whatever the number of APIs.
+  const seen = useSeen(ref) || (typeof location !== 'undefined' && location.hash === `#${id}`);
   return (
-    <section class="api" id={id} aria-labelledby={`${id}-h`} data-api={api.api}>
+    <section class="api" id={id} aria-labelledby={`${id}-h`} data-api={api.api} ref={ref}>
       <h2 id={`${id}-h`}>
         {api.api} <span class="api-id">API id 0x{api.apiId}</span>
       </h2>
+      {seen ? <ApiBody api={api} policies={policies} /> : <p class="pending">{api.versions.length} versions, {api.callers.length} callers (shown when scrolled to)</p>}
+    </section>
+  );
+}
+
+function ApiBody({ api, policies }: { api: ApiView; policies: PolicyView[] }) {
+  const mine = policies.filter((p) => api.policies.includes(`${p.namespace}/${p.name}`));
+  return (
+    <>
       <Matrix api={api} />
       <TrafficChart api={api} />
       <h3>BasisPolicy</h3>
       {mine.length === 0 ? <p class="empty">No BasisPolicy for this API: calls go to every compatible version by latency.</p> : mine.map((p) => <PolicyPanel p={p} />)}
-    </section>
+    </>
   );
 }
 
@@ -92,7 +121,7 @@ export function App({ state }: { state: PageState }) {
           </nav>
           <PlannerPanel mesh={mesh} />
           {mesh.apis.map((a) => (
-            <ApiSection api={a} policies={mesh.policies} />
+            <ApiSection key={a.api} api={a} policies={mesh.policies} />
           ))}
           {orphans.length > 0 && (
             <section class="api" aria-labelledby="orphans-h">

@@ -11,10 +11,18 @@ export interface PageState {
   updatedAt: number;
 }
 
+/** Replaces (or inserts, in name order) one API's view; the other view objects stay as they were. */
 export function withApi(mesh: MeshSnapshot, api: ApiView): MeshSnapshot {
-  const apis = mesh.apis.filter((a) => a.api !== api.api);
-  apis.push(api);
-  apis.sort((a, b) => (a.api < b.api ? -1 : a.api > b.api ? 1 : 0));
+  const apis = mesh.apis.slice();
+  let lo = 0;
+  let hi = apis.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (apis[mid]!.api < api.api) lo = mid + 1;
+    else hi = mid;
+  }
+  if (apis[lo]?.api === api.api) apis[lo] = api;
+  else apis.splice(lo, 0, api);
   return { ...mesh, apis };
 }
 

@@ -1,6 +1,7 @@
 // Calls per second by provided version over the last 15 minutes (uPlot, one line per version, each
 // with its own colour and dash), and the same figures as text under it.
 import { useEffect, useRef } from 'preact/hooks';
+import { useSeen } from './use-seen.ts';
 import uPlot from 'uplot';
 import type { ApiView } from '../mesh-snapshot.ts';
 import { rate, SERIES_STYLES } from './format.ts';
@@ -40,12 +41,14 @@ function options(versions: string[], width: number): uPlot.Options {
 export function TrafficChart({ api }: { api: ApiView }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<{ u: uPlot; key: string } | null>(null);
+  // Drawn once it first scrolls into view: hundreds of APIs must not build hundreds of canvases at once.
+  const seen = useSeen(box);
   const { versions, data } = chartData(api);
   const key = versions.join('\u0000');
 
   useEffect(() => {
     const el = box.current;
-    if (el === null) return;
+    if (el === null || !seen) return;
     if (plot.current !== null && plot.current.key === key) {
       plot.current.u.setData(data);
       return;
