@@ -6,7 +6,8 @@
 //   - a pods-file change (a new version of one API) to the event on a stream and to the page showing it;
 //   - the controller's CPU (its own /proc utime+stime) over a window with no page open and with 10 open.
 // Goals (issue 18): first render ≤ 1 s, update ≤ 1 s, snapshot ≤ 2 MB, CPU with 10 pages within 5 % of none.
-//   npm run bench:console      env: BENCH_WINDOW_S (20), BENCH_OUT (test/bench/results/console.json)
+//   npm run bench:console      env: BENCH_WINDOW_S (20), BENCH_PAGES (10), BENCH_REPORTS=0 (no fake sidecars),
+//                              BENCH_PROFILE=1 (unminified bundle, a CPU profile of the first page's load), BENCH_OUT
 // Addresses: 127.0.119.x (controller .1; pod IPs .2-.251, shared: nothing binds them).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,7 +25,8 @@ const NET = '127.0.119';
 const APIS = 500;
 const PROVIDERS = 4000;
 const CALLERS = 1000;
-const PAGES = 10;
+const PAGES = Number(process.env.BENCH_PAGES ?? 10);
+const REPORTING = process.env.BENCH_REPORTS !== '0';
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 20);
 const api = (i: number): string => `bench.api${i}.v1.Service`;
 const ip = (n: number): string => `${NET}.${2 + (n % 250)}`;
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
   const Ctor = discoveryClientConstructor();
   const client = new Ctor(ctl.target, grpc.credentials.createInsecure());
   const counts = new Array<number>(CALLERS).fill(0);
-  let reporting = true;
+  let reporting = REPORTING;
   let reportsSent = 0;
   let reportErrors = 0;
   const started = Date.now();
@@ -123,6 +125,12 @@ async function main(): Promise<void> {
       const page = await context.newPage();
       page.on('console', (m) => process.stderr.write(`page ${i} console ${m.type()}: ${m.text()}\n`));
       page.on('pageerror', (e) => process.stderr.write(`page ${i} error: ${e.message}\n`));
+      if (process.env.BENCH_DEBUG === '1') {
+        page.on('response', (r) => {
+          const t = r.request().timing();
+          process.stderr.write(`page ${i} ${r.url().replace(base, '')} start ${Math.round(t.startTime)} sent ${Math.round(t.requestStart)} headers ${Math.round(t.responseStart)}\n`);
+        });
+      }
       const cdp = PROFILE && i === 0 ? await context.newCDPSession(page) : undefined;
       if (cdp) {
         await cdp.send('Profiler.enable');
