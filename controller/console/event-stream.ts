@@ -31,6 +31,8 @@ interface Client {
   blockedSince: number;
   /** API → revision of the view it last got (an unchanged view is not sent again). */
   sent: Map<string, number>;
+  /** The policies and health events it last got, likewise. */
+  sentText: Map<string, string>;
 }
 
 interface Built {
@@ -91,7 +93,7 @@ export class EventStream {
     if (this.#clients.size >= this.#o.maxClients) return false;
     res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.write('retry: 2000\n\n');
-    const c: Client = { res, pending: new Set([SNAPSHOT]), blockedSince: 0, sent: new Map() };
+    const c: Client = { res, pending: new Set([SNAPSHOT]), blockedSince: 0, sent: new Map(), sentText: new Map() };
     this.#clients.add(c);
     res.socket?.setNoDelay(true);
     res.on('drain', () => {
@@ -157,7 +159,13 @@ export class EventStream {
       if (name === SNAPSHOT) {
         c.sent.clear();
         for (const a of view.apiNames()) c.sent.set(a, view.api(a)?.revision ?? -1);
-      } else if (e.revision !== undefined) {
+        // the snapshot carried both
+        c.sentText.set(POLICIES, this.#event(POLICIES, shared).text);
+        c.sentText.set(HEALTH, this.#event(HEALTH, shared).text);
+      } else if (e.revision === undefined) {
+        if (c.sentText.get(name) === e.text) continue; // policies or health as it has them
+        c.sentText.set(name, e.text);
+      } else {
         if (c.sent.get(name) === e.revision || (e.revision === -1 && !c.sent.has(name))) continue; // it has this one
         if (e.revision === -1) c.sent.delete(name);
         else c.sent.set(name, e.revision);

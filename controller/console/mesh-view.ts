@@ -116,7 +116,7 @@ export class MeshView extends EventEmitter {
     this.emit('dirty', api);
   }
 
-  /** At a new bucket, marks every API with traffic (their series move with the clock). */
+  /** At a new bucket, marks every API with traffic (their series move with the clock) and drops what aged out. */
   tick(): void {
     const b = bucketNow();
     if (b === this.#tickBucket) return;
@@ -195,6 +195,7 @@ export class MeshView extends EventEmitter {
 
   /** The whole mesh as JSON (a MeshSnapshot), made of the views' cached JSON. */
   snapshotJson(): string {
+    this.tick(); // with no page open nothing else ticks: traffic ages out here
     const apis: string[] = [];
     for (const name of this.apiNames()) {
       const j = this.apiJson(name);

@@ -177,6 +177,29 @@ test('the event stream: a snapshot first, a pods-file change as an `api` event w
   }
 });
 
+test('the event stream coalesces: ten pods-file changes in about a second reach a page as a few events, the last one the final state', async () => {
+  const a = events();
+  try {
+    await a.next((e) => e.event === 'snapshot');
+    const versions = ['1.6.0', '1.7.0', '1.8.0', '1.9.0', '1.10.0', '1.11.0', '1.12.0', '1.13.0', '1.14.0', '1.15.0'];
+    for (const v of versions) {
+      replacePods(podsFile, [...providers(['1.4.0', v]), caller('^1.2')]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const got: string[][] = [];
+    for (;;) {
+      const e = await a.next((x) => x.event === 'api');
+      const vs = (e.data as { versions: { version: string; ready: number }[] }).versions.filter((v) => v.ready > 0).map((v) => v.version);
+      got.push(vs);
+      if (vs.includes('1.15.0') && !vs.includes('1.14.0')) break;
+    }
+    assert.ok(got.length < versions.length, `${got.length} api events for ${versions.length} changes: ${JSON.stringify(got)}`);
+    assert.deepEqual(got.at(-1), ['1.4.0', '1.15.0']);
+  } finally {
+    a.close();
+  }
+});
+
 function plan(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [QBASIS_BIN, 'plan', 'remove', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
