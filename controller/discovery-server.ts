@@ -31,6 +31,8 @@ export interface DiscoveryServerOptions {
   mirrorResults?: MirrorResults;
   /** Called with each report taken (Kubernetes mode passes it on to the leader). */
   onReport?: (r: SidecarReport__Output) => void;
+  /** Where the reports' call counts go too (the console's traffic); absent: they are ignored. */
+  callTraffic?: { report(r: SidecarReport__Output): string | undefined };
   logger: Logger;
   host: string;
   port: number;
@@ -113,6 +115,13 @@ export class DiscoveryServer {
     return { ...this.#stats, streams: [...this.#subs.values()].reduce((n, s) => n + s.size, 0) };
   }
 
+  /** Who holds a stream now: "namespace/pod" as each subscriber named itself (else its peer address). */
+  subscriberNames(): Set<string> {
+    const out = new Set<string>();
+    for (const set of this.#subs.values()) for (const s of set) out.add(s.who);
+    return out;
+  }
+
   /** Ends every stream (subscribers reconnect elsewhere) and stops listening. */
   async stop(graceMs = 2000): Promise<void> {
     this.#opts.registry.off('change', this.#onChange);
@@ -185,13 +194,13 @@ export class DiscoveryServer {
 
   #report(call: grpc.ServerUnaryCall<SidecarReport__Output, ReportAck>, cb: grpc.sendUnaryData<ReportAck>): void {
     const results = this.#opts.mirrorResults;
-    const refused = results === undefined ? 'this controller takes no mirror reports' : results.report(call.request);
+    const refused = results === undefined ? 'this controller takes no mirror reports' : (this.#opts.callTraffic?.report(call.request) ?? results.report(call.request));
     if (refused === undefined) {
       this.#opts.onReport?.(call.request);
       return cb(null, {});
     }
-    this.#log.warn({ code: 'QB_BAD_REQUEST', peer: call.getPeer() }, `mirror report refused: ${refused}`);
-    cb({ code: grpc.status.INVALID_ARGUMENT, details: `QB_BAD_REQUEST: mirror report refused: ${refused}` });
+    this.#log.warn({ code: 'QB_BAD_REQUEST', peer: call.getPeer() }, `sidecar report refused: ${refused}`);
+    cb({ code: grpc.status.INVALID_ARGUMENT, details: `QB_BAD_REQUEST: sidecar report refused: ${refused}` });
   }
 
   #markDirty(s: Subscriber): void {

@@ -27,6 +27,8 @@ import { TeedPodSource } from './kube/tee-sink.ts';
 import { IDENTITY_FLAG_SPECS, identitySettings, trustDomainOf } from './identity/identity-settings.ts';
 import { warnAllowUnenforced } from './identity/allow-unenforced.ts';
 import type { MeshIdentity } from './identity/mesh-identity.ts';
+import { teeSink } from './kube/tee-sink.ts';
+import { CONSOLE_FLAG_SPECS, consoleParts } from './console/console.ts';
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
   { name: 'pods-file', kind: 'string', arg: '<file>', help: 'local mode: YAML of Pod manifests (kubectl get pods -o yaml), watched for edits' },
@@ -41,6 +43,7 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   ...IDENTITY_FLAG_SPECS,
   ...WEBHOOK_FLAG_SPECS,
   ...KUBE_FLAG_SPECS,
+  ...CONSOLE_FLAG_SPECS,
 ];
 
 export const CONTROLLER_COMMAND: CommandSpec = {
@@ -164,11 +167,13 @@ export async function main(argv: string[]): Promise<number> {
   // Local mode serves loopback only; in a cluster sidecars on other pods must reach us.
   const discoveryAddress = flags.get('discovery-address') ?? (localMode ? '127.0.0.1' : '0.0.0.0');
   const adminAddress = flags.get('admin-address') ?? discoveryAddress;
+  const consoleAt = consoleParts(flags);
 
   const discovery = new DiscoveryServer({
     registry,
     policies: policyStore,
     mirrorResults,
+    ...(consoleAt !== undefined ? { callTraffic: consoleAt.traffic } : {}),
     logger,
     host: discoveryAddress,
     port: Number(flags.get('discovery-port')),
@@ -195,6 +200,9 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof StartupError) return reportFailure('controller', err);
     throw err;
   }
+  if (consoleAt !== undefined) {
+    components.push(consoleAt.component({ registry, intake: policies, store: policyStore, mirror: mirrorResults, discovery, source, mode: localMode ? 'local' : 'kubernetes', logger }));
+  }
   const metrics = controllerMetrics({ registry, discovery, source });
   kube?.registerMetrics(metrics);
   identity?.registerMetrics(metrics);
@@ -219,7 +227,7 @@ export async function main(argv: string[]): Promise<number> {
       throw new StartupError(`cannot serve admin HTTP on ${adminAddress}:${flags.get('admin-port')}: ${err.message}`);
     });
     stops.push({ name: 'admin', stop: () => admin.stop() });
-    const started = source.start(registry);
+    const started = source.start(consoleAt === undefined ? registry : teeSink(registry, consoleAt.callers));
     stops.push({ name: 'pod source', stop: () => source.stop() });
     await Promise.race([started, signal]);
     if (!source.synced()) throw new StartupError('stopped before the pod source synced');

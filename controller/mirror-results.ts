@@ -5,22 +5,13 @@
 import { EventEmitter } from 'node:events';
 import type { SidecarReport__Output } from '../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
 import { shown } from './local/pods-file-parse.ts';
+// One shape for a mirror sample, here and in the console's snapshot (a types-only leaf).
+import type { MirrorSampleView } from './console/mesh-snapshot.ts';
+
+export type { MirrorSampleView };
 
 /** entries: per report; totalEntries: over every sidecar's latest report (~4 KB each at worst: ~80 MB). */
 export const MIRROR_LIMITS = { entries: 256, totalEntries: 20_000, samples: 5, reporters: 10_000, text: 253, frame: 64, shownSamples: 10 } as const;
-
-export interface MirrorSampleView {
-  method: string;
-  primaryVersion: string;
-  shadowVersion: string;
-  primaryStatus: number;
-  shadowStatus: number;
-  primaryFrame: string;
-  shadowFrame: string;
-  result: string;
-  at: string;
-  pod: string;
-}
 
 interface Counts {
   matched: number;

@@ -8,6 +8,7 @@ import { planRoutes, routeFor, type PlannedPeer, type RoutePlan } from './outbou
 import { pickP2C } from './p2c.ts';
 import { RetryBudget } from './retry-budget.ts';
 import type { Peer } from './peer.ts';
+import { ApiCallCounts, type VersionCalls } from './outbound/call-counts.ts';
 
 export const SIDECAR_CODECS: readonly number[] = [CODEC_VERSION];
 
@@ -36,10 +37,15 @@ export class Balancer {
   plans: RoutePlan[] = [];
   /** Per policy (a new spec starts a new budget). */
   budget: RetryBudget | undefined;
+  /** Calls per provided version, cumulative (reported to the controller). */
+  readonly calls: ApiCallCounts;
+  /** Each compatible peer's version counter, rebuilt per snapshot so a call finds it without a search. */
+  #counters = new Map<Peer, VersionCalls>();
 
   constructor(api: string, range: string) {
     this.api = api;
     this.range = range;
+    this.calls = new ApiCallCounts(api, range);
   }
 
   /** Applies a snapshot; `peerFor` returns the pooled peer of an address. */
@@ -47,6 +53,7 @@ export class Balancer {
     const peers = new Set<Peer>();
     const planned: PlannedPeer[] = [];
     const views: EndpointView[] = [];
+    const counters = new Map<Peer, VersionCalls>();
     for (const ep of snap.endpoints) {
       const c = compatible({ version: ep.version, codecs: ep.codecs, ready: ep.ready }, { range: this.range, codecs: SIDECAR_CODECS });
       views.push({ pod: ep.pod, namespace: ep.namespace, address: ep.address, port: ep.port, version: ep.version, ready: ep.ready, codecs: ep.codecs, identity: ep.identity, compatible: c.ok, ...(c.ok ? {} : { reason: c.reason }) });
@@ -54,6 +61,7 @@ export class Balancer {
         const peer = peerFor(ep);
         peers.add(peer);
         planned.push({ peer, version: ep.version });
+        counters.set(peer, this.calls.counter(ep.version));
       }
     }
     const policy = snap.policy;
@@ -67,6 +75,12 @@ export class Balancer {
     this.snapshot = snap;
     this.peers = [...peers];
     this.views = views;
+    this.#counters = counters;
+  }
+
+  /** The version counter of a peer in the current snapshot (undefined: not a compatible endpoint now). */
+  counterFor(peer: Peer): VersionCalls | undefined {
+    return this.#counters.get(peer);
   }
 
   /** The policy's route for a method, if a policy with a matching route applies. */

@@ -13,7 +13,7 @@ import { startOutbound } from './outbound/server.ts';
 import type { H2Listener, ListenerLimits } from './h2-listener.ts';
 import { Router } from './outbound/router.ts';
 import { Mirrors } from './outbound/mirror.ts';
-import { SidecarReporter } from './mirror-reporter.ts';
+import { SidecarReporter } from './sidecar-reporter.ts';
 import { H2Connection } from './connection.ts';
 import { PeerPool } from './peer-pool.ts';
 import { SIDECAR_CODECS } from './balancer.ts';
@@ -94,7 +94,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   });
   for (const api of router.balancers.keys()) discovery.watch(api);
   const mirrors = new Mirrors(metrics, log, cfg.maxFrameBytes);
-  const reporter = new SidecarReporter({ tally: mirrors.tally, pod: cfg.podName, namespace: cfg.namespace, send: (r) => discovery.report(r), log });
+  const reporter = new SidecarReporter({ tally: mirrors.tally, calls: [...router.balancers.values()].map((b) => b.calls), pod: cfg.podName, namespace: cfg.namespace, send: (r) => discovery.report(r), log });
   reporter.start();
 
   const app = new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { CallCounts as _qbasis_discovery_v1_CallCounts, CallCounts__Output as _qbasis_discovery_v1_CallCounts__Output } from './qbasis/discovery/v1/CallCounts.ts';
 import type { Diff as _qbasis_discovery_v1_Diff, Diff__Output as _qbasis_discovery_v1_Diff__Output } from './qbasis/discovery/v1/Diff.ts';
 import type { DiscoveryClient as _qbasis_discovery_v1_DiscoveryClient, DiscoveryDefinition as _qbasis_discovery_v1_DiscoveryDefinition } from './qbasis/discovery/v1/Discovery.ts';
 import type { Endpoint as _qbasis_discovery_v1_Endpoint, Endpoint__Output as _qbasis_discovery_v1_Endpoint__Output } from './qbasis/discovery/v1/Endpoint.ts';
@@ -27,6 +28,7 @@ export interface ProtoGrpcType {
   qbasis: {
     discovery: {
       v1: {
+        CallCounts: MessageTypeDefinition<_qbasis_discovery_v1_CallCounts, _qbasis_discovery_v1_CallCounts__Output>
         Diff: MessageTypeDefinition<_qbasis_discovery_v1_Diff, _qbasis_discovery_v1_Diff__Output>
         Discovery: SubtypeConstructor<typeof grpc.Client, _qbasis_discovery_v1_DiscoveryClient> & { service: _qbasis_discovery_v1_DiscoveryDefinition }
         Endpoint: MessageTypeDefinition<_qbasis_discovery_v1_Endpoint, _qbasis_discovery_v1_Endpoint__Output>

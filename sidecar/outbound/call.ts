@@ -20,6 +20,7 @@ import type { RetryBudget } from '../retry-budget.ts';
 import type { Mirrors } from './mirror.ts';
 import { pickGroup, type RoutePlan } from './route-plan.ts';
 import type { PathRoute } from './router.ts';
+import type { VersionCalls } from './call-counts.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 const REPLAY_LIMIT = 64 * 1024;
@@ -40,6 +41,8 @@ export class OutboundCall extends CallRelay {
   readonly #tried: Peer[] = [];
   #backoff: Backoff | undefined;
   #peer: Peer | undefined;
+  /** The calls counter of #peer's provided version, taken when the stream was opened. */
+  #counter: VersionCalls | undefined;
   #sentAt = 0;
   /** Frames sent upstream, kept for a replay while nothing has come back; null once not replayable. */
   #sent: Buffer[] | null = [];
@@ -203,6 +206,7 @@ export class OutboundCall extends CallRelay {
       return;
     }
     this.#peer = peer;
+    this.#counter = this.#route.balancer!.counterFor(peer);
     this.#sentAt = performance.now();
     const perTry = this.#retryPolicy?.perTryTimeoutMs;
     if (perTry !== undefined) this.#tryTimer = setTimeout(this.#onTryTimeout, perTry, up);
@@ -417,6 +421,7 @@ export class OutboundCall extends CallRelay {
     const peer = this.#peer;
     if (answered && peer !== undefined) peer.accrual.success();
     this.#route.metrics.done(status, (performance.now() - this.started) / 1000, answered);
+    if (this.#counter !== undefined) this.#route.balancer!.calls.count(this.#counter, status);
     if (this.#mirrored) this.#shadow(status, answered);
     if (--this.#ctx.inflight.outbound === 0) this.#ctx.onIdle();
   }

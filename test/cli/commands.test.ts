@@ -30,6 +30,8 @@ const HELP: Array<[string[], RegExp]> = [
   [['controller', '--help'], /^Usage: qbasis controller --pods-file <file> \| --kubeconfig <file>/],
   [['check', '--help'], /^Usage: qbasis check /],
   [['cluster', '--help'], /^Usage: qbasis cluster <up\|down\|env\|status\|build>/],
+  [['plan', '--help'], /^Usage: qbasis plan remove <API@RANGE> --console <url>/],
+  [['plan', 'remove', '-h'], /^Usage: qbasis plan remove /],
   [['cluster', '-h'], /^Usage: qbasis cluster /],
   [['cluster', 'help'], /^Usage: qbasis cluster /],
   [['cluster', 'up', '--help'], /^Usage: qbasis cluster /],
@@ -54,12 +56,12 @@ for (const [args, usage] of HELP) {
 test('the top-level help lists every command, and each of them answers --help', () => {
   const top = qbasis(['--help']);
   const listed = [...top.stdout.matchAll(/^ {2}(\w+) {2,}/gm)].map((m) => m[1]!);
-  assert.deepEqual(listed, ['basis', 'sidecar', 'controller', 'check', 'cluster', 'demo']);
+  assert.deepEqual(listed, ['basis', 'sidecar', 'controller', 'check', 'cluster', 'demo', 'plan']);
   for (const cmd of listed) assert.ok(HELP.some(([a]) => a[0] === cmd && (a[1] === '--help' || a[1] === '-h')), `${cmd} --help is tested`);
 });
 
 test('a command given nothing to do prints its usage on stderr and exits 2 (a usage error)', () => {
-  for (const args of [[], ['basis'], ['cluster']]) {
+  for (const args of [[], ['basis'], ['cluster'], ['plan']]) {
     const r = qbasis(args);
     assert.equal(r.code, 2, args.join(' '));
     assert.equal(r.stdout, '');
@@ -75,6 +77,8 @@ const USAGE_ERRORS: Array<[string[], RegExp]> = [
   [['sidecar', '--bogus'], /^qbasis sidecar: QB_INVALID_FLAG: unknown flag '--bogus'/],
   [['controller', '--admin-port', '-1'], /^qbasis controller: QB_INVALID_FLAG: --admin-port '-1' is invalid: expected a port number from 0 to 65535/],
   [['cluster', 'frobnicate'], /^qbasis cluster: QB_USAGE: unknown subcommand 'frobnicate': expected one of up, down, env, status, build/],
+  [['plan', 'keep'], /^qbasis plan: QB_USAGE: unknown subcommand 'keep': expected one of remove/],
+  [['plan', 'remove', 'x.Y@1.x', '--console', 'ftp://x'], /^qbasis plan remove: QB_INVALID_FLAG: --console 'ftp:\/\/x' is invalid: expected http:\/\/HOST:PORT/],
   [['cluster', 'status', '--name', '../../etc'], /^qbasis cluster status: QB_INVALID_FLAG: --name '\.\.\/\.\.\/etc' is invalid: expected a DNS label/],
   [['cluster', 'build', '--tools', 'nope'], /^qbasis cluster build: QB_INVALID_FLAG: --tools 'nope' is invalid: unknown tool\(s\) nope/],
   [['cluster', 'up', '--tools', 'helm'], /^qbasis cluster up: QB_INVALID_FLAG: unknown flag '--tools'/],

@@ -35,6 +35,7 @@ interface Options {
   rps: number;
   prefix: string;
   discoveryPort: number;
+  consolePort: number;
   json: boolean;
   quiet: boolean;
   mtls: boolean;
@@ -51,6 +52,7 @@ const DEMO_COMMAND: CommandSpec = {
       check: (p) => (/^127\.\d{1,3}\.\d{1,3}$/.test(p) && !p.split('.').some((o) => Number(o) > 255) ? undefined : 'expected three loopback octets such as 127.0.1'),
     },
     { name: 'discovery-port', kind: 'port', default: '0', help: "the local controller's discovery port (0: any free port)" },
+    { name: 'console-port', kind: 'port', default: '15014', help: "the controller's web console, on the controller's address (0: any free port); its URL is printed" },
     { name: 'json', kind: 'bool', help: 'end with one JSON line of the counts' },
     { name: 'quiet', kind: 'bool', help: 'no live lines, only the final table' },
     { name: 'plaintext', kind: 'bool', help: 'mutual TLS off: no mesh identity, sidecars talk in plain text' },
@@ -63,6 +65,7 @@ function options(values: Map<string, string>): Options {
     rps: Number(values.get('rps')),
     prefix: values.get('ip-prefix')!,
     discoveryPort: Number(values.get('discovery-port')),
+    consolePort: Number(values.get('console-port')),
     json: values.get('json') === 'true',
     quiet: values.get('quiet') === 'true',
     mtls: values.get('plaintext') !== 'true',
@@ -324,15 +327,17 @@ export async function main(argv: string[]): Promise<number> {
     publish();
 
     // ports 0: whatever is free (the sidecars learn the address from us, as from a Service)
-    const ctl = procs.spawn('controller', [BIN, 'controller', '--pods-file', podsFile, '--discovery-address', controllerIp, '--discovery-port', String(o.discoveryPort), '--admin-port', '0', '--reload-debounce-ms', '50',
+    const ctl = procs.spawn('controller', [BIN, 'controller', '--pods-file', podsFile, '--discovery-address', controllerIp, '--discovery-port', String(o.discoveryPort), '--admin-port', '0', '--reload-debounce-ms', '50', '--console', `${controllerIp}:${o.consolePort}`,
       ...(o.mtls ? ['--identity-dir', identityDir, '--identity-port', '0'] : [])]);
     const discLine = waitForLine(ctl, o.mtls ? /identity server listening/ : /discovery server listening/, 60_000, 'controller');
+    const consoleLine = waitForLine(ctl, /console listening/, 60_000, 'controller');
     const adminLine = await waitForLine(ctl, /admin server listening/, 60_000, 'controller');
     // With identity on, sidecars use the TLS port: Certify and Discovery.
     discovery = `${controllerIp}:${(JSON.parse(await discLine) as { port: number }).port}`;
     const adminPort = (JSON.parse(adminLine) as { port: number }).port;
     await waitHttp200(`http://${controllerIp}:${adminPort}/ready`, 60_000, 'controller', () => ctl.exitCode === null && ctl.signalCode === null);
     say(`• controller serving discovery${o.mtls ? ' and Certify over TLS' : ''} on ${discovery}, watching ${podsFile}`);
+    say(`• console: ${(JSON.parse(await consoleLine) as { url: string }).url} (live while the demo runs; \`qbasis plan remove ${ORDER_API}@1.4.0 --console …\` asks it too)`);
     check();
 
     // the client "app" is this process; its pod still needs something on the app port for /ready

@@ -148,6 +148,8 @@ function report(pod: string, runId: string, matched: number, payloadMismatched: 
       policyNamespace: 'shop', policyName: 'orders', api: API, method: 'Create', matched, statusMismatched: 0, payloadMismatched, shadowFailed: 0, dropped: 0,
       samples: Array.from({ length: samples }, (_, i) => ({ method: 'Create', primaryVersion: '1.4.0', shadowVersion: '1.10.0', primaryStatus: 0, shadowStatus: 0, primaryFrame: '7101::1', shadowFrame: '7101::2', result: 'payload_mismatch', atUnixMs: 1_000 + i })),
     }],
+    calls: [],
+    runAgeMs: 1000,
   };
 }
 

@@ -1,15 +1,19 @@
-// Sends this sidecar's mirror tally to the controller (Discovery/Report) every few seconds while it
-// changes. Reports are cumulative since the sidecar started, so a lost one costs nothing: the next
-// one carries everything.
+// Sends what this sidecar measured to the controller (Discovery/Report) every few seconds while it
+// changes: the mirror tally (parallel run) and the outbound calls per API and provided version.
+// Reports are cumulative since the sidecar started, so a lost one costs nothing: the next one carries
+// everything.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SidecarReport } from '../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
 import type { MirrorTally } from './outbound/mirror.ts';
+import type { ApiCallCounts } from './outbound/call-counts.ts';
 
 export const REPORT_INTERVAL_MS = 2000;
 
 export interface SidecarReporterOptions {
   tally: MirrorTally;
+  /** One per required API (the balancers'). */
+  calls: readonly ApiCallCounts[];
   pod: string;
   namespace: string;
   send(report: SidecarReport): Promise<void>;
@@ -17,11 +21,12 @@ export interface SidecarReporterOptions {
   intervalMs?: number;
 }
 
-export function toReport(tally: MirrorTally, pod: string, namespace: string, runId: string): SidecarReport {
+export function toReport(tally: MirrorTally, calls: readonly ApiCallCounts[], pod: string, namespace: string, runId: string, runAgeMs: number): SidecarReport {
   return {
     pod,
     namespace,
     runId,
+    runAgeMs: Math.max(0, Math.round(runAgeMs)),
     mirror: tally.entries().map((e) => ({
       policyNamespace: e.policyNamespace,
       policyName: e.policyName,
@@ -34,12 +39,14 @@ export function toReport(tally: MirrorTally, pod: string, namespace: string, run
       dropped: e.counts.dropped,
       samples: e.samples,
     })),
+    calls: calls.flatMap((a) => a.entries().map((c) => ({ api: a.api, version: c.version, range: a.range, calls: c.calls, failed: c.failed }))),
   };
 }
 
 export class SidecarReporter {
   readonly #o: SidecarReporterOptions;
   readonly #runId = randomBytes(8).toString('hex');
+  readonly #startedAt = performance.now();
   #sent = 0;
   #busy = false;
   #timer: NodeJS.Timeout | undefined;
@@ -58,17 +65,24 @@ export class SidecarReporter {
     if (this.#timer !== undefined) clearInterval(this.#timer);
   }
 
-  /** Sends the tally if it changed since the last acknowledged report. */
+  /** Both only grow: their sum moves whenever anything to report changed. */
+  #changes(): number {
+    let n = this.#o.tally.changes;
+    for (const a of this.#o.calls) n += a.total;
+    return n;
+  }
+
+  /** Sends the counts if they changed since the last acknowledged report. */
   async flush(): Promise<void> {
-    const changes = this.#o.tally.changes;
+    const changes = this.#changes();
     if (this.#busy || changes === this.#sent) return;
     this.#busy = true;
     try {
-      await this.#o.send(toReport(this.#o.tally, this.#o.pod, this.#o.namespace, this.#runId));
+      await this.#o.send(toReport(this.#o.tally, this.#o.calls, this.#o.pod, this.#o.namespace, this.#runId, performance.now() - this.#startedAt));
       this.#sent = changes;
       this.#warned = false;
     } catch (err) {
-      if (!this.#warned) this.#o.log.warn({ err: (err as Error).message }, 'mirror report not delivered; the next one carries the same counts');
+      if (!this.#warned) this.#o.log.warn({ err: (err as Error).message }, 'sidecar report not delivered; the next one carries the same counts');
       this.#warned = true;
     } finally {
       this.#busy = false;

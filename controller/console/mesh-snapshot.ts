@@ -1,0 +1,159 @@
+// The console's data contract: what GET /api/v1/mesh answers and what the events of /api/v1/events
+// carry (controller/README.md, "Console"). Types only, so the page's bundle and `qbasis plan` import
+// it without pulling in anything of the controller.
+
+export const MESH_KIND = 'qbasis.io/console-mesh/v1';
+
+export interface WorkloadRef {
+  namespace: string;
+  name: string;
+}
+
+/** A provided version of an API: a column of the matrix. */
+export interface VersionColumn {
+  version: string;
+  /** Pods providing it that are ready / listed but not ready (terminating, failing probes). */
+  ready: number;
+  notReady: number;
+}
+
+/** One caller row × one version column. */
+export interface CallerCell {
+  version: string;
+  /** The version satisfies the caller's range (readiness is the column's). */
+  compatible: boolean;
+  /** Why not, when not. */
+  reason?: string;
+  /** Calls of this caller that this version served in the last minute. */
+  lastMinute: number;
+  /** Its share of the caller's calls in the last minute (null: the caller made none). */
+  share: number | null;
+  /** Unix ms of the last call counted (null: none in the last 15 minutes). */
+  lastCallAt: number | null;
+}
+
+export interface CallerRow {
+  workload: WorkloadRef;
+  range: string;
+  /** Pods of the workload that declare this range (0: seen only in traffic, see `declared`). */
+  pods: string[];
+  podsReady: number;
+  /** false: no pod in the pod source declares it; its sidecar reported calls (a sidecar run by hand, a pod gone). */
+  declared: boolean;
+  /** Some ready pod provides a version in the range. */
+  served: boolean;
+  /** Why not, when not served. */
+  reason?: string;
+  /** "namespace/name" of the BasisPolicy that applies to its calls (null: none). */
+  policy: string | null;
+  /** Calls in the last minute, all versions. */
+  lastMinute: number;
+  /** One per column of the API, same order. */
+  cells: CallerCell[];
+}
+
+export interface TrafficSeries {
+  version: string;
+  /** calls/s per bucket, oldest first. */
+  rates: number[];
+}
+
+export interface ApiView {
+  api: string;
+  /** The basis API id (hex), as frames carry it. */
+  apiId: string;
+  /** Bumps whenever anything in this object changed. */
+  revision: number;
+  /** Sorted by semver; versions only seen in traffic have 0 pods. */
+  versions: VersionColumn[];
+  callers: CallerRow[];
+  /** Series share one time axis: `buckets` buckets of `bucketMs` from `startMs` (unix ms); versions with no call in it have none. */
+  traffic: { startMs: number; bucketMs: number; buckets: number; series: TrafficSeries[] };
+  /** "namespace/name" of every BasisPolicy object for this API (details in MeshSnapshot.policies). */
+  policies: string[];
+}
+
+export interface PolicyRouteView {
+  methods: string[] | null;
+  split: { versions: string; weight: number }[] | null;
+  mirror: { versions: string; percent: number } | null;
+}
+
+/** One mirror mismatch as the controller keeps it (controller/mirror-results.ts uses this type too). */
+export interface MirrorSampleView {
+  method: string;
+  primaryVersion: string;
+  shadowVersion: string;
+  primaryStatus: number;
+  shadowStatus: number;
+  primaryFrame: string;
+  shadowFrame: string;
+  result: string;
+  at: string;
+  pod: string;
+}
+
+export interface MirrorView {
+  compared: number;
+  matched: number;
+  mismatched: number;
+  shadowFailed: number;
+  dropped: number;
+  samples: MirrorSampleView[];
+}
+
+export interface PolicyView {
+  namespace: string;
+  name: string;
+  generation: number;
+  /** The API its spec names (null: the object has no valid spec at all). */
+  api: string | null;
+  accepted: { status: string; reason: string; message: string };
+  /** The spec in force (the last accepted one), or null. */
+  inForce: { generation: number; timeoutMs: number | null; retryAttempts: number; routes: PolicyRouteView[]; allow: string[] | null } | null;
+  mirror: MirrorView | null;
+}
+
+export interface RejectedPodView {
+  namespace: string;
+  name: string;
+  problems: { annotation: string; value: string; expected: string }[];
+}
+
+export interface HealthView {
+  podSource: { kind: string; synced: boolean };
+  discovery: { streams: number; messagesSent: number; coalesced: number };
+  /** Sidecars whose report arrived in the last 10 s. */
+  sidecarsReporting: number;
+  /** Caller pods (ready, declared in the pod source) with no discovery stream open (first 50). */
+  callersNotConnected: { namespace: string; pod: string }[];
+  callersNotConnectedTotal: number;
+  /** Pods left out of discovery for invalid annotations (first 100). */
+  rejectedPods: RejectedPodView[];
+  rejectedTotal: number;
+  /** Traffic increases not kept because a cap was reached. */
+  trafficDropped: number;
+  consoleClients: number;
+}
+
+export interface MeshSnapshot {
+  kind: typeof MESH_KIND;
+  /** Unix ms. */
+  generatedAt: number;
+  mode: 'local' | 'kubernetes';
+  apis: ApiView[];
+  policies: PolicyView[];
+  health: HealthView;
+}
+
+/** The event stream's messages (event name → data). */
+export interface MeshEvents {
+  /** The whole mesh: the first message, and again after the stream fell behind. */
+  snapshot: MeshSnapshot;
+  /** One API's view replaced (or added). */
+  api: ApiView;
+  /** An API is no longer known. */
+  'api-removed': { api: string };
+  policies: PolicyView[];
+  health: HealthView;
+}
