@@ -1,7 +1,12 @@
 // A sidecar's CSR, read as hostile input: PEM or DER, bounded, a PKCS#10 request whose signature
 // verifies with its own key (proof of possession) and whose key is ECDSA P-256. Only the key is
 // used: the names a CSR asks for are ignored (the certificate names the authenticated identity).
+// The parsers behind it are lenient (tags, lengths, trailing bytes, the signature's inner DER),
+// so a request must also be canonical DER: it re-encodes to the very bytes that were sent.
 import { createPublicKey } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertificationRequest } from '@peculiar/asn1-csr';
+import { ECDSASigValue } from '@peculiar/asn1-ecc';
 import { MAX_CSR_BYTES } from '../../proto/identity.ts';
 import { QbasisError } from '../../proto/errors.ts';
 import { EC, x509, type CryptoKey } from '../webhook/certificates.ts';
@@ -22,6 +27,15 @@ function derOf(raw: Buffer): Buffer {
   return Buffer.from(m[2]!.replace(/\s+/g, ''), 'base64');
 }
 
+/** Whether `der` parses as `type` and re-encodes to exactly the same bytes (DER, not merely BER). */
+function canonical(der: Uint8Array, type: new () => object): boolean {
+  try {
+    return Buffer.from(AsnConvert.serialize(AsnConvert.parse(der, type))).equals(der);
+  } catch {
+    return false;
+  }
+}
+
 /** The request's public key, once the request proved it holds the private key. Throws QB_BAD_CSR. */
 export async function csrPublicKey(raw: Buffer): Promise<CryptoKey> {
   const der = derOf(raw);
@@ -33,6 +47,7 @@ export async function csrPublicKey(raw: Buffer): Promise<CryptoKey> {
   } catch (err) {
     throw bad(`it does not parse (${(err as Error).message.slice(0, 120)})`);
   }
+  if (!canonical(der, CertificationRequest)) throw bad('it is not canonical DER (a length, tag or trailing byte differs from its DER encoding)');
   let key;
   try {
     key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
@@ -44,6 +59,7 @@ export async function csrPublicKey(raw: Buffer): Promise<CryptoKey> {
   }
   const alg = csr.signatureAlgorithm as { name?: string; hash?: { name?: string } };
   if (alg.name !== 'ECDSA' || alg.hash?.name !== 'SHA-256') throw bad(`it is signed with ${alg.name ?? 'an unknown algorithm'}${alg.hash?.name ? `/${alg.hash.name}` : ''}`);
+  if (!canonical(new Uint8Array(csr.signature), ECDSASigValue)) throw bad('its signature is not a canonical DER ECDSA-Sig-Value (SEQUENCE of two INTEGERs)');
   let ok = false;
   try {
     ok = await csr.verify();

@@ -118,6 +118,29 @@ test('a CSR that is garbage, too large, for another key type, or badly signed is
   }
 });
 
+test('every single-bit change of a CSR is refused: the lenient parts of the parser (tags, lengths, trailing bytes, the signature DER) are closed by the canonical-DER check', async () => {
+  for (let n = 0; n < 3; n++) {
+    const good = newKeyAndCsr().csr;
+    await csrPublicKey(good);
+    const accepted: string[] = [];
+    for (let i = 0; i < good.length; i++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const m = Buffer.from(good);
+        m[i]! ^= 1 << bit;
+        try {
+          await csrPublicKey(m);
+          accepted.push(`byte ${i} bit ${bit}`);
+        } catch (err) {
+          assert.ok(isQbasisError(err, 'QB_BAD_CSR'), String(err));
+        }
+      }
+    }
+    assert.deepEqual(accepted, [], 'no altered request is accepted');
+  }
+  // A valid request with bytes after it.
+  assert.match(await refusal(Buffer.concat([newKeyAndCsr().csr, Buffer.from([0])])), /canonical DER|does not parse/);
+});
+
 test('a SPIFFE ID is read from a certificate only when it names exactly one, well-formed', () => {
   assert.deepEqual(uriSans(`URI:${ID}`), [ID]);
   assert.deepEqual(uriSans(`DNS:a.example, URI:${ID}, IP Address:127.0.0.1`), [ID]);
