@@ -86,8 +86,9 @@ function ApiBody({ api, policies }: { api: ApiView; policies: PolicyView[] }) {
 function Status({ state }: { state: PageState }) {
   const label = state.connection === 'live' ? '● live' : state.connection === 'connecting' ? '○ connecting…' : '○ reconnecting… (showing the last state received)';
   return (
-    <p class={`status ${state.connection}`} role="status">
-      {label}
+    <p class={`status ${state.connection}`}>
+      {/* only the connection is announced, not every update's time */}
+      <span role="status">{label}</span>
       {state.updatedAt > 0 && ` — updated ${clock(state.updatedAt)}`}
     </p>
   );
