@@ -17,19 +17,16 @@ export interface VersionColumn {
   notReady: number;
 }
 
-/** One caller row × one version column. */
+/** One caller row × one version column (kept small: a big mesh has thousands). */
 export interface CallerCell {
   version: string;
   /** The version satisfies the caller's range (readiness is the column's). */
   compatible: boolean;
-  /** Why not, when not. */
-  reason?: string;
-  /** Calls of this caller that this version served in the last minute. */
-  lastMinute: number;
-  /** Its share of the caller's calls in the last minute (null: the caller made none). */
-  share: number | null;
-  /** Unix ms of the last call counted (null: none in the last 15 minutes). */
-  lastCallAt: number | null;
+  /**
+   * The caller's calls this version served: in the last minute, and the last one's time (unix ms).
+   * Absent: none in the last 15 minutes. The cell's share is lastMinute / the row's lastMinute.
+   */
+  calls?: { lastMinute: number; lastCallAt: number };
 }
 
 export interface CallerRow {

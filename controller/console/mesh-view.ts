@@ -247,14 +247,7 @@ export class MeshView extends EventEmitter {
       const cells: CallerCell[] = versions.map((v) => {
         const compatible = v.version !== 'other' && satisfies(v.version, range);
         const c = calls?.get(v.version);
-        return {
-          version: v.version,
-          compatible,
-          ...(compatible ? {} : { reason: `${v.version} is outside ${range}` }),
-          lastMinute: c?.lastMinute ?? 0,
-          share: total > 0 ? Math.round(((c?.lastMinute ?? 0) / total) * 1000) / 1000 : null,
-          lastCallAt: c === undefined ? null : c.lastCallAt,
-        };
+        return { version: v.version, compatible, ...(c === undefined ? {} : { calls: { lastMinute: c.lastMinute, lastCallAt: c.lastCallAt } }) };
       });
       const served = versions.some((v) => v.ready > 0 && v.version !== 'other' && satisfies(v.version, range));
       const policy = s.store.forCaller(api, workload.namespace, providerNamespaces);

@@ -80,9 +80,7 @@ export function planRemoval(view: ApiView | undefined, api: string, range: strin
     else if (c.declared && !served(c.range, kept)) {
       stranded.push({ ...who, reason: kept.some((v) => v.ready > 0) ? `left after the removal: ${describe(kept)}, none in ${c.range}` : 'no ready version would be left' });
     }
-    const calls = c.cells
-      .filter((x) => x.lastCallAt !== null && x.lastCallAt >= since && inRange(x.version))
-      .map((x) => ({ version: x.version, lastMinute: x.lastMinute, lastCallAt: x.lastCallAt! }));
+    const calls = c.cells.flatMap((x) => (x.calls !== undefined && x.calls.lastCallAt >= since && inRange(x.version) ? [{ version: x.version, ...x.calls }] : []));
     if (calls.length > 0) stillCalling.push({ workload: c.workload, range: c.range, versions: calls, lastCallAt: Math.max(...calls.map((x) => x.lastCallAt)) });
   }
   return { api, range, known: view !== undefined, removed, kept, stranded, unserved, stillCalling, withinMinutes: opts.withinMinutes, safe: stranded.length === 0 };

@@ -136,10 +136,22 @@ async function main(): Promise<void> {
         await cdp.send('Profiler.enable');
         await cdp.send('Profiler.start');
       }
+      const trace = process.env.BENCH_TRACE === '1' && i === 0 ? path.join(dir, 'trace.json') : undefined;
+      if (trace !== undefined) await browser.startTracing(page, { path: trace, categories: ['devtools.timeline', 'v8.execute', 'blink'] });
       await page.goto(`${base}/`, { waitUntil: 'commit' });
       // (waitForFunction would evaluate a string in the page, which the console's CSP forbids)
       await waitUntil('every API section on the page', async () => (await page.locator('section.api').count()) === APIS, { timeoutMs: 60_000, intervalMs: 20 });
       renders.push(Math.round(await page.evaluate<number>('performance.now()')));
+      if (trace !== undefined) {
+        await browser.stopTracing();
+        const events = (JSON.parse(fs.readFileSync(trace, 'utf8')) as { traceEvents: { name: string; ph: string; dur?: number; tid: number }[] }).traceEvents;
+        const main = new Map<number, number>();
+        for (const e of events) if (e.dur !== undefined) main.set(e.tid, (main.get(e.tid) ?? 0) + e.dur);
+        const tid = [...main].sort((a, b) => b[1] - a[1])[0]![0];
+        const byName = new Map<string, number>();
+        for (const e of events) if (e.tid === tid && e.ph === 'X' && e.dur !== undefined) byName.set(e.name, (byName.get(e.name) ?? 0) + e.dur / 1000);
+        for (const [k, ms] of [...byName].sort((a, b) => b[1] - a[1]).slice(0, 20)) process.stderr.write(`  trace ${ms.toFixed(0).padStart(6)} ms  ${k}\n`);
+      }
       const marks = await page.evaluate<string>(`JSON.stringify({ snapshot: performance.getEntriesByName('qbasis-snapshot')[0]?.startTime, script: performance.getEntriesByType('resource').find((r) => r.name.includes('console.js'))?.responseEnd, html: performance.getEntriesByType('navigation')[0]?.responseEnd })`);
       process.stderr.write(`page ${i}: first render ${renders.at(-1)} ms ${marks}\n`);
       if (cdp) {

@@ -1,7 +1,8 @@
 // The console as served by a real local controller (`--console`): the snapshot, the event stream
 // (snapshot first, a pods-file change within 2 s, bounded streams), the security headers, Host
-// refusal, read-only methods, and `qbasis plan remove` against it (answer and exit codes).
-// Addresses: 127.0.113.x (controller .1).
+// refusal, read-only methods, `qbasis plan remove` against it (answer and exit codes), and / without the
+// page built.
+// Addresses: 127.0.113.x (controller .1; a console alone .5).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
@@ -235,6 +236,22 @@ test('qbasis plan remove: 1.x strands the ^1.2 caller (exit 1); once it requires
   const down = await plan([`${API}@1.x`, '--console', 'http://127.0.113.250:9']);
   assert.equal(down.code, 1);
   assert.match(down.err, /cannot read http:\/\/127\.0\.113\.250:9\/api\/v1\/mesh/);
+});
+
+test('without the page built, / answers 503 saying how to build it (the JSON endpoints do not need it)', async () => {
+  const { EventEmitter } = await import('node:events');
+  const { pino } = await import('pino');
+  const { ConsoleServer } = await import('../../controller/console/console-server.ts');
+  const view = new EventEmitter() as unknown as ConstructorParameters<typeof ConsoleServer>[0]['view'];
+  const s = new ConsoleServer({ view, address: { host: `${NET}.5`, port: 0 }, logger: pino({ level: 'silent' }), distDir: path.join(tempDir('console-nodist'), 'none') });
+  await s.start();
+  try {
+    const r = await fetch(s.url());
+    assert.equal(r.status, 503);
+    assert.match(await r.text(), /the console's page is not built .*: run 'npm run build:console'/);
+  } finally {
+    await s.stop();
+  }
 });
 
 test('controller: a bad --console is one line and exit 2', () => {

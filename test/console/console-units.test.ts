@@ -117,7 +117,7 @@ function view(callers: { name: string; range: string; calls?: Record<string, num
     callers: callers.map((c) => ({
       workload: { namespace: 'shop', name: c.name }, range: c.range, pods: ['p'], podsReady: 1, declared: true, policy: null, lastMinute: 0,
       served: cols.some((v) => v.ready > 0 && satisfies(v.version, c.range)),
-      cells: cols.map((v) => ({ version: v.version, compatible: satisfies(v.version, c.range), lastMinute: c.calls?.[v.version] ?? 0, share: null, lastCallAt: c.calls?.[v.version] === undefined ? null : 1_000_000 })),
+      cells: cols.map((v) => ({ version: v.version, compatible: satisfies(v.version, c.range), ...(c.calls?.[v.version] === undefined ? {} : { calls: { lastMinute: c.calls[v.version]!, lastCallAt: 1_000_000 } }) })),
     })),
   };
 }

@@ -3,7 +3,7 @@
 import { Component } from 'preact';
 import { useRef } from 'preact/hooks';
 import { useSeen } from './use-seen.ts';
-import type { ApiView, MeshSnapshot, PolicyView } from '../mesh-snapshot.ts';
+import type { ApiView, CallerRow, MeshSnapshot, PolicyView } from '../mesh-snapshot.ts';
 import type { PageState } from './mesh-state.ts';
 import { anchor, clock, workload } from './format.ts';
 import { HealthPanel } from './health-panel.tsx';
@@ -29,15 +29,30 @@ function Stranded({ mesh }: { mesh: MeshSnapshot }) {
       <h2 id="alerts-h">
         <span aria-hidden="true">✖</span> {rows.length} caller{rows.length === 1 ? ' has' : 's have'} no compatible ready provider
       </h2>
-      <ul>
-        {rows.map(({ api, c }) => (
-          <li data-caller={workload(c.workload)} data-api={api}>
-            <strong>{workload(c.workload)}</strong> requires <code>{api}@{c.range}</code>: {c.reason}{' '}
-            <a href={`#${anchor(api)}`}>see {api}</a>
-          </li>
-        ))}
-      </ul>
+      <StrandedList rows={rows.slice(0, SHOWN)} />
+      {rows.length > SHOWN && (
+        <details>
+          <summary>{rows.length - SHOWN} more</summary>
+          <StrandedList rows={rows.slice(SHOWN)} />
+        </details>
+      )}
     </section>
+  );
+}
+
+/** Longer lists fold away (a closed <details> is not laid out), so a big mesh's page opens quickly. */
+const SHOWN = 20;
+
+function StrandedList({ rows }: { rows: { api: string; c: CallerRow }[] }) {
+  return (
+    <ul>
+      {rows.map(({ api, c }) => (
+        <li data-caller={workload(c.workload)} data-api={api}>
+          <strong>{workload(c.workload)}</strong> requires <code>{api}@{c.range}</code>: {c.reason}{' '}
+          <a href={`#${anchor(api)}`}>see {api}</a>
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -86,8 +101,9 @@ function ApiBody({ api, policies }: { api: ApiView; policies: PolicyView[] }) {
 function Status({ state }: { state: PageState }) {
   const label = state.connection === 'live' ? '● live' : state.connection === 'connecting' ? '○ connecting…' : '○ reconnecting… (showing the last state received)';
   return (
-    <p class={`status ${state.connection}`} role="status">
-      {label}
+    <p class={`status ${state.connection}`}>
+      {/* only the connection is announced, not every update's time */}
+      <span role="status">{label}</span>
       {state.updatedAt > 0 && ` — updated ${clock(state.updatedAt)}`}
     </p>
   );
@@ -110,14 +126,18 @@ export function App({ state }: { state: PageState }) {
         <main>
           <Stranded mesh={mesh} />
           <nav aria-label="APIs">
-            <h2>APIs ({mesh.apis.length})</h2>
-            <ul>
-              {mesh.apis.map((a) => (
-                <li>
-                  <a href={`#${anchor(a.api)}`}>{a.api}</a>
-                </li>
-              ))}
-            </ul>
+            <details open={mesh.apis.length <= SHOWN}>
+              <summary>
+                <h2>APIs ({mesh.apis.length})</h2>
+              </summary>
+              <ul>
+                {mesh.apis.map((a) => (
+                  <li>
+                    <a href={`#${anchor(a.api)}`}>{a.api}</a>
+                  </li>
+                ))}
+              </ul>
+            </details>
           </nav>
           <PlannerPanel mesh={mesh} />
           {mesh.apis.map((a) => (

@@ -10,15 +10,16 @@ function cellState(cell: CallerCell, col: VersionColumn): { cls: string; symbol:
   return { cls: 'ok', symbol: '✔', text: 'compatible' };
 }
 
-function Cell({ cell, col }: { cell: CallerCell; col: VersionColumn }) {
+function Cell({ cell, col, row }: { cell: CallerCell; col: VersionColumn; row: CallerRow }) {
   const s = cellState(cell, col);
-  const title = cell.reason ?? (s.cls === 'warn' ? `${col.version} satisfies the range but none of its pods is ready` : `${col.version} satisfies the range`);
+  const title = !cell.compatible ? `${col.version} is outside ${row.range}` : s.cls === 'warn' ? `${col.version} satisfies ${row.range} but none of its pods is ready` : `${col.version} satisfies ${row.range}`;
+  const share = row.lastMinute > 0 ? (cell.calls?.lastMinute ?? 0) / row.lastMinute : null;
   return (
     <td class={`cell ${s.cls}`} title={title} data-version={cell.version}>
       <span class="state">
         <span aria-hidden="true">{s.symbol}</span> {s.text}
       </span>
-      <span class="share">{cell.share === null ? '—' : `${percent(cell.share)} of calls`}</span>
+      <span class="share">{share === null ? '—' : `${percent(share)} of calls`}</span>
     </td>
   );
 }
@@ -73,7 +74,7 @@ export function Matrix({ api }: { api: ApiView }) {
               <td class="pods">{row.declared ? `${row.podsReady}/${row.pods.length} ready` : 'seen only in traffic'}</td>
               <td class="rate">{rate(row.lastMinute / 60)}</td>
               {row.cells.map((c, i) => (
-                <Cell cell={c} col={api.versions[i]!} />
+                <Cell cell={c} col={api.versions[i]!} row={row} />
               ))}
             </tr>
           ))}

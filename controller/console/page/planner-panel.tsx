@@ -53,8 +53,8 @@ export function PlannerPanel({ mesh }: { mesh: MeshSnapshot }) {
       </form>
       {range.trim() !== '' && !valid && <p class="no-text">'{range}' is not a semver range; expected e.g. 1.4.0, 1.x or &lt;2.</p>}
       {plan !== undefined && (
-        <div class="plan-result" aria-live="polite">
-          <p class={plan.safe ? 'verdict ok' : 'verdict no'} data-safe={String(plan.safe)}>
+        <div class="plan-result">
+          <p class={plan.safe ? 'verdict ok' : 'verdict no'} data-safe={String(plan.safe)} aria-live="polite">
             <span aria-hidden="true">{plan.safe ? '✔' : '✖'}</span>{' '}
             {plan.safe
               ? `Removing ${plan.api}@${plan.range} strands no caller.`
