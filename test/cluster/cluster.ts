@@ -22,7 +22,19 @@ const execFileP = promisify(execFile);
 
 export const NODE_NAME = 'kwok-node-0';
 /** Pod IPs come from here: loopback, so local processes can bind what the API shows. */
-export const POD_CIDR = '127.1.0.0/16';
+/**
+ * The kwok node's pod range. Two test runs side by side (two worktrees) would hand out the same pod IPs and
+ * collide on them: QBASIS_KWOK_POD_CIDR gives a run its own loopback /16.
+ */
+export const POD_CIDR = kwokPodCidr(process.env['QBASIS_KWOK_POD_CIDR']);
+
+function kwokPodCidr(v: string | undefined): string {
+  if (v === undefined || v === '') return '127.1.0.0/16';
+  if (!/^127\.(?:[2-9]|[1-9]\d|1\d\d|2[0-4]\d|25[0-5])\.0\.0\/16$/.test(v)) {
+    throw new Error(`QBASIS_KWOK_POD_CIDR=${v}: expected a loopback /16 such as 127.2.0.0/16 (127.1.0.0/16 is the default)`);
+  }
+  return v;
+}
 export { SERVICE_CIDR, REAL_NODE_NAME };
 /** The `kubernetes` Service's cluster IP, the first of the range. */
 const SERVICE_IP = '198.19.0.1';

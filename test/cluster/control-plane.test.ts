@@ -6,9 +6,11 @@ import { createServer, type Server } from 'node:https';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { POD_CIDR } from '../cluster/cluster.ts';
 import { useCluster, CLUSTER_START_TIMEOUT_MS, type TestCluster } from '../harness/use-cluster.ts';
 import { pollFor, waitForValue } from '../fixtures/wait.ts';
 
+const POD_PREFIX = new RegExp(`^${POD_CIDR.split('.').slice(0, 2).join('\\.')}\\.\\d{1,3}\\.\\d{1,3}$`);
 const T = { timeout: 180_000 };
 
 describe('local control plane', { timeout: CLUSTER_START_TIMEOUT_MS + 30 * 60_000 }, () => {
@@ -28,7 +30,7 @@ describe('local control plane', { timeout: CLUSTER_START_TIMEOUT_MS + 30 * 60_00
   test('the fake node is Ready with a loopback pod CIDR', T, async () => {
     const { stdout } = await c.kubectl(['get', 'node', 'kwok-node-0', '-o', 'json']);
     const node = JSON.parse(stdout) as { spec: { podCIDR: string }; status: { conditions: { type: string; status: string }[] } };
-    assert.equal(node.spec.podCIDR, '127.1.0.0/16');
+    assert.equal(node.spec.podCIDR, POD_CIDR);
     assert.ok(node.status.conditions.some((x) => x.type === 'Ready' && x.status === 'True'), JSON.stringify(node.status.conditions));
   });
 
@@ -89,14 +91,14 @@ describe('local control plane', { timeout: CLUSTER_START_TIMEOUT_MS + 30 * 60_00
     assert.match(r.stderr, /spec\.size: Invalid value: 42: spec\.size in body should be less than or equal to 10/);
   });
 
-  test('a Deployment of 3 replicas gets 3 Running, Ready pods with distinct IPs in 127.1.0.0/16', T, async (t) => {
+  test('a Deployment of 3 replicas gets 3 Running, Ready pods with distinct IPs in the kwok pod range (127.1.0.0/16)', T, async (t) => {
     const ns = await c.namespace(t);
     await c.kubectl(['-n', ns, 'create', 'deployment', 'web', '--image=example.invalid/web:1', '--replicas=3']);
     await c.kubectl(['-n', ns, 'rollout', 'status', 'deployment/web', '--timeout=120s']);
     const pods = await runningPods(c, ns, 'app=web', 3);
     const ips = pods.map((p) => p.status.podIP);
     assert.equal(new Set(ips).size, 3, `IPs must be distinct: ${ips.join(', ')}`);
-    for (const ip of ips) assert.match(ip, /^127\.1\.\d{1,3}\.\d{1,3}$/);
+    for (const ip of ips) assert.match(ip, POD_PREFIX);
     for (const p of pods) assert.equal(p.status.hostIP, '127.0.0.1');
   });
 
@@ -120,7 +122,7 @@ describe('local control plane', { timeout: CLUSTER_START_TIMEOUT_MS + 30 * 60_00
     assert.equal(got.status.phase, 'Running');
     const sidecar = got.status.initContainerStatuses?.find((s) => s.name === 'sidecar');
     assert.ok(sidecar?.state.running !== undefined, `sidecar must be running: ${JSON.stringify(got.status.initContainerStatuses)}`);
-    assert.match(got.status.podIP, /^127\.1\./);
+    assert.match(got.status.podIP, POD_PREFIX);
   });
 
   test('the API server calls a MutatingWebhookConfiguration served over HTTPS on loopback when a pod is created', T, async (t) => {
