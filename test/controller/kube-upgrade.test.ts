@@ -120,9 +120,12 @@ interface CallerStats {
   errorSamples: string[];
 }
 
-async function callLoop(target: string, range: string, until: () => boolean): Promise<CallerStats> {
+const newStats = (range: string): CallerStats => ({ range, ok: 0, misrouted: 0, unavailable: 0, otherErrors: 0, servedVersions: new Map(), errorSamples: [] });
+
+/** Calls until `until()`, counting into `s` as it goes (so the test can watch it). */
+async function callLoop(target: string, s: CallerStats, until: () => boolean): Promise<CallerStats> {
   const client = echoClient(target);
-  const s: CallerStats = { range, ok: 0, misrouted: 0, unavailable: 0, otherErrors: 0, servedVersions: new Map(), errorSamples: [] };
+  const range = s.range;
   try {
     for (let i = 0; !until() && i < 20_000; i++) {
       await new Promise<void>((resolve) => {
@@ -168,8 +171,9 @@ test('calls through sidecars fed by the Kubernetes-mode controller follow a roll
     const m = new Map(r.items.filter((p) => p.status?.podIP).map((p) => [p.metadata.name, p.status!.podIP!]));
     return m.has('caller-v1') && m.has('caller-v2') ? m : undefined;
   }, { ...API_RETRY, timeoutMs: 60_000 });
+  const callerSidecars = new Map<string, Proc>();
   for (const [name, range] of [['caller-v1', '^1.2'], ['caller-v2', '^2.0']] as const) {
-    await startSidecar({ ip: ips.get(name)!, discovery: controller.discoveryTarget, appPort: 50051, requires: `${ECHO_API}@${range}`, podName: name, extra: ['--namespace', ns] });
+    callerSidecars.set(range, await startSidecar({ ip: ips.get(name)!, discovery: controller.discoveryTarget, appPort: 50051, requires: `${ECHO_API}@${range}`, podName: name, extra: ['--namespace', ns] }));
   }
 
   const deployment = (version: string) => ({
@@ -195,7 +199,8 @@ test('calls through sidecars fed by the Kubernetes-mode controller follow a roll
   }, { ...API_RETRY, timeoutMs: 60_000 });
 
   let done = false;
-  const loops = Promise.all([callLoop(`${ips.get('caller-v1')}:15001`, '^1.2', () => done), callLoop(`${ips.get('caller-v2')}:15001`, '^2.0', () => done)]);
+  const stats = [newStats('^1.2'), newStats('^2.0')] as const;
+  const loops = Promise.all([callLoop(`${ips.get('caller-v1')}:15001`, stats[0], () => done), callLoop(`${ips.get('caller-v2')}:15001`, stats[1], () => done)]);
   await sleep(2000);
   await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(deployment('2.1.0')) });
   await cluster.kubectl(['-n', ns, 'rollout', 'status', 'deployment/echo', '--timeout=300s'], { timeoutMs: 320_000 });
@@ -203,11 +208,17 @@ test('calls through sidecars fed by the Kubernetes-mode controller follow a roll
     const row = (await getBsvcTable(cluster, ns)).rows.find((r) => r.api === ECHO_API);
     return row?.ready === '3/3' && row.versions === '2.1.0' ? true : undefined;
   }, { ...API_RETRY, timeoutMs: 120_000 });
+  // kwok reports a pod Ready at once, while the stand-in kubelet may still be starting its processes (on a
+  // loaded machine, for many seconds): the rollout can end before 2.x listens. Wait for the processes, then
+  // for the 2.x caller's first answer from 2.x, and call a little longer.
+  await waitUntil('3 echo 2.1.0 pods serving', async () => kubelet.servingPods().length === 3, { ...API_RETRY, timeoutMs: 120_000 });
+  await waitUntil('a 2.x answer for the ^2.0 caller', () => stats[1].ok > 0, { timeoutMs: 60_000, detail: () => JSON.stringify(stats[1].errorSamples) });
   await sleep(3000);
   done = true;
   const [v1, v2] = await loops;
   const describe = (s: CallerStats) =>
-    `${s.range}: ok ${s.ok}, misrouted ${s.misrouted}, unavailable ${s.unavailable}, other errors ${s.otherErrors}, served ${JSON.stringify([...s.servedVersions])}, samples ${JSON.stringify(s.errorSamples)}`;
+    `${s.range}: ok ${s.ok}, misrouted ${s.misrouted}, unavailable ${s.unavailable}, other errors ${s.otherErrors}, served ${JSON.stringify([...s.servedVersions])}, samples ${JSON.stringify(s.errorSamples)}; ` +
+    `its sidecar's last log lines: ${JSON.stringify((callerSidecars.get(s.range)?.logs() ?? []).slice(-8).map(({ time, msg, api, err, version, endpoints }) => ({ time, msg, api, err, version, endpoints })))}`;
   t.diagnostic(describe(v1));
   t.diagnostic(describe(v2));
   assert.equal(v1.misrouted, 0, describe(v1));
