@@ -19,7 +19,7 @@ import { certify, type CertifyOutcome } from '../fixtures/identity.ts';
 import { tempDir } from '../fixtures/local-controller.ts';
 import { unary } from '../fixtures/policy.ts';
 import { pollFor } from '../fixtures/wait.ts';
-import { createPods, getJson, kubeTestFile, podIPs, type KubeController } from '../controller/kube-helpers.ts';
+import { API_RETRY, createPods, getJson, getTable, kubeTestFile, podIPs, type KubeController } from '../controller/kube-helpers.ts';
 
 const kube = kubeTestFile();
 const SECRET = 'qbasis-identity-root';
@@ -175,6 +175,14 @@ test("a sidecar with its pod's bound token gets a certificate naming its Service
   const ep = beta.requires[ECHO_API]!.endpoints.find((e) => e.pod === 'beta')!;
   assert.equal(ep.identity, `spiffe://cluster.local/ns/${appNs}/sa/billing`);
   assert.equal(ep.connection, 'ready');
+
+  // What a user sees: kubectl get bsvc -o wide names the identities the endpoints' certificates must carry.
+  const want = `spiffe://cluster.local/ns/${appNs}/sa/billing,spiffe://cluster.local/ns/${appNs}/sa/orders`;
+  const wide = await pollFor('the IDENTITIES column', async () => {
+    const t = await getTable(c, ['bsvc', '-n', appNs, '-o', 'wide']);
+    return t.rows[0]?.[t.header.indexOf('IDENTITIES')] === want ? t : undefined;
+  }, { ...API_RETRY, timeoutMs: 30_000 });
+  assert.ok(wide.header.includes('IDENTITIES'), wide.text);
 });
 
 test('Certify refuses, each with a clear gRPC error and a log line without the token: another audience, an expired token, the token of a deleted pod, a CSR for another identity', { timeout: 180_000 }, async () => {
