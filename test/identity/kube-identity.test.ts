@@ -11,7 +11,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../controller/webhook/certificates.ts';
 import { webcrypto } from 'node:crypto';
 import { ECHO_API, echoClient, type EchoClient } from '../fixtures/echo-client.ts';
 import { admin, startEcho, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
