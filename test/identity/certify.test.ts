@@ -13,7 +13,7 @@ import { identityClientConstructor } from '../../proto/identity.ts';
 import { newKeyAndCsr } from '../../sidecar/identity/csr.ts';
 import { ECHO_API } from '../fixtures/echo-client.ts';
 import { admin, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
-import { certify, readToken, startIdentityController, tokenFile, type IdentityController } from '../fixtures/identity.ts';
+import { certify, readToken, refusedWith, startIdentityController, tokenFile, type IdentityController } from '../fixtures/identity.ts';
 import { replacePods, tempDir, type TestPod } from '../fixtures/local-controller.ts';
 import { waitForValue, waitUntil } from '../fixtures/wait.ts';
 
@@ -42,15 +42,6 @@ after(async () => {
   await stopAll();
   await ctl?.stop();
 });
-
-function refusedWith(o: Awaited<ReturnType<typeof certify>>, status: number, code: string, message: RegExp): void {
-  assert.equal(o.ok, false, 'refused');
-  if (o.ok) return;
-  assert.equal(o.code, status, `${grpc.status[o.code]}: ${o.details}`);
-  assert.ok(o.details.startsWith(`${code}: `), o.details);
-  assert.match(o.details, message);
-  assert.deepEqual(o.metadata.get('qbasis-error-code'), [code]);
-}
 
 test('a pod token gets a certificate for its ServiceAccount, whatever subject and DNS names the CSR asks for; a CSR for another identity is refused', async () => {
   const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;

@@ -15,9 +15,8 @@ import { x509 } from '../../controller/webhook/certificates.ts';
 import { webcrypto } from 'node:crypto';
 import { ECHO_API, echoClient, type EchoClient } from '../fixtures/echo-client.ts';
 import { admin, startEcho, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
-import { certify, type CertifyOutcome } from '../fixtures/identity.ts';
+import { callBothWays, certify, refusedWith } from '../fixtures/identity.ts';
 import { tempDir } from '../fixtures/local-controller.ts';
-import { unary } from '../fixtures/policy.ts';
 import { pollFor } from '../fixtures/wait.ts';
 import { API_RETRY, createPods, getJson, getTable, kubeTestFile, podIPs, type KubeController } from '../controller/kube-helpers.ts';
 
@@ -77,15 +76,6 @@ function expired(token: string): string {
   const body = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   const sig = createSign('RSA-SHA256').update(body).sign(fs.readFileSync(path.join(kube.cluster.stateDir, 'pki', 'sa.key')));
   return `${body}.${sig.toString('base64url')}`;
-}
-
-function refusedWith(o: CertifyOutcome, status: number, code: string, message: RegExp): void {
-  assert.equal(o.ok, false, 'refused');
-  if (o.ok) return;
-  assert.equal(o.code, status, `${grpc.status[o.code]}: ${o.details}`);
-  assert.ok(o.details.startsWith(`${code}: `), o.details);
-  assert.match(o.details, message);
-  assert.deepEqual(o.metadata.get('qbasis-error-code'), [code]);
 }
 
 before(async () => {
@@ -164,13 +154,7 @@ test("a sidecar with its pod's bound token gets a certificate naming its Service
   const fromAlpha = echoClient(`${alphaIp}:15001`);
   const fromBeta = echoClient(`${betaIp}:15001`);
   clients.push(fromAlpha, fromBeta);
-  for (let i = 0; i < 10; i++) {
-    const [x, y] = await Promise.all([unary(fromAlpha, { text: `a${i}` }), unary(fromBeta, { text: `b${i}` })]);
-    assert.ok(x.ok, x.ok ? '' : x.err.message);
-    assert.ok(y.ok, y.ok ? '' : y.err.message);
-    assert.equal(x.value.served_by, 'beta@2.0.0');
-    assert.equal(y.value.served_by, 'alpha@1.4.0');
-  }
+  await callBothWays({ client: fromAlpha, servedBy: 'alpha@1.4.0' }, { client: fromBeta, servedBy: 'beta@2.0.0' }, 10);
   const beta = JSON.parse((await admin(alphaIp, '/routes')).body) as { requires: Record<string, { endpoints: { pod: string; identity: string; connection: string }[] }> };
   const ep = beta.requires[ECHO_API]!.endpoints.find((e) => e.pod === 'beta')!;
   assert.equal(ep.identity, `spiffe://cluster.local/ns/${appNs}/sa/billing`);
