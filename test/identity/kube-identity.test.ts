@@ -9,7 +9,7 @@ import { createSign, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { x509 } from '../../controller/webhook/certificates.ts';
 import { webcrypto } from 'node:crypto';
@@ -78,11 +78,6 @@ function expired(token: string): string {
   return `${body}.${sig.toString('base64url')}`;
 }
 
-before(async () => {
-  ctlNs = await kube.cluster.namespace(undefined, 'idk-ctl');
-  appNs = await kube.cluster.namespace(undefined, 'idk-shop');
-});
-
 after(async () => {
   for (const c of clients) c.close();
   await stopAll();
@@ -90,6 +85,9 @@ after(async () => {
 });
 
 test('two replicas started at once agree on one root: the leader writes it into the Secret, the other waits and loads it', { timeout: 180_000 }, async () => {
+  // Here, not in a before(): kubeTestFile's before() (the cluster) has run by the first test.
+  ctlNs = await kube.cluster.namespace(undefined, 'idk-ctl');
+  appNs = await kube.cluster.namespace(undefined, 'idk-shop');
   const [a, b] = await Promise.all([startController('127.0.130.1', 'idk-a'), startController('127.0.130.2', 'idk-b')]);
   root = await secretRoot();
   assert.match(root, /^-----BEGIN CERTIFICATE-----/);
