@@ -219,3 +219,28 @@ test('Certify refuses, each with a clear gRPC error and a log line without the t
   assert.match(metrics, /^qbasis_controller_certify_refused_total\{reason="QB_TOKEN_REFUSED"\} [2-9]/m);
   assert.match(metrics, /^qbasis_controller_certify_refused_total\{reason="QB_BAD_CSR"\} 1$/m);
 });
+
+test("a root Secret that cannot be used is not replaced: the controller says why and stays not ready; the user's absent Secret is waited for, not made, and used once it is there", { timeout: 180_000 }, async () => {
+  assert.ok(leader, 'the first test made the namespaces');
+  const c = kube.cluster;
+  const args = (name: string): string[] => ['--identity-secret', name, '--identity-secret-mode', 'load', '--identity-port', '0', '--lease-name', `idk-${name}`];
+  // Half a root: a certificate without its key.
+  await c.kubectl(['-n', ctlNs, 'create', 'secret', 'generic', 'half-root', `--from-literal=tls.crt=${root}`]);
+  const bad = await kube.controller({ namespace: ctlNs, host: '127.0.130.3', identity: 'idk-bad', args: args('half-root') });
+  await bad.waitForLog((l) => /Secret .*\/half-root cannot be used as the mesh root: it has tls\.crt but no tls\.key\. It is not replaced/.test(String(l.msg)), 30_000, 'the refusal');
+  const notReady = await fetch(`${bad.adminUrl}/ready`);
+  assert.equal(notReady.status, 503);
+  assert.match(await notReady.text(), /mesh identity \(root in Secret .*\/half-root/);
+  const s = await getJson<{ data: Record<string, string> }>(c, ['-n', ctlNs, 'get', 'secret', 'half-root']);
+  assert.deepEqual(Object.keys(s.data), ['tls.crt'], 'left as it was');
+  // The user's Secret is absent: waited for, not made (load mode).
+  const waiting = await kube.controller({ namespace: ctlNs, host: '127.0.130.4', identity: 'idk-wait', args: args('users-root') });
+  await waiting.waitForLog((l) => /waiting for Secret .*\/users-root to hold the mesh root .*; it is absent/.test(String(l.msg)), 30_000, 'the wait');
+  assert.equal((await c.kubectl(['-n', ctlNs, 'get', 'secret', 'users-root'], { allowFailure: true })).code, 1, 'not created in load mode');
+  // Fixed by the user: the same root, with its key, from the leader's Secret.
+  const full = await getJson<{ data: Record<string, string> }>(c, ['-n', ctlNs, 'get', 'secret', SECRET]);
+  await c.kubectl(['-n', ctlNs, 'create', 'secret', 'generic', 'users-root', `--from-literal=tls.crt=${root}`, `--from-literal=tls.key=${Buffer.from(full.data['tls.key']!, 'base64').toString('utf8')}`]);
+  await waiting.waitForLog((l) => l.msg === IDENTITY_LISTENING, 30_000, IDENTITY_LISTENING);
+  assert.equal((await fetch(`${waiting.adminUrl}/ready`)).status, 200);
+  await Promise.all([bad.stop(), waiting.stop()]);
+});
