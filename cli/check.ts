@@ -10,7 +10,7 @@ import { parseOrExit, type CommandSpec } from './flags.ts';
 
 export const CHECK_COMMAND: CommandSpec = {
   name: 'check',
-  summary: 'Checks that the qbasis install is healthy: CRDs, controller and leader, webhook, sidecars, BasisServices, BasisPolicies. Exit 1 on any ✖.',
+  summary: 'Checks that the qbasis install is healthy: CRDs, controller and leader, webhook, mesh identity, sidecars, BasisServices, BasisPolicies. Exit 1 on any ✖.',
   flags: [
     { name: 'kubeconfig', kind: 'string', arg: '<file>', help: 'kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)' },
     { name: 'namespace', kind: 'string', arg: '<ns>', default: 'qbasis-system', help: 'the release namespace' },
@@ -165,6 +165,51 @@ async function checkWebhookReachable(client: KubeClient, cfg: WebhookConfig | un
   return { ok: true, title, detail: `Service ${ref} has ${ready} ready endpoint${ready === 1 ? '' : 's'}` };
 }
 
+/** A root that expires sooner than this is a ✖: rotating it takes a rollout of every injected pod. */
+const ROOT_WARN_DAYS = 90;
+const DAY_MS = 86_400_000;
+
+type Deployment = { spec?: { replicas?: number; template?: { spec?: { containers?: { args?: string[] }[] } } }; status?: { readyReplicas?: number } };
+
+/** The controller's --identity-secret, from its Deployment (undefined: identity off). */
+export function identitySecretOf(d: Deployment | undefined): string | undefined {
+  const args = d?.spec?.template?.spec?.containers?.[0]?.args ?? [];
+  return args.find((a) => a.startsWith('--identity-secret='))?.slice('--identity-secret='.length);
+}
+
+/**
+ * Mesh identity: the root in its Secret (present, a CA, not near its expiry) and the trust bundle ConfigMap in
+ * every namespace with injected pods, holding that root. Only `tls.crt` of the Secret is looked at.
+ */
+export function checkIdentity(ns: string, secretName: string | undefined, rootPem: string | undefined, bundles: { namespace: string; caCrt: string | undefined }[], now: number): CheckResult {
+  const title = 'mesh identity';
+  if (secretName === undefined) return { ok: true, title, detail: 'off (identity.enabled=false): calls between sidecars are plain text' };
+  const where = `Secret ${ns}/${secretName}`;
+  if (rootPem === undefined || rootPem === '') {
+    return { ok: false, title, detail: `${where} holds no root yet`, fix: `the leader writes it on start (kubectl -n ${ns} logs <controller pod> | grep 'mesh root'); with identity.issuer.existingSecret, create it: kubectl -n ${ns} create secret tls ${secretName} --cert ca.pem --key ca-key.pem` };
+  }
+  let root: X509Certificate;
+  try {
+    root = new X509Certificate(rootPem);
+  } catch (err) {
+    return { ok: false, title, detail: `${where} has a tls.crt that does not parse: ${(err as Error).message}`, fix: `kubectl -n ${ns} get secret ${secretName} -o jsonpath='{.data.tls\.crt}' | base64 -d | openssl x509 -noout -text` };
+  }
+  const left = Math.floor((Date.parse(root.validTo) - now) / DAY_MS);
+  if (!root.ca) return { ok: false, title, detail: `${where} holds a certificate that is not a CA`, fix: 'give identity.issuer.existingSecret a self-signed ECDSA P-256 CA' };
+  if (left < ROOT_WARN_DAYS) {
+    return { ok: false, title, detail: `the root in ${where} expires ${root.validTo} (${left} days)`, fix: 'rotate the root (controller/README.md, "Mesh identity") before it expires: every certificate chains to it' };
+  }
+  const stale = bundles.filter((b) => b.caCrt === undefined || !b.caCrt.includes(rootPem.trim()));
+  if (stale.length > 0) {
+    return {
+      ok: false, title,
+      detail: `${stale.length} of ${bundles.length} namespaces with injected pods lack the trust bundle ConfigMap qbasis-root-ca with this root: ${listed(stale.map((b) => `${b.namespace}${b.caCrt === undefined ? ' (missing)' : ' (another root)'}`))}`,
+      fix: 'the leader writes it when a namespace gets its first injected pod and every resync; kubectl -n <ns> get configmap qbasis-root-ca; the leader\'s log says why not',
+    };
+  }
+  return { ok: true, title, detail: `root in ${where} valid until ${root.validTo} (${left} days); trust bundle in ${bundles.length} namespace${bundles.length === 1 ? '' : 's'} with injected pods` };
+}
+
 interface PodJson extends Obj {
   spec?: { initContainers?: { name: string }[]; containers?: { name: string }[] };
   status?: Obj['status'] & { phase?: string; initContainerStatuses?: { name: string; ready: boolean }[]; containerStatuses?: { name: string; ready: boolean }[] };
@@ -235,7 +280,7 @@ export async function runChecks(client: KubeClient, o: { namespace: string; rele
   const webhookConfig = `${full}-sidecar-injector`;
   const [crds, deployment, lease, cfg, pods, bsvcs, bpols] = await Promise.all([
     Promise.all(CRDS.map((c) => getOrUndefined<Obj>(client, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${c}`))),
-    getOrUndefined<{ spec?: { replicas?: number }; status?: { readyReplicas?: number } }>(client, `/apis/apps/v1/namespaces/${o.namespace}/deployments/${controller}`),
+    getOrUndefined<Deployment>(client, `/apis/apps/v1/namespaces/${o.namespace}/deployments/${controller}`),
     getOrUndefined<{ spec?: { holderIdentity?: string; renewTime?: string } }>(client, `/apis/coordination.k8s.io/v1/namespaces/${o.namespace}/leases/${controller}`),
     getOrUndefined<WebhookConfig>(client, `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${webhookConfig}`),
     listOrEmpty<PodJson>(client, '/api/v1/pods'),
@@ -250,6 +295,19 @@ export async function runChecks(client: KubeClient, o: { namespace: string; rele
   ];
   const reach = await checkWebhookReachable(client, cfg, now);
   if (reach !== undefined) results.push(reach);
+  const secretName = identitySecretOf(deployment);
+  if (secretName !== undefined) {
+    const secret = await getOrUndefined<{ data?: Record<string, string> }>(client, `/api/v1/namespaces/${o.namespace}/secrets/${encodeURIComponent(secretName)}`);
+    const rootPem = secret?.data?.['tls.crt'] === undefined ? undefined : Buffer.from(secret.data['tls.crt'], 'base64').toString('utf8');
+    const injectedNs = [...new Set(pods.filter((p) => p.metadata.annotations?.['qbasis.io/injected'] !== undefined && p.metadata.namespace !== undefined).map((p) => p.metadata.namespace!))].sort().slice(0, 100);
+    const bundles = await Promise.all(injectedNs.map(async (namespace) => ({
+      namespace,
+      caCrt: (await getOrUndefined<{ data?: Record<string, string> }>(client, `/api/v1/namespaces/${namespace}/configmaps/qbasis-root-ca`))?.data?.['ca.crt'],
+    })));
+    results.push(checkIdentity(o.namespace, secretName, rootPem, bundles, now));
+  } else {
+    results.push(checkIdentity(o.namespace, undefined, undefined, [], now));
+  }
   results.push(checkSidecars(pods), checkBasisServices(bsvcs), checkBasisPolicies(bpols));
   return results;
 }

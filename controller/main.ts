@@ -185,16 +185,19 @@ export async function main(argv: string[]): Promise<number> {
     const idSettings = identitySettings(flags, { localMode, discoveryAddress });
     if (idSettings !== undefined) {
       const { MeshIdentity } = await import('./identity/mesh-identity.ts');
-      identity = await MeshIdentity.create(idSettings, { logger, discovery }).catch((err: Error) => {
-        throw new StartupError(`cannot use --identity-dir ${idSettings.dir}: ${err.message}`);
+      const where = idSettings.root.kind === 'dir' ? `--identity-dir ${idSettings.root.dir}` : `--identity-secret ${idSettings.root.name}`;
+      const kubeDeps = kube === undefined ? undefined : { api: kube.client, isLeader: () => kube.isLeader(), onStartedLeading: (fn: () => void) => kube.onStartedLeading(fn), resyncMs: kube.resyncMs };
+      identity = await MeshIdentity.create(idSettings, { logger, discovery, ...(kubeDeps !== undefined ? { kube: kubeDeps } : {}) }).catch((err: Error) => {
+        throw new StartupError(`cannot use ${where}: ${err.message}`);
       });
-      // The pods file's pods get their tokens from the same stream as the registry.
-      source = new TeedPodSource(source, identity.tokens);
+      // The pods reach the authenticator (local tokens, or the pod cache TokenReview checks against) from the same stream as the registry.
+      source = new TeedPodSource(source, identity.sink);
     } else {
       warnAllowUnenforced(policyStore, logger);
     }
     components = await extraComponents(flags, { registry, mirrorResults, logger, ...(kube !== undefined ? { kube } : {}) });
-    if (identity !== undefined) components.unshift(identity.component);
+    // After the Kubernetes component: leader election runs before a standby waits for the leader's root.
+    if (identity !== undefined) components.splice(kube !== undefined ? 1 : 0, 0, identity.component);
   } catch (err) {
     if (err instanceof UsageError) return reportFailure('controller', err);
     if (err instanceof StartupError) return reportFailure('controller', err);

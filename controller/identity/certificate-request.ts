@@ -1,6 +1,7 @@
 // A sidecar's CSR, read as hostile input: PEM or DER, bounded, a PKCS#10 request whose signature
 // verifies with its own key (proof of possession) and whose key is ECDSA P-256. Only the key is
-// used: the names a CSR asks for are ignored (the certificate names the authenticated identity).
+// used: the certificate names the authenticated identity. The URIs it asks for are returned so that
+// Certify can refuse a request for another identity; its subject and DNS names are ignored.
 // The parsers behind it are lenient (tags, lengths, trailing bytes, the signature's inner DER),
 // so a request must also be canonical DER: it re-encodes to the very bytes that were sent.
 import { createPublicKey } from 'node:crypto';
@@ -38,6 +39,11 @@ function canonical(der: Uint8Array, type: new () => object): boolean {
 
 /** The request's public key, once the request proved it holds the private key. Throws QB_BAD_CSR. */
 export async function csrPublicKey(raw: Buffer): Promise<CryptoKey> {
+  return (await csrRequest(raw)).key;
+}
+
+/** The key (as csrPublicKey) and the URI SANs the request asks for (at most a few shown). */
+export async function csrRequest(raw: Buffer): Promise<{ key: CryptoKey; uris: string[] }> {
   const der = derOf(raw);
   let csr: x509.Pkcs10CertificateRequest;
   let spki: Buffer;
@@ -67,5 +73,12 @@ export async function csrPublicKey(raw: Buffer): Promise<CryptoKey> {
     throw bad(`its signature cannot be checked (${(err as Error).message.slice(0, 120)})`);
   }
   if (!ok) throw bad('its signature does not verify with its own key (no proof that the sender holds the private key)');
-  return key.toCryptoKey(EC, true, ['verify']) as CryptoKey;
+  let uris: string[] = [];
+  try {
+    const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
+    uris = (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value.slice(0, 300)).slice(0, 4);
+  } catch (err) {
+    throw bad(`its subjectAltName does not parse (${(err as Error).message.slice(0, 120)})`);
+  }
+  return { key: key.toCryptoKey(EC, true, ['verify']) as CryptoKey, uris };
 }

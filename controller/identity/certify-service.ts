@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { isQbasisError, QbasisError, type ErrorCode } from '../../proto/errors.ts';
 import { MAX_TOKEN_BYTES, spiffeId, type CertifyRequest__Output, type CertifyResponse } from '../../proto/identity.ts';
 import type { CertificateAuthority } from './certificate-authority.ts';
-import { csrPublicKey } from './certificate-request.ts';
+import { csrRequest } from './certificate-request.ts';
 import type { IdentityMetrics } from './identity-metrics.ts';
 import type { PerKeyRate } from './rate-limit.ts';
 import type { TokenAuthenticator } from './token-authenticator.ts';
@@ -69,8 +69,12 @@ export class CertifyService {
     const who = `${p.namespace}/${p.pod}`;
     const wait = this.#o.rate.take(who);
     if (wait > 0) throw new QbasisError('QB_RATE_LIMITED', `pod ${who} asked for certificates too often; try again in ${Math.ceil(wait / 1000)} s`, { details: { pod: who } });
-    const key = await csrPublicKey(Buffer.isBuffer(req.csr) ? req.csr : Buffer.from(req.csr ?? []));
+    const { key, uris } = await csrRequest(Buffer.isBuffer(req.csr) ? req.csr : Buffer.from(req.csr ?? []));
     const id = spiffeId({ trustDomain: this.#o.trustDomain, namespace: p.namespace, serviceAccount: p.serviceAccount });
+    const other = uris.find((u) => u !== id);
+    if (other !== undefined) {
+      throw new QbasisError('QB_BAD_CSR', `the CSR asks for ${other}, but the token is of ${id}; a certificate names only the identity the token authenticates (send a CSR with no URI, or that one)`, { details: { pod: who } });
+    }
     const issued = await this.#o.ca.signWorkload(key, id, this.#o.lifetimeMs);
     this.#log.info({ identity: id, pod: who, peer, serial: issued.serial, notAfter: issued.notAfter.toISOString() }, `certificate issued for ${id}`);
     return {

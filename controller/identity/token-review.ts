@@ -1,16 +1,17 @@
 // Kubernetes mode's TokenAuthenticator: a TokenReview of the sidecar's projected ServiceAccount token
-// (audience qbasis.io), then a read of the pod the token is bound to. Accepted only when the API server
-// authenticated the token for this audience, the username is system:serviceaccount:NS:SA, the token is
-// bound to a pod (its name and uid in the review's extra), and that pod still exists with that uid, is
-// not being deleted, and runs as that service account. Not wired into Kubernetes mode yet (the root in
-// a Secret and the trust-bundle ConfigMap come first); tested against the real API server.
-import { QbasisError } from '../../proto/errors.ts';
+// (audience qbasis.io), then the pod the token is bound to, looked up in the informer's cache (no API
+// read per Certify). Accepted only when the API server authenticated the token for this audience, the
+// username is system:serviceaccount:NS:SA, the token is bound to a pod (its name and uid in the
+// review's extra), and that pod is in the cache with that uid, not being deleted, and runs as that
+// service account. TokenReviews in flight are bounded, so a flood of JWT-shaped garbage cannot turn
+// into a flood on the API server.
 import { TOKEN_AUDIENCE } from '../../proto/identity.ts';
+import type { MeshPod } from './mesh-pods.ts';
 import type { Authentication, TokenAuthenticator } from './token-authenticator.ts';
 
 /** What this needs of an API client (controller/kube/kube-client.ts's KubeClient has it). */
 export interface ApiRequester {
-  request<T = unknown>(method: 'GET' | 'POST', path: string, opts?: { body?: unknown; timeoutMs?: number }): Promise<T>;
+  request<T = unknown>(method: 'POST', path: string, opts?: { body?: unknown; timeoutMs?: number }): Promise<T>;
 }
 
 interface TokenReviewStatus {
@@ -20,10 +21,13 @@ interface TokenReviewStatus {
   user?: { username?: string; uid?: string; extra?: Record<string, string[]> };
 }
 
-interface PodShape {
-  metadata?: { uid?: string; deletionTimestamp?: string | null };
-  spec?: { serviceAccountName?: string };
+/** The informer's pods (mesh-pods.ts). */
+export interface PodLookup {
+  get(namespace: string, name: string): MeshPod | undefined;
 }
+
+/** TokenReviews in flight at once; more Certify calls are refused RESOURCE_EXHAUSTED and retried by the sidecar. */
+const MAX_REVIEWS_IN_FLIGHT = 32;
 
 const SA_USER = /^system:serviceaccount:([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?):([a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)$/;
 /** A JWT: three base64url parts. Anything else is not sent to the API server. */
@@ -35,18 +39,28 @@ export class TokenReviewAuthenticator implements TokenAuthenticator {
   readonly kind = 'TokenReview';
   readonly #api: ApiRequester;
   readonly #audience: string;
+  readonly #pods: PodLookup;
+  #inFlight = 0;
 
-  constructor(api: ApiRequester, audience = TOKEN_AUDIENCE) {
+  constructor(api: ApiRequester, pods: PodLookup, audience = TOKEN_AUDIENCE) {
     this.#api = api;
+    this.#pods = pods;
     this.#audience = audience;
   }
 
   async authenticate(token: string): Promise<Authentication> {
     if (!JWT.test(token)) return refused('the token is not a JWT (expected the projected ServiceAccount token the pod mounts)');
-    const review = await this.#api.request<{ status?: TokenReviewStatus }>('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [this.#audience] } },
-      timeoutMs: 10_000,
-    });
+    if (this.#inFlight >= MAX_REVIEWS_IN_FLIGHT) return { ok: false, code: 'QB_RATE_LIMITED', reason: `${MAX_REVIEWS_IN_FLIGHT} tokens are being reviewed already; try again shortly` };
+    this.#inFlight++;
+    let review: { status?: TokenReviewStatus };
+    try {
+      review = await this.#api.request<{ status?: TokenReviewStatus }>('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [this.#audience] } },
+        timeoutMs: 10_000,
+      });
+    } finally {
+      this.#inFlight--;
+    }
     const st = review?.status ?? {};
     if (st.authenticated !== true) {
       // The API server's reason names no token bytes (e.g. "token audiences … is invalid", "pod … not found").
@@ -60,16 +74,11 @@ export class TokenReviewAuthenticator implements TokenAuthenticator {
     const uid = st.user?.extra?.[POD_UID]?.[0];
     if (pod === undefined || uid === undefined) return refused(`the token of ${namespace}/${serviceAccount} is not bound to a pod (expected the pod's projected token)`);
     const who = `${namespace}/${pod}`;
-    let obj: PodShape;
-    try {
-      obj = await this.#api.request<PodShape>('GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}`, { timeoutMs: 10_000 });
-    } catch (err) {
-      if ((err as { status?: number }).status === 404) return notEligible(who, `pod ${who} no longer exists`);
-      throw err instanceof QbasisError ? err : new QbasisError('QB_KUBE_API', `reading pod ${who}: ${(err as Error).message}`);
-    }
-    if (obj.metadata?.uid !== uid) return notEligible(who, `pod ${who} was replaced (the token is bound to uid ${uid})`);
-    if (obj.metadata?.deletionTimestamp) return notEligible(who, `pod ${who} is terminating (deletionTimestamp is set)`);
-    if ((obj.spec?.serviceAccountName || 'default') !== serviceAccount) return notEligible(who, `pod ${who} does not run as ServiceAccount ${serviceAccount}`);
+    const obj = this.#pods.get(namespace, pod);
+    if (obj === undefined) return notEligible(who, `pod ${who} is not in the controller's pod cache (deleted, not yet seen, outside --namespaces, or without qbasis annotations)`);
+    if (obj.uid !== uid) return notEligible(who, `pod ${who} was replaced (the token is bound to uid ${uid})`);
+    if (obj.deleting) return notEligible(who, `pod ${who} is terminating (deletionTimestamp is set)`);
+    if (obj.serviceAccount !== serviceAccount) return notEligible(who, `pod ${who} does not run as ServiceAccount ${serviceAccount}`);
     return { ok: true, pod: { namespace, pod, uid, serviceAccount } };
   }
 }

@@ -247,7 +247,7 @@ export class BasisServiceReconciler {
     const status = computeStatus(
       {
         api,
-        endpoints: endpoints.map((e) => ({ pod: e.pod, ip: e.address, port: e.port, version: e.version, codecs: e.codecs, ready: e.ready })),
+        endpoints: endpoints.map((e) => ({ pod: e.pod, ip: e.address, port: e.port, version: e.version, codecs: e.codecs, ready: e.ready, ...(e.identity ? { identity: e.identity } : {}) })),
         callers: this.#o.callers.callers(namespace, api),
         collidesWith,
         synced: this.#o.synced(),
@@ -324,7 +324,7 @@ export class BasisServiceReconciler {
     // the only writer of status, and each pass writes the complete status from the cache.
     const got = await this.#o.client.request<BasisServiceObject>('PATCH', `${this.#objectPath(namespace, name)}/status`, {
       // null removes a field a merge patch would otherwise leave in place
-      body: { status: { ...status, policy: status.policy ?? null } },
+      body: { status: { ...status, policy: status.policy ?? null, identities: status.identities ?? null } },
       contentType: 'application/merge-patch+json',
     });
     this.#o.metrics?.onWrite('status');

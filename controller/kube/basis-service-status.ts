@@ -22,6 +22,8 @@ export interface StatusEndpoint {
   version: string;
   codecs: number[];
   ready: boolean;
+  /** The pod's SPIFFE ID (spiffe://TD/ns/NS/sa/SA), which callers' sidecars require of its certificate. */
+  identity?: string;
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
@@ -46,6 +48,24 @@ export interface BasisServiceStatus {
   conditions: Condition[];
   /** The BasisPolicy (namespace/name) that applies to calls from this namespace; absent: none. */
   policy?: string;
+  /** The endpoints' distinct identities, sorted, for the IDENTITIES column of -o wide; absent: none known. */
+  identities?: string;
+}
+
+/** The IDENTITIES column stays short: past this many characters the rest is counted, not listed. */
+const MAX_IDENTITIES_TEXT = 512;
+
+/** Distinct identities joined with commas; `…,+N more` past the limit. */
+export function identitySummary(endpoints: readonly StatusEndpoint[]): string | undefined {
+  const ids = [...new Set(endpoints.map((e) => e.identity).filter((i): i is string => i !== undefined && i !== ''))].sort();
+  if (ids.length === 0) return undefined;
+  let text = '';
+  for (let i = 0; i < ids.length; i++) {
+    const next = text === '' ? ids[i]! : `${text},${ids[i]}`;
+    if (next.length > MAX_IDENTITIES_TEXT && i > 0) return `${text},+${ids.length - i} more`;
+    text = next;
+  }
+  return text;
 }
 
 /** A pod in the namespace that calls the API (from its qbasis.io/requires). */
@@ -220,7 +240,7 @@ export function stampConditions(desired: readonly DesiredCondition[], previous: 
  */
 export function computeStatus(input: StatusInput, previous: Partial<BasisServiceStatus> | undefined, now: Date): BasisServiceStatus {
   const endpoints = [...input.endpoints]
-    .map((e) => ({ pod: e.pod, ip: e.ip, port: e.port, version: e.version, codecs: [...e.codecs].sort((a, b) => a - b), ready: e.ready }))
+    .map((e) => ({ pod: e.pod, ip: e.ip, port: e.port, version: e.version, codecs: [...e.codecs].sort((a, b) => a - b), ready: e.ready, ...(e.identity !== undefined ? { identity: e.identity } : {}) }))
     .sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
   const versions = [...new Set(endpoints.map((e) => e.version))].sort(compareVersionsDesc);
   const readyEndpoints = endpoints.filter((e) => e.ready).length;
@@ -236,6 +256,7 @@ export function computeStatus(input: StatusInput, previous: Partial<BasisService
     ready: `${readyEndpoints}/${endpoints.length}`,
     conditions,
     ...(input.policy !== undefined ? { policy: input.policy } : {}),
+    ...(identitySummary(endpoints) !== undefined ? { identities: identitySummary(endpoints)! } : {}),
   };
 }
 
@@ -254,7 +275,7 @@ export function sameStatus(a: Partial<BasisServiceStatus> | undefined, b: Partia
 function canonical(s: Partial<BasisServiceStatus>): string {
   return JSON.stringify({
     observedGeneration: s.observedGeneration,
-    endpoints: (s.endpoints ?? []).map((e) => [e.pod, e.ip, e.port, e.version, e.codecs ?? [], e.ready]),
+    endpoints: (s.endpoints ?? []).map((e) => [e.pod, e.ip, e.port, e.version, e.codecs ?? [], e.ready, e.identity ?? null]),
     versions: s.versions ?? [],
     versionSummary: s.versionSummary ?? '',
     readyEndpoints: s.readyEndpoints,
@@ -262,5 +283,6 @@ function canonical(s: Partial<BasisServiceStatus>): string {
     ready: s.ready,
     conditions: (s.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message, c.lastTransitionTime, c.observedGeneration]),
     policy: s.policy ?? null,
+    identities: s.identities ?? null,
   });
 }

@@ -69,6 +69,7 @@ export class KubeMode {
   #events: AnnotationEvents | undefined;
   #reportAddress: string | undefined;
   #forwarder: ReportForwarder | undefined;
+  readonly #leadingHooks: Array<() => void> = [];
 
   /** `policies`: the intake main.ts made; the BasisPolicy informer feeds it. */
   constructor(flags: FlagValues, logger: Logger, policies: PolicyIntake) {
@@ -94,6 +95,16 @@ export class KubeMode {
   onPushed = (_api: string, latencyMs: number): void => {
     this.#metrics.pushed(latencyMs);
   };
+
+  /** Periodic re-check of what the leader keeps (--resync-ms). */
+  get resyncMs(): number {
+    return this.#settings.resyncMs;
+  }
+
+  /** `fn` runs each time this replica becomes leader (without leader election: never). */
+  onStartedLeading(fn: () => void): void {
+    this.#leadingHooks.push(fn);
+  }
 
   isLeader(): boolean {
     return this.#elector === undefined ? this.#settings.lease === undefined : this.#elector.isLeader();
@@ -152,6 +163,7 @@ export class KubeMode {
           void reconciler.resync();
           policyReconciler.enqueueAll();
           events.enqueueAll();
+          for (const fn of this.#leadingHooks) fn();
         },
       });
     }

@@ -33,6 +33,11 @@ export interface InjectionConfig {
   gracePeriodSeconds: number;
   resources: SidecarResources;
   securityContext: ContainerSecurityContext;
+  /**
+   * Mesh identity on: the sidecar mounts a projected ServiceAccount token (audience qbasis.io) and the
+   * trust-bundle ConfigMap, and subscribes to the controller's TLS port instead of `discoveryAddress`.
+   */
+  identity?: { discoveryAddress: string; tokenExpirationSeconds: number };
 }
 
 export const DEFAULT_SECURITY_CONTEXT: ContainerSecurityContext = {
@@ -59,7 +64,7 @@ export function defaultInjectionConfig(): InjectionConfig {
   };
 }
 
-const KEYS = new Set(['controllerNamespace', 'image', 'imagePullPolicy', 'discoveryAddress', 'strict', 'ports', 'gracePeriodSeconds', 'resources', 'securityContext']);
+const KEYS = new Set(['controllerNamespace', 'image', 'imagePullPolicy', 'discoveryAddress', 'strict', 'ports', 'gracePeriodSeconds', 'resources', 'securityContext', 'identity']);
 
 function bad(message: string): QbasisError {
   return new QbasisError('QB_INVALID_FLAG', `injection config: ${message}`);
@@ -115,6 +120,16 @@ export function mergeInjectionConfig(base: InjectionConfig, raw: unknown): Injec
     for (const [k, v] of [...Object.entries(out.resources.requests), ...Object.entries(out.resources.limits)]) {
       if (typeof v !== 'string' || !isQuantity(v)) throw bad(`resource '${k}' must be a Kubernetes quantity, not ${JSON.stringify(v)}`);
     }
+  }
+  if (r.identity !== undefined && r.identity !== null) {
+    const id = r.identity as Record<string, unknown>;
+    if (typeof id !== 'object' || Array.isArray(id)) throw bad("'identity' must be an object");
+    for (const k of Object.keys(id)) if (k !== 'discoveryAddress' && k !== 'tokenExpirationSeconds') throw bad(`unknown key 'identity.${k}'; expected discoveryAddress, tokenExpirationSeconds`);
+    if (typeof id.discoveryAddress !== 'string' || id.discoveryAddress === '') throw bad("'identity.discoveryAddress' must be a non-empty string (host:port of the controller's TLS port)");
+    const exp = id.tokenExpirationSeconds ?? 3600;
+    // The API server's bounds for a projected token: at least 10 minutes; at most what its flags allow (2^32 s here).
+    if (typeof exp !== 'number' || !Number.isInteger(exp) || exp < 600 || exp > 86_400) throw bad("'identity.tokenExpirationSeconds' must be an integer from 600 to 86400");
+    out.identity = { discoveryAddress: id.discoveryAddress, tokenExpirationSeconds: exp };
   }
   if (r.securityContext !== undefined) {
     if (typeof r.securityContext !== 'object' || r.securityContext === null) throw bad("'securityContext' must be an object");

@@ -1,12 +1,27 @@
 // Pod + injection config → JSONPatch that adds the qbasis sidecar. Pure and idempotent: a pod that already
 // carries the sidecar (or the injected mark) gets an empty patch, so re-invocation changes nothing.
-import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { ANNOTATIONS, describeProblem, parsePodAnnotations } from '../../proto/annotations.ts';
+import { TOKEN_AUDIENCE } from '../../proto/identity.ts';
 import type { AnnotationProblem } from '../../proto/annotations.ts';
 import { isQuantity } from './injection-config.ts';
 import type { InjectionConfig, SidecarResources } from './injection-config.ts';
 
 export const SIDECAR_NAME = 'qbasis-sidecar';
+
+/** Mesh identity's volumes and where the sidecar finds them (the ConfigMap is the controller's trust-bundle.ts). */
+export const IDENTITY_VOLUMES = {
+  token: { name: 'qbasis-token', mountPath: '/var/run/secrets/qbasis.io/token', file: 'token' },
+  bundle: { name: 'qbasis-trust-bundle', mountPath: '/var/run/secrets/qbasis.io/trust', file: 'ca.crt', configMap: 'qbasis-root-ca' },
+} as const;
+
+function identityVolumes(expirationSeconds: number): V1Volume[] {
+  const { token, bundle } = IDENTITY_VOLUMES;
+  return [
+    { name: token.name, projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds, path: token.file } }] } },
+    { name: bundle.name, configMap: { name: bundle.configMap, items: [{ key: bundle.file, path: bundle.file }] } },
+  ];
+}
 
 /** Per-pod overrides of the chart's sidecar defaults (documented in charts/README.md). */
 export const OVERRIDE_ANNOTATIONS = {
@@ -87,7 +102,7 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
     { name: 'QBASIS_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'QBASIS_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'QBASIS_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-    { name: 'QBASIS_DISCOVERY', value: config.discoveryAddress },
+    { name: 'QBASIS_DISCOVERY', value: config.identity?.discoveryAddress ?? config.discoveryAddress },
     // The app dials localhost:15001 (DESIGN.md) and listens in the same network namespace; loopback keeps
     // the outbound proxy unreachable from outside the pod.
     { name: 'QBASIS_OUTBOUND_HOST', value: '127.0.0.1' },
@@ -109,6 +124,13 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
     { name: 'QBASIS_ADMIN_PORT', value: String(config.ports.admin) },
     { name: 'QBASIS_GRACE_PERIOD', value: String(o.grace) },
   );
+  const { token, bundle } = IDENTITY_VOLUMES;
+  if (config.identity !== undefined) {
+    env.push(
+      { name: 'QBASIS_TOKEN_FILE', value: `${token.mountPath}/${token.file}` },
+      { name: 'QBASIS_TRUST_BUNDLE', value: `${bundle.mountPath}/${bundle.file}` },
+    );
+  }
   const admin = config.ports.admin;
   const probe = (path: string, period: number, failures: number) => ({
     httpGet: { path, port: admin },
@@ -134,6 +156,12 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
     livenessProbe: probe('/live', 10, 3),
     resources: cleanResources(o.resources),
     securityContext: structuredClone(config.securityContext),
+    ...(config.identity === undefined ? {} : {
+      volumeMounts: [
+        { name: token.name, mountPath: token.mountPath, readOnly: true },
+        { name: bundle.name, mountPath: bundle.mountPath, readOnly: true },
+      ],
+    }),
   } as V1Container;
 }
 
@@ -191,6 +219,18 @@ export function injectPod(pod: V1Pod, namespace: string, config: InjectionConfig
     patch.push({ op: 'add', path: '/spec/initContainers', value: [container] });
   } else {
     patch.push({ op: 'add', path: '/spec/initContainers/0', value: container });
+  }
+  if (config.identity !== undefined) {
+    const volumes = identityVolumes(config.identity.tokenExpirationSeconds);
+    const have = new Set((pod.spec?.volumes ?? []).map((v) => v.name));
+    const clash = volumes.find((v) => have.has(v.name));
+    if (clash !== undefined) {
+      const message = `pod already has a volume named ${clash.name}, which the qbasis sidecar needs for its identity`;
+      if (config.strict) return { action: 'refuse', message: `qbasis (strict): ${message}`, warnings: [] };
+      return { action: 'skip', reason: message, warnings: [...warnings, `qbasis: ${message}; sidecar not injected`] };
+    }
+    if (pod.spec?.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes });
+    else for (const v of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
   }
   if (pod.metadata?.annotations === undefined) {
     patch.push({ op: 'add', path: '/metadata/annotations', value: { [INJECTED_ANNOTATION]: INJECTOR_VERSION } });

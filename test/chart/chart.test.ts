@@ -65,10 +65,16 @@ interface Container {
   ports?: { containerPort: number }[];
   securityContext?: Record<string, unknown>;
   image?: string;
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+interface Volume {
+  name: string;
+  projected?: { sources: unknown[] };
+  configMap?: { name: string };
 }
 interface PodJson {
   metadata: { name: string; annotations?: Record<string, string> };
-  spec: { initContainers?: Container[]; containers: Container[] };
+  spec: { initContainers?: Container[]; containers: Container[]; volumes?: Volume[] };
 }
 
 describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START_TIMEOUT_MS + 15 * 60_000 }, () => {
@@ -179,7 +185,9 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
       [['--set', 'webhook.url=http://127.0.0.1/mutate'], /webhook[./]url/i],
       [['--set', 'controller.leaderElection.enabled=false'], /more than one replica needs leader election/],
       [['--set', 'controller.podDisruptionBudget.minAvailable=2'], /minAvailable \(2\) must be below controller\.replicas \(2\)/],
-      [['--set', 'controller.ports.admin=15010'], /three different ports/],
+      [['--set', 'controller.ports.admin=15010'], /four different ports/],
+      [['--set', 'identity.certLifetimeSeconds=5'], /identity[./]certLifetimeSeconds/i],
+      [['--set', 'identity.issuer.existingSecret=Not_A_Name'], /identity[./]issuer[./]existingSecret/i],
     ];
     for (const [args, expected] of cases) {
       const r = await cluster.helm(['template', 'x', CHART, ...KUBE_VERSION, ...args], { allowFailure: true });
@@ -201,7 +209,7 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     }
   });
 
-  it('keeps the RBAC least-privilege: no cluster-wide secrets, webhook config and Secret by name', async () => {
+  it('keeps the RBAC least-privilege: no cluster-wide secrets, webhook config and Secrets by name, TokenReviews and the trust-bundle ConfigMap only', async () => {
     const t = await cluster.helm(['template', release, CHART, ...KUBE_VERSION, '--namespace', releaseNs]);
     const all = docs(t.stdout);
     type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
@@ -213,9 +221,20 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     assert.deepEqual(clusterRules.find((r) => r.resources.includes('basispolicies/status'))?.verbs, ['patch']);
     const mwc = clusterRules.find((r) => r.resources.includes('mutatingwebhookconfigurations'))!;
     assert.deepEqual(mwc.resourceNames, [`${fullname}-sidecar-injector`]);
+    // Mesh identity: create TokenReviews; the ConfigMap qbasis-root-ca by name (create cannot be named), nothing else.
+    assert.deepEqual(clusterRules.filter((r) => r.resources.includes('tokenreviews')).map((r) => [r.apiGroups, r.verbs]), [[['authentication.k8s.io'], ['create']]]);
+    assert.deepEqual(clusterRules.filter((r) => r.resources.includes('configmaps')).map((r) => [r.verbs, r.resourceNames ?? []]), [[['create'], []], [['get', 'update'], ['qbasis-root-ca']]]);
     const roleRules = all.find((d) => d.kind === 'Role')!.rules as Rule[];
-    const secret = roleRules.find((r) => r.resources.includes('secrets'))!;
-    assert.deepEqual(secret.resourceNames, [`${fullname}-webhook-tls`]);
+    const secrets = roleRules.filter((r) => r.resources.includes('secrets')).map((r) => [r.resourceNames, r.verbs]);
+    assert.deepEqual(secrets, [[[`${fullname}-webhook-tls`], ['get', 'update', 'patch']], [[`${fullname}-identity-root`], ['get', 'update']]]);
+    const user = docs((await cluster.helm(['template', release, CHART, ...KUBE_VERSION, '--namespace', releaseNs, '--set', 'identity.issuer.existingSecret=my-root'])).stdout);
+    assert.deepEqual((user.find((d) => d.kind === 'Role')!.rules as Rule[]).filter((r) => r.resourceNames?.includes('my-root')).map((r) => r.verbs), [['get']], "the user's root is only read");
+    assert.ok(!user.some((d) => d.kind === 'Secret' && d.metadata.name.endsWith('-identity-root')), "no Secret of ours beside the user's");
+    const root = all.find((d) => d.kind === 'Secret' && d.metadata.name === `${fullname}-identity-root`)!;
+    assert.equal(root.metadata.annotations?.['helm.sh/resource-policy'], 'keep', 'the mesh root outlives an uninstall');
+    const off = docs((await cluster.helm(['template', release, CHART, ...KUBE_VERSION, '--namespace', releaseNs, '--set', 'identity.enabled=false'])).stdout);
+    const offRules = off.find((d) => d.kind === 'ClusterRole')!.rules as Rule[];
+    assert.ok(!offRules.some((r) => r.resources.includes('tokenreviews') || r.resources.includes('configmaps')), 'identity off: no TokenReviews, no ConfigMaps');
     const webhook = (all.find((d) => d.kind === 'MutatingWebhookConfiguration')!.webhooks as { sideEffects: string; admissionReviewVersions: string[]; namespaceSelector: { matchExpressions: { values: string[] }[] } }[])[0]!;
     assert.equal(webhook.sideEffects, 'None');
     assert.deepEqual(webhook.admissionReviewVersions, ['v1']);
@@ -229,7 +248,7 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     const all = docs(t.stdout);
     assert.ok(all.some((d) => d.kind === 'Certificate' && d.apiVersion === 'cert-manager.io/v1'));
     assert.ok(all.some((d) => d.kind === 'Issuer'));
-    assert.ok(!all.some((d) => d.kind === 'Secret'), 'cert-manager writes the Secret');
+    assert.ok(!all.some((d) => d.kind === 'Secret' && d.metadata.name === `${fullname}-webhook-tls`), 'cert-manager writes the Secret');
     const mwc = all.find((d) => d.kind === 'MutatingWebhookConfiguration')!;
     assert.equal(mwc.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${releaseNs}/${fullname}-webhook-tls`);
     const args = ((all.find((d) => d.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } }).spec.template.spec.containers[0]!).args;
@@ -282,7 +301,18 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     assert.equal(env.QBASIS_PROVIDES, 'shop.orders.v1.OrderService@1.4.0');
     assert.equal(env.QBASIS_REQUIRES, 'shop.inventory.v1.InventoryService@^1.2');
     assert.equal(env.QBASIS_APP_PORT, '50051');
-    assert.equal(env.QBASIS_DISCOVERY, `${fullname}-discovery.${releaseNs}.svc:15010`);
+    // Mesh identity (on by default): the TLS port, the projected token and the trust bundle.
+    assert.equal(env.QBASIS_DISCOVERY, `${fullname}-discovery.${releaseNs}.svc:15012`);
+    assert.equal(env.QBASIS_TOKEN_FILE, '/var/run/secrets/qbasis.io/token/token');
+    assert.equal(env.QBASIS_TRUST_BUNDLE, '/var/run/secrets/qbasis.io/trust/ca.crt');
+    // (The ServiceAccount admission adds its kube-api-access mount to every container too.)
+    assert.deepEqual(s.volumeMounts?.filter((m) => m.name.startsWith('qbasis-')), [
+      { name: 'qbasis-token', mountPath: '/var/run/secrets/qbasis.io/token', readOnly: true },
+      { name: 'qbasis-trust-bundle', mountPath: '/var/run/secrets/qbasis.io/trust', readOnly: true },
+    ]);
+    const vols = Object.fromEntries((firstPod.spec.volumes ?? []).map((v) => [v.name, v]));
+    assert.deepEqual(vols['qbasis-token']?.projected?.sources, [{ serviceAccountToken: { audience: 'qbasis.io', expirationSeconds: 3600, path: 'token' } }]);
+    assert.equal(vols['qbasis-trust-bundle']?.configMap?.name, 'qbasis-root-ca');
     assert.deepEqual(env.QBASIS_IP, { fieldRef: { apiVersion: 'v1', fieldPath: 'status.podIP' } });
     assert.deepEqual(env.QBASIS_NAMESPACE, { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } });
     assert.deepEqual(env.QBASIS_POD_NAME, { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } });
@@ -372,7 +402,8 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     assert.equal(ok.code, 0, ok.stderr);
   });
 
-  it('helm uninstall removes everything but the kept CRDs', async () => {
+  it('helm uninstall removes everything but the kept CRDs and mesh root', async () => {
+    const kept = (d: { kind: string; metadata: { name: string } }): boolean => d.kind === 'CustomResourceDefinition' || (d.kind === 'Secret' && d.metadata.name === `${fullname}-identity-root`);
     const manifest = docs((await cluster.helm(['get', 'manifest', release, '--namespace', releaseNs])).stdout);
     await stopController();
     const r = await cluster.helm(['uninstall', release, '--namespace', releaseNs, '--wait'], { allowFailure: true, timeoutMs: 180_000 });
@@ -383,10 +414,10 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
       const kind = d.apiVersion.includes('/') ? `${d.kind}.${d.apiVersion.split('/')[0]}` : d.kind;
       const got = await pollFor(`${d.kind} ${d.metadata.name} to be deleted or kept`, async () => {
         const g = await cluster.kubectl(['get', kind, d.metadata.name, ...ns, '-o', 'name'], { allowFailure: true });
-        if (d.kind === 'CustomResourceDefinition') return g.code;
+        if (kept(d)) return g.code;
         return g.code !== 0 ? g.code : undefined;
       }, { ...API_RETRY, timeoutMs: 90_000 });
-      if (d.kind === 'CustomResourceDefinition') assert.equal(got, 0, `${d.metadata.name} kept`);
+      if (kept(d)) assert.equal(got, 0, `${d.metadata.name} kept`);
       else assert.notEqual(got, 0, `${d.kind} ${d.metadata.name} removed`);
     }
   });

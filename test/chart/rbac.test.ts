@@ -1,7 +1,8 @@
 // The chart's RBAC is enough, and only what is needed: the Kubernetes-mode controller runs as a real
 // process with a token of the ServiceAccount the chart installs (not the admin kubeconfig), and must
-// still publish BasisServices, warn with Events, win its Lease, and read BasisPolicies and write their
-// status — with no request refused.
+// still publish BasisServices, warn with Events, win its Lease, read BasisPolicies and write their
+// status, fill the mesh root Secret, keep the trust-bundle ConfigMap and review a sidecar's token for
+// Certify — with no request refused.
 // Addresses: 127.0.62.x.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { CLUSTER_START_TIMEOUT_MS, useCluster, type TestCluster } from '../harne
 import { API_RETRY, applyCrds, createPods, getBsvcTable, getJson, startKubeController, type KubeController } from '../controller/kube-helpers.ts';
 import { pollFor } from '../fixtures/wait.ts';
 import { REPO } from '../fixtures/local-controller.ts';
+import { certify } from '../fixtures/identity.ts';
 
 const CHART = join(REPO, 'charts', 'qbasis');
 const API = 'shop.rbac.v1.OrderService';
@@ -63,10 +65,12 @@ after(async () => {
 
 test("the controller running with only the chart's ServiceAccount RBAC publishes BasisServices, warns with one Event, holds its Lease and writes BasisPolicy status", { timeout: 240_000 }, async () => {
   type Deployment = { spec: { template: { spec: { serviceAccountName: string; containers: Array<{ args: string[] }> } } } };
+  const argOf = (d: Deployment, flag: string): string => d.spec.template.spec.containers[0]!.args.find((a) => a.startsWith(`${flag}=`))!.slice(flag.length + 1);
   const deployments = await getJson<{ items: Deployment[] }>(cluster, ['-n', releaseNs, 'get', 'deployment', '-l', 'app.kubernetes.io/component=controller']);
   const deploy = deployments.items[0]!;
   const sa = deploy.spec.template.spec.serviceAccountName;
-  const leaseName = deploy.spec.template.spec.containers[0]!.args.find((a) => a.startsWith('--lease-name='))!.slice('--lease-name='.length);
+  const leaseName = argOf(deploy, '--lease-name');
+  const rootSecret = argOf(deploy, '--identity-secret');
   const token = (await cluster.kubectl(['-n', releaseNs, 'create', 'token', sa, '--duration=1h'])).stdout.trim();
   const kubeconfig = serviceAccountKubeconfig(cluster.kubeconfig, token);
 
@@ -78,9 +82,15 @@ test("the controller running with only the chart's ServiceAccount RBAC publishes
   assert.equal(await can('watch', 'pods', '-A'), 'yes');
   assert.equal(await can('watch', 'basispolicies.qbasis.io', '-A'), 'yes');
   assert.equal(await can('update', 'basispolicies.qbasis.io', '-n', appNs), 'no', 'the spec is the users\'');
+  assert.equal(await can('create', 'tokenreviews.authentication.k8s.io'), 'yes');
+  assert.equal(await can('update', 'configmaps/qbasis-root-ca', '-n', appNs), 'yes');
+  assert.equal(await can('update', 'configmaps/other', '-n', appNs), 'no', 'only the trust bundle, by name');
+  assert.equal(await can('list', 'configmaps', '-A'), 'no');
+  assert.equal(await can('update', `secrets/${rootSecret}`, '-n', releaseNs), 'yes');
+  assert.equal(await can('get', 'secrets/other', '-n', releaseNs), 'no');
 
   await createPods(cluster, appNs, [
-    { name: 'orders-1', annotations: { 'qbasis.io/provides': `${API}@1.4.0`, 'qbasis.io/app-port': '50051' } },
+    { name: 'orders-1', annotations: { 'qbasis.io/provides': `${API}@1.4.0`, 'qbasis.io/app-port': '50051', 'qbasis.io/injected': 'v1' } },
     { name: 'broken-1', annotations: { 'qbasis.io/provides': `${API}@1.4`, 'qbasis.io/app-port': '50051' } },
   ]);
   const policy = { apiVersion: 'qbasis.io/v1alpha1', kind: 'BasisPolicy', metadata: { name: 'orders', namespace: appNs }, spec: { api: API, timeout: '1s' } };
@@ -91,7 +101,7 @@ test("the controller running with only the chart's ServiceAccount RBAC publishes
     host: '127.0.62.1',
     identity: 'rbac-replica',
     leaseName,
-    args: ['--lease-namespace', releaseNs],
+    args: ['--lease-namespace', releaseNs, '--identity-secret', rootSecret, '--identity-port', '0'],
   });
 
   const row = await pollFor('BasisService Ready and Synced', async () => {
@@ -115,6 +125,22 @@ test("the controller running with only the chart's ServiceAccount RBAC publishes
     return o.status?.conditions?.find((c) => c.type === 'Accepted' && c.status === 'True');
   }, { ...API_RETRY, timeoutMs: 120_000 });
   assert.ok(accepted);
+
+  // Mesh identity: the root in the chart's (empty) Secret, the bundle where the injected pod is, a token reviewed.
+  const listening = await controller.waitForLog((l) => l.msg === 'identity server listening (TLS: Certify and Discovery)', 60_000, 'identity server');
+  const secret = await getJson<{ data?: Record<string, string> }>(cluster, ['-n', releaseNs, 'get', 'secret', rootSecret]);
+  const root = Buffer.from(secret.data?.['tls.crt'] ?? '', 'base64').toString('utf8');
+  assert.match(root, /BEGIN CERTIFICATE/);
+  const bundle = await pollFor('the trust bundle ConfigMap', async () => {
+    const r = await cluster.kubectl(['-n', appNs, 'get', 'configmap', 'qbasis-root-ca', '-o', 'json'], { allowFailure: true });
+    return r.code === 0 ? (JSON.parse(r.stdout) as { data: Record<string, string> }).data['ca.crt'] : undefined;
+  }, { ...API_RETRY, timeoutMs: 60_000 });
+  assert.equal(bundle, root);
+  const uid = (await getJson<{ metadata: { uid: string } }>(cluster, ['-n', appNs, 'get', 'pod', 'orders-1'])).metadata.uid;
+  const podToken = (await cluster.kubectl(['-n', appNs, 'create', 'token', 'default', '--audience', 'qbasis.io', '--bound-object-kind', 'Pod', '--bound-object-name', 'orders-1', '--bound-object-uid', uid])).stdout.trim();
+  const issued = await certify({ identityTarget: `127.0.62.1:${String(listening.port)}`, bundle: Buffer.from(root) }, podToken);
+  assert.ok(issued.ok, issued.ok ? '' : issued.details);
+  assert.equal(issued.res.identity, `spiffe://cluster.local/ns/${appNs}/sa/default`);
 
   const lease = await getJson<{ spec: { holderIdentity?: string } }>(cluster, ['-n', releaseNs, 'get', 'lease', leaseName]);
   assert.equal(lease.spec.holderIdentity, 'rbac-replica');

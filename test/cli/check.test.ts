@@ -52,7 +52,8 @@ describe('qbasis check on the real control plane', { timeout: CLUSTER_START_TIME
     controller = await startKubeController({
       cluster, namespace: ns, host: HOST, identity: 'check-test-controller', leaseName: `${FULL}-controller`,
       args: ['--webhook-port', String(WEBHOOK_PORT), '--webhook-address', HOST, '--webhook-namespace', ns, '--webhook-secret', `${FULL}-webhook-tls`,
-        '--webhook-service', `${FULL}-webhook`, '--webhook-config-name', `${FULL}-sidecar-injector`, '--webhook-san', HOST, '--injection-config', injection],
+        '--webhook-service', `${FULL}-webhook`, '--webhook-config-name', `${FULL}-sidecar-injector`, '--webhook-san', HOST, '--injection-config', injection,
+        '--identity-secret', `${FULL}-identity-root`, '--identity-port', '0'],
     });
     await waitUntil('the leader to fill the caBundle', async () => (await cluster.kubectl(['get', 'mutatingwebhookconfiguration', `${FULL}-sidecar-injector`, '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}'])).stdout.length > 0, { timeoutMs: 60_000, intervalMs: 250, retryErrors: true });
   }, { timeout: CLUSTER_START_TIMEOUT_MS + 5 * 60_000 });
@@ -68,9 +69,10 @@ describe('qbasis check on the real control plane', { timeout: CLUSTER_START_TIME
     const r = await waitForValue('qbasis check to pass', check, (x) => x.code === 0, { timeoutMs: 60_000, intervalMs: 1000 });
     t.diagnostic(r.out);
     const lines = r.out.split('\n').filter((l) => /^[✔✖] /.test(l));
-    assert.deepEqual(lines.map((l) => l.split(':')[0]), ['✔ CRDs', '✔ controller', '✔ leader', '✔ webhook', '✔ webhook reachable', '✔ sidecars', '✔ BasisServices', '✔ BasisPolicies'], r.out);
+    assert.deepEqual(lines.map((l) => l.split(':')[0]), ['✔ CRDs', '✔ controller', '✔ leader', '✔ webhook', '✔ webhook reachable', '✔ mesh identity', '✔ sidecars', '✔ BasisServices', '✔ BasisPolicies'], r.out);
     assert.match(r.out, /✔ leader: check-test-controller holds Lease/);
     assert.match(r.out, new RegExp(`✔ webhook reachable: https://${HOST.replaceAll('.', '\\.')}:${WEBHOOK_PORT}/mutate answers TLS with a certificate the caBundle verifies`));
+    assert.match(r.out, new RegExp(`✔ mesh identity: root in Secret ${ns}/${FULL}-identity-root valid until .* \\(36\\d\\d days\\); trust bundle in 0 namespaces`));
     assert.match(r.out, /Status: every check passed/);
   });
 
@@ -83,6 +85,6 @@ describe('qbasis check on the real control plane', { timeout: CLUSTER_START_TIME
     assert.match(r.out, /✖ webhook reachable: https:\/\/127\.0\.96\.1:19446\/mutate: .*ECONNREFUSED/);
     assert.match(r.out, /\n {4}→ /, 'each ✖ says what to do');
     assert.match(r.out, /✔ CRDs/, 'what is still fine stays ✔');
-    assert.match(r.out, /Status: 2 of 8 checks failed/);
+    assert.match(r.out, /Status: 2 of 9 checks failed/);
   });
 });

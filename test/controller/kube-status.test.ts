@@ -67,6 +67,19 @@ test('endpoints, versions highest first, and the n/m ready column', () => {
   assert.equal(cond(s, 'Ready').observedGeneration, 1);
 });
 
+test('the Identities column lists the endpoints\' distinct SPIFFE IDs, sorted, and counts the rest past its limit', () => {
+  const id = (sa: string): string => `spiffe://cluster.local/ns/shop/sa/${sa}`;
+  const s = computeStatus(input({ endpoints: [{ ...ep('b', '1.4.0'), identity: id('orders') }, { ...ep('a', '1.4.0'), identity: id('billing') }, { ...ep('c', '1.4.0'), identity: id('orders') }] }), undefined, T0);
+  assert.equal(s.identities, `${id('billing')},${id('orders')}`);
+  assert.equal(s.endpoints[0]!.identity, id('billing'));
+  assert.equal(computeStatus(input({ endpoints: [ep('a', '1.4.0')] }), undefined, T0).identities, undefined, 'none known: no column text');
+  const many = Array.from({ length: 40 }, (_, i) => ({ ...ep(`p${i}`, '1.4.0'), identity: id(`sa-${String(i).padStart(2, '0')}`) }));
+  const text = computeStatus(input({ endpoints: many }), undefined, T0).identities!;
+  assert.ok(text.length < 600, text);
+  assert.match(text, /,\+\d+ more$/);
+  assert.ok(!statusEqual(s, computeStatus(input({ endpoints: [{ ...ep('a', '1.4.0'), identity: id('x') }] }), undefined, T0)));
+});
+
 test('Ready is False with a reason when no endpoint is ready', () => {
   const s = computeStatus(input({ endpoints: [ep('a', '1.0.0', false)] }), undefined, T0);
   assert.equal(cond(s, 'Ready').status, 'False');

@@ -16,6 +16,9 @@ function run(args: string[], env: Record<string, string> = {}): { status: number
 const dir = tempDir('flags');
 const file = path.join(dir, 'pods.yaml');
 fs.writeFileSync(file, 'kind: List\nitems: []\n');
+// Kubernetes mode's flags are checked before anything dials this server.
+const KUBECONFIG = path.join(dir, 'kubeconfig');
+fs.writeFileSync(KUBECONFIG, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.50.9:1"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n');
 
 const cases: Array<{ name: string; args: string[]; env?: Record<string, string>; want: RegExp }> = [
   { name: 'a port that is not a number', args: ['--pods-file', file, '--discovery-port', 'abc'], want: /--discovery-port 'abc' is invalid: expected a port number/ },
@@ -30,6 +33,9 @@ const cases: Array<{ name: string; args: string[]; env?: Record<string, string>;
   { name: 'a bad value from the environment', args: ['--pods-file', file], env: { QBASIS_DISCOVERY_PORT: 'x1' }, want: /--discovery-port 'x1' \(from QBASIS_DISCOVERY_PORT\) is invalid/ },
   { name: 'a pods file that is a directory', args: ['--pods-file', dir], want: /--pods-file '.*' is invalid: expected a file, got a directory/ },
   { name: 'a certificate lifetime under 10 s', args: ['--pods-file', file, '--identity-dir', path.join(dir, 'id'), '--cert-lifetime', '5'], want: /--cert-lifetime '5' is invalid: expected seconds from 10 to 31536000/ },
+  { name: 'the Kubernetes-mode root Secret in local mode', args: ['--pods-file', file, '--identity-secret', 'root'], want: /--identity-secret 'root' is for Kubernetes mode; local mode \(--pods-file\) keeps the root in --identity-dir/ },
+  { name: 'an identity dir in Kubernetes mode', args: ['--kubeconfig', KUBECONFIG, '--identity-dir', path.join(dir, 'id')], want: /--identity-dir '.*' is for local mode \(--pods-file\); Kubernetes mode keeps the root in a Secret: --identity-secret <name>/ },
+  { name: 'a root Secret name that is not a name', args: ['--kubeconfig', KUBECONFIG, '--identity-secret', 'Root_CA'], want: /--identity-secret 'Root_CA' is invalid: expected a Secret name/ },
   { name: 'a trust domain that is not a DNS name', args: ['--pods-file', file, '--trust-domain', 'Cluster/Local'], want: /--trust-domain 'Cluster\/Local' is invalid: expected a trust domain such as cluster\.local/ },
 ];
 

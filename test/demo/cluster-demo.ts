@@ -137,7 +137,9 @@ export async function main(argv: string[]): Promise<number> {
     say(`• helm install ${RELEASE} charts/qbasis (webhook.url → the local controller at ${HOST}:${PORTS.webhook})`);
     const helm = await c.helm(
       ['upgrade', '--install', RELEASE, (values.chart as string | undefined) ?? CHART, '--namespace', SYSTEM_NS, '--set', `webhook.url=https://${HOST}:${PORTS.webhook}/mutate`,
-        '--set', 'webhook.namespaceSelector.matchLabels.qbasis-demo=enabled', '--set', 'image.tag=demo', '--set', 'webhook.failurePolicy=Fail', '--wait', '--timeout', '3m'],
+        '--set', 'webhook.namespaceSelector.matchLabels.qbasis-demo=enabled', '--set', 'image.tag=demo', '--set', 'webhook.failurePolicy=Fail',
+        // The stand-in kubelet mounts no volumes (no projected token, no trust bundle), so the demo runs without mesh identity.
+        '--set', 'identity.enabled=false', '--wait', '--timeout', '3m'],
       { timeoutMs: 240_000 },
     );
     say(helm.stdout.split('\n').filter((l) => /^(NAME|STATUS|REVISION):/.test(l)).map((l) => `  ${l}`).join('\n'));

@@ -13,7 +13,7 @@ import { identityClientConstructor } from '../../proto/identity.ts';
 import { newKeyAndCsr } from '../../sidecar/identity/csr.ts';
 import { ECHO_API } from '../fixtures/echo-client.ts';
 import { admin, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
-import { certify, readToken, startIdentityController, tokenFile, type IdentityController } from '../fixtures/identity.ts';
+import { certify, readToken, refusedWith, startIdentityController, tokenFile, type IdentityController } from '../fixtures/identity.ts';
 import { replacePods, tempDir, type TestPod } from '../fixtures/local-controller.ts';
 import { waitForValue, waitUntil } from '../fixtures/wait.ts';
 
@@ -43,23 +43,17 @@ after(async () => {
   await ctl?.stop();
 });
 
-function refusedWith(o: Awaited<ReturnType<typeof certify>>, status: number, code: string, message: RegExp): void {
-  assert.equal(o.ok, false, 'refused');
-  if (o.ok) return;
-  assert.equal(o.code, status, `${grpc.status[o.code]}: ${o.details}`);
-  assert.ok(o.details.startsWith(`${code}: `), o.details);
-  assert.match(o.details, message);
-  assert.deepEqual(o.metadata.get('qbasis-error-code'), [code]);
-}
-
-test('a pod token gets a certificate for its ServiceAccount, whatever names the CSR asks for', async () => {
-  // A CSR that asks for an admin identity, a DNS name and a subject: none of it is used.
+test('a pod token gets a certificate for its ServiceAccount, whatever subject and DNS names the CSR asks for; a CSR for another identity is refused', async () => {
   const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const greedyCsr = await x509.Pkcs10CertificateRequestGenerator.create({
+  const csrFor = async (names: x509.JsonGeneralName[]): Promise<Buffer> => Buffer.from((await x509.Pkcs10CertificateRequestGenerator.create({
     name: 'CN=admin, O=system:masters', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://cluster.local/ns/kube-system/sa/admin' }, { type: 'dns', value: 'kubernetes.default' }])],
-  });
-  const o = await certify(ctl, await readToken(ctl, NS, 'orders-1'), Buffer.from(greedyCsr.rawData));
+    extensions: [new x509.SubjectAlternativeNameExtension(names)],
+  })).rawData);
+  const token = await readToken(ctl, NS, 'orders-1');
+  refusedWith(await certify(ctl, token, await csrFor([{ type: 'url', value: 'spiffe://cluster.local/ns/kube-system/sa/admin' }])), grpc.status.INVALID_ARGUMENT, 'QB_BAD_CSR',
+    /the CSR asks for spiffe:\/\/cluster\.local\/ns\/kube-system\/sa\/admin, but the token is of spiffe:\/\/cluster\.local\/ns\/shop\/sa\/orders/);
+  // A subject and a DNS name: neither is used.
+  const o = await certify(ctl, token, await csrFor([{ type: 'dns', value: 'kubernetes.default' }]));
   assert.ok(o.ok, o.ok ? '' : o.details);
   assert.equal(o.res.identity, 'spiffe://cluster.local/ns/shop/sa/orders');
   const leaf = new X509Certificate(o.res.certificateChain[0]!);

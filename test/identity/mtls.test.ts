@@ -10,9 +10,8 @@ import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { ECHO_API, echoClient, type EchoClient } from '../fixtures/echo-client.ts';
 import { admin, startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
-import { certify, identityFlags, readToken, startIdentityController, type IdentityController } from '../fixtures/identity.ts';
+import { callBothWays, certify, identityFlags, readToken, startIdentityController, type IdentityController } from '../fixtures/identity.ts';
 import { tempDir, writePods, type TestPod } from '../fixtures/local-controller.ts';
-import { unary } from '../fixtures/policy.ts';
 import { ensureTools } from '../cluster/build.ts';
 
 const NET = '127.0.101';
@@ -84,13 +83,7 @@ test('two sidecars call each other over mutual TLS', async () => {
   const fromAlpha = echoClient(`${ALPHA}:15001`);
   const fromBeta = echoClient(`${BETA}:15001`);
   clients.push(fromAlpha, fromBeta);
-  for (let i = 0; i < 20; i++) {
-    const [a, b] = await Promise.all([unary(fromAlpha, { text: `a${i}` }), unary(fromBeta, { text: `b${i}` })]);
-    assert.ok(a.ok, a.ok ? '' : a.err.message);
-    assert.ok(b.ok, b.ok ? '' : b.err.message);
-    assert.equal(a.value.served_by, 'beta@2.0.0');
-    assert.equal(b.value.served_by, 'alpha@1.4.0');
-  }
+  await callBothWays({ client: fromAlpha, servedBy: 'alpha@1.4.0' }, { client: fromBeta, servedBy: 'beta@2.0.0' }, 20);
   const routes = JSON.parse((await admin(ALPHA, '/routes')).body) as { requires: Record<string, { endpoints: { pod: string; identity: string; connection: string }[] }> };
   const ep = routes.requires[ECHO_API]!.endpoints.find((e) => e.pod === 'beta')!;
   assert.equal(ep.identity, 'spiffe://cluster.local/ns/shop/sa/billing', 'discovery gave the endpoint its identity');

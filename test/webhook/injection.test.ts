@@ -157,6 +157,51 @@ describe('sidecar injection', () => {
   });
 });
 
+describe('sidecar injection with mesh identity', () => {
+  const idConfig = { ...config, identity: { discoveryAddress: 'qbasis-discovery.qbasis-system.svc:15012', tokenExpirationSeconds: 3600 } };
+
+  it("mounts the projected token (audience qbasis.io) and the trust bundle, and points the sidecar at them and at the TLS port", () => {
+    const r = injectPod(pod(annotated, { volumes: [{ name: 'data', emptyDir: {} }] }), 'shop', idConfig);
+    assert.equal(r.action, 'inject');
+    const out = applyPatch(pod(annotated, { volumes: [{ name: 'data', emptyDir: {} }] }), r.action === 'inject' ? r.patch : []);
+    assert.deepEqual(out.spec?.volumes, [
+      { name: 'data', emptyDir: {} },
+      { name: 'qbasis-token', projected: { sources: [{ serviceAccountToken: { audience: 'qbasis.io', expirationSeconds: 3600, path: 'token' } }] } },
+      { name: 'qbasis-trust-bundle', configMap: { name: 'qbasis-root-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+    ]);
+    const s = sidecars(out)[0]!;
+    const e = env(s);
+    assert.equal(e.QBASIS_DISCOVERY, 'qbasis-discovery.qbasis-system.svc:15012');
+    assert.equal(e.QBASIS_TOKEN_FILE, '/var/run/secrets/qbasis.io/token/token');
+    assert.equal(e.QBASIS_TRUST_BUNDLE, '/var/run/secrets/qbasis.io/trust/ca.crt');
+    assert.deepEqual(s.volumeMounts?.map((m) => [m.name, m.mountPath, m.readOnly]), [
+      ['qbasis-token', '/var/run/secrets/qbasis.io/token', true],
+      ['qbasis-trust-bundle', '/var/run/secrets/qbasis.io/trust', true],
+    ]);
+    // A pod without volumes gets the list.
+    const bare = injected(pod(annotated));
+    assert.equal(bare.spec?.volumes, undefined, 'identity off: no volumes');
+    const r2 = injectPod(pod(annotated), 'shop', idConfig);
+    assert.equal(applyPatch(pod(annotated), r2.action === 'inject' ? r2.patch : []).spec?.volumes?.length, 2);
+  });
+
+  it('a pod that already has a volume of that name gets no sidecar and a warning (refused under strict)', () => {
+    const clash = pod(annotated, { volumes: [{ name: 'qbasis-token', emptyDir: {} }] });
+    const r = injectPod(clash, 'shop', idConfig);
+    assert.equal(r.action, 'skip');
+    assert.ok(r.warnings.some((w) => /already has a volume named qbasis-token/.test(w)), r.warnings.join('; '));
+    const strict = injectPod(clash, 'shop', { ...idConfig, strict: true });
+    assert.equal(strict.action, 'refuse');
+  });
+
+  it('the identity part of the injection config is checked', () => {
+    assert.deepEqual(mergeInjectionConfig(config, { identity: { discoveryAddress: 'x:15012' } }).identity, { discoveryAddress: 'x:15012', tokenExpirationSeconds: 3600 });
+    assert.throws(() => mergeInjectionConfig(config, { identity: { discoveryAddress: '' } }), /identity\.discoveryAddress/);
+    assert.throws(() => mergeInjectionConfig(config, { identity: { discoveryAddress: 'x:1', tokenExpirationSeconds: 60 } }), /from 600 to 86400/);
+    assert.throws(() => mergeInjectionConfig(config, { identity: { discoveryAddress: 'x:1', audience: 'other' } }), /unknown key 'identity\.audience'/);
+  });
+});
+
 describe('injection config', () => {
   it('overlays a partial JSON config and refuses unknown keys and wrong types', () => {
     const c = mergeInjectionConfig(defaultInjectionConfig(), { image: 'x:1', strict: true, ports: { admin: 16020 } });

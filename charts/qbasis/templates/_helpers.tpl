@@ -38,6 +38,12 @@ app.kubernetes.io/component: controller
 {{- define "qbasis.webhookSecret" -}}{{ include "qbasis.fullname" . }}-webhook-tls{{- end }}
 {{- define "qbasis.webhookConfig" -}}{{ include "qbasis.fullname" . }}-sidecar-injector{{- end }}
 {{- define "qbasis.injectionConfigMap" -}}{{ include "qbasis.fullname" . }}-injection{{- end }}
+{{- define "qbasis.identitySecret" -}}{{ default (printf "%s-identity-root" (include "qbasis.fullname" .)) .Values.identity.issuer.existingSecret }}{{- end }}
+{{/* The names sidecars may dial the controller's TLS port by (its serving certificate carries them all). */}}
+{{- define "qbasis.identitySans" -}}
+{{- $svc := include "qbasis.discoveryService" . }}
+{{- printf "%s,%s.%s,%s.%s.svc,%s.%s.svc.cluster.local" $svc $svc .Release.Namespace $svc .Release.Namespace $svc .Release.Namespace }}
+{{- end }}
 {{- define "qbasis.leaseName" -}}{{ default (include "qbasis.controllerName" .) .Values.controller.leaderElection.leaseName }}{{- end }}
 
 {{- define "qbasis.image" -}}
@@ -73,6 +79,11 @@ seccompProfile:
   "resources" .Values.sidecar.resources
   "securityContext" (include "qbasis.securityContext" . | fromYaml)
 }}
+{{- if .Values.identity.enabled }}
+{{- $_ := set $cfg "identity" (dict
+  "discoveryAddress" (printf "%s.%s.svc:%d" (include "qbasis.discoveryService" .) .Release.Namespace (int .Values.controller.ports.identity))
+  "tokenExpirationSeconds" (int .Values.identity.tokenExpirationSeconds)) }}
+{{- end }}
 {{- toPrettyJson $cfg }}
 {{- end }}
 
@@ -85,9 +96,9 @@ seccompProfile:
 {{- if and $c.podDisruptionBudget.enabled (ge (int $c.podDisruptionBudget.minAvailable) (int $c.replicas)) }}
 {{- fail (printf "controller.podDisruptionBudget.minAvailable (%d) must be below controller.replicas (%d), or no node can ever be drained. Lower minAvailable, raise replicas, or disable the budget." (int $c.podDisruptionBudget.minAvailable) (int $c.replicas)) }}
 {{- end }}
-{{- $ports := list (int $c.ports.discovery) (int $c.ports.webhook) (int $c.ports.admin) }}
-{{- if ne (len (uniq $ports)) 3 }}
-{{- fail (printf "controller.ports must be three different ports, got discovery=%d webhook=%d admin=%d." (int $c.ports.discovery) (int $c.ports.webhook) (int $c.ports.admin)) }}
+{{- $ports := list (int $c.ports.discovery) (int $c.ports.webhook) (int $c.ports.admin) (int $c.ports.identity) }}
+{{- if ne (len (uniq $ports)) 4 }}
+{{- fail (printf "controller.ports must be four different ports, got discovery=%d webhook=%d admin=%d identity=%d." (int $c.ports.discovery) (int $c.ports.webhook) (int $c.ports.admin) (int $c.ports.identity)) }}
 {{- end }}
 {{- $sp := .Values.sidecar.ports }}
 {{- if ne (len (uniq (list (int $sp.outbound) (int $sp.inbound) (int $sp.admin)))) 3 }}
