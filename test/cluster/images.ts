@@ -185,7 +185,7 @@ async function buildProduct(base: LocalImage, log: Log): Promise<LocalImage> {
       // supported"); chroot isolation runs RUN steps without an OCI runtime or cgroups. --network host: the
       // default private network needs CNI plugins plus iptables (absent here) and leaves firewall rules behind;
       // the host's network is what npm ci needs.
-      await buildah(['bud', '--isolation', 'chroot', '--network', 'host', '--pull=never', '--layers', '--format', 'oci', ...(await npmMounts(work)),
+      await buildah(['bud', '--isolation', 'chroot', '--network', 'host', '--pull=never', '--layers', '--force-rm', '--format', 'oci', ...(await npmMounts(work)),
         '--build-arg', `NODE_BUILD_IMAGE=${base.ref}`, '--build-arg', `RUNTIME_IMAGE=${base.ref}`, '-f', 'Dockerfile', '-t', ref, '.'], { cwd: REPO, timeoutMs: 30 * 60_000 });
     } finally {
       rmSync(work, { recursive: true, force: true });

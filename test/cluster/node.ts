@@ -317,6 +317,9 @@ export function writeNodeConfigs(clusterDir: string, toolsBin: string, pki: stri
     imageGCLowThresholdPercent: 99,
     evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '2%', 'imagefs.available': '2%' },
     failSwapOn: false,
+    // No KUBE-IPTABLES-HINT/KUBE-FIREWALL chains where iptables is installed (buildah pulls it in): kube-proxy
+    // runs in nftables mode and needs none, and they would outlive the node.
+    makeIPTablesUtilChains: false,
     serializeImagePulls: false,
     enableServer: true,
     maxPods: 110,
