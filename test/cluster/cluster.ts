@@ -470,7 +470,11 @@ async function freePorts(n: number): Promise<number[]> {
 
 /** The lines `qbasis cluster env` prints. */
 export function envLines(state: ClusterState): string[] {
-  return [`export KUBECONFIG=${shellQuote(state.kubeconfig)}`, `export PATH=${shellQuote(state.toolsBin)}:"$PATH"`];
+  const lines = [`export KUBECONFIG=${shellQuote(state.kubeconfig)}`, `export PATH=${shellQuote(state.toolsBin)}:"$PATH"`];
+  // The product image in the real node's containerd, for `helm install --set image.repository=… image.tag=…`.
+  const image = state.realNode?.images.qbasis;
+  if (image !== undefined) lines.push(`export QBASIS_IMAGE_REPOSITORY=${shellQuote(image.split(':')[0]!)}`, `export QBASIS_IMAGE_TAG=${shellQuote(image.split(':')[1]!)}`);
+  return lines;
 }
 
 function shellQuote(s: string): string {

@@ -5,7 +5,8 @@
 // counts every call by the version that served it) from the test-apps image. One cluster for the file, serial.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { down, up, type ClusterState } from '../cluster/cluster.ts';
@@ -13,101 +14,41 @@ import { onRealNode } from '../cluster/node.ts';
 import { harnessFor, CLUSTER_START_TIMEOUT_MS, type TestCluster } from '../harness/use-cluster.ts';
 import { waitForValue, waitUntil } from '../fixtures/wait.ts';
 import { ORDER_API } from '../demo/order-app.ts';
+import { CALLER_PORT, RANGE, SYSTEM_NS, callerDeployment, callerDo as callerRequest, describeCounts, installChart, isReady, podsOf, providerDeployment, type Counts, type PodJson } from './mesh-apps.ts';
 
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'the real node needs root';
-const CHART = join(import.meta.dirname, '..', '..', 'charts', 'qbasis');
-const SYSTEM_NS = 'qbasis-system';
 const NS = 'shop';
-const APP_PORT = 50051;
-const CALLER_PORT = 8081;
-const RANGE = '^1.2';
 
 let tmp = '';
 let state: ClusterState;
 let c: TestCluster;
 let testApps = '';
 
-interface Counts { calls: number; ok: number; failed: number; misrouted: number; byVersion: Record<string, number>; errors: Record<string, number> }
-interface PodJson {
-  metadata: { name: string; deletionTimestamp?: string; labels?: Record<string, string> };
-  spec: { nodeName?: string; initContainers?: { name: string; restartPolicy?: string; image: string; startupProbe?: { httpGet?: { path: string } } }[]; containers: { name: string }[] };
-  status: {
-    phase?: string;
-    podIP?: string;
-    conditions?: { type: string; status: string; lastTransitionTime?: string }[];
-    initContainerStatuses?: { name: string; ready: boolean; started?: boolean; state: { running?: { startedAt: string } } }[];
-    containerStatuses?: { name: string; ready: boolean; state: { running?: { startedAt: string }; terminated?: { exitCode: number; reason?: string } } }[];
-  };
-}
-
 const kubectl = async (args: string[], input?: string): Promise<string> => (await c.kubectl(args, input === undefined ? {} : { input })).stdout;
 const getJson = async <T>(args: string[]): Promise<T> => JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
-const pods = async (selector: string): Promise<PodJson[]> => (await getJson<{ items: PodJson[] }>(['-n', NS, 'get', 'pods', '-l', selector])).items;
-
-/** A Deployment of the test-apps image on the real node, injected; `app` is the app container's command after node. */
-function deployment(name: string, replicas: number, annotations: Record<string, string>, app: string[], extra: { labels?: Record<string, string>; command?: string[] } = {}): object {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: NS },
-    spec: {
-      replicas,
-      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name, ...extra.labels }, annotations: { 'qbasis.io/inject': 'true', ...annotations } },
-        spec: onRealNode({
-          terminationGracePeriodSeconds: 15,
-          containers: [{
-            name: 'app',
-            image: testApps,
-            imagePullPolicy: 'Never',
-            command: extra.command ?? ['/nodejs/bin/node'],
-            args: app,
-            env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
-            securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
-          }],
-        }),
-      },
-    },
-  };
-}
-
-const orderApp = (version: string): string[] => ['test/demo/order-app.ts', '--host', '127.0.0.1', '--port', String(APP_PORT), '--pod', '$(POD_NAME)', '--version', version];
-const provider = (name: string, replicas: number, version: string, extra: { command?: string[] } = {}): object =>
-  deployment(name, replicas, { 'qbasis.io/provides': `${ORDER_API}@${version}`, 'qbasis.io/app-port': String(APP_PORT) }, orderApp(version), extra);
-const caller = (): object =>
-  deployment('caller', 1, { 'qbasis.io/requires': `${ORDER_API}@${RANGE}`, 'qbasis.io/app-port': String(CALLER_PORT) }, ['test/node/caller-app.ts', '--range', RANGE, '--port', String(CALLER_PORT)]);
+const pods = (selector: string): Promise<PodJson[]> => podsOf(c, NS, selector);
+const provider = (name: string, replicas: number, version: string, extra: { command?: string[] } = {}): object => providerDeployment(NS, name, replicas, version, testApps, extra.command);
+const caller = (): object => callerDeployment(NS, testApps);
+const callerDo = (path: string, method = 'POST'): Promise<Counts> => callerRequest(c, NS, path, method);
 
 async function apply(...objects: object[]): Promise<void> {
   await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
 }
 
-async function callerIP(): Promise<string> {
-  return waitForValue('the caller pod to be Ready with an IP', async () => {
-    const p = (await pods('app=caller')).find((x) => x.metadata.deletionTimestamp === undefined && x.status.conditions?.some((k) => k.type === 'Ready' && k.status === 'True'));
-    return p?.status.podIP;
-  }, (ip) => ip !== undefined, { timeoutMs: 120_000, intervalMs: 500 }) as Promise<string>;
-}
-
-async function callerDo(path: string, method = 'POST'): Promise<Counts> {
-  const r = await fetch(`http://${await callerIP()}:${CALLER_PORT}${path}`, { method, signal: AbortSignal.timeout(90_000) });
-  const body = await r.text();
-  assert.equal(r.status, 200, `caller ${path}: ${body}`);
-  return JSON.parse(body) as Counts;
-}
-
 /** Waits until the Deployment's pods are all Ready and no old pod is left. */
 async function settled(name: string, replicas: number): Promise<PodJson[]> {
   await kubectl(['-n', NS, 'rollout', 'status', `deployment/${name}`, '--timeout=180s']);
-  return waitForValue(`deployment ${name} to have exactly ${replicas} Ready pods`, () => pods(`app=${name}`), (ps) =>
-    ps.length === replicas && ps.every((p) => p.metadata.deletionTimestamp === undefined && p.status.conditions?.some((k) => k.type === 'Ready' && k.status === 'True')),
-  { timeoutMs: 120_000, intervalMs: 500 });
+  return waitForValue(`deployment ${name} to have exactly ${replicas} Ready pods`, () => pods(`app=${name}`), (ps) => ps.length === replicas && ps.every(isReady), { timeoutMs: 120_000, intervalMs: 500 });
 }
 
-const describeCounts = (k: Counts): string => `calls ${k.calls}, failed ${k.failed}, misrouted ${k.misrouted}, by version ${JSON.stringify(k.byVersion)}, errors ${JSON.stringify(k.errors)}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const QBASIS = join(import.meta.dirname, '..', '..', 'bin', 'qbasis.ts');
+const runQbasis = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((resolve) => {
+  execFile(process.execPath, [QBASIS, ...args], { timeout: 60_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+    resolve({ code: err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1, stdout: String(stdout), stderr: String(stderr) });
+  });
+});
 
 before(async () => {
   if (!root) return;
@@ -116,20 +57,9 @@ before(async () => {
   state = s;
   c = harnessFor(state);
   testApps = state.realNode!.images.testApps!;
-  const [repository, tag] = state.realNode!.images.qbasis!.split(':');
-  const values = join(tmp, 'values.yaml');
-  // The controller on the real node: its taint tolerated, the node selected (the chart's own values).
-  writeFileSync(values, JSON.stringify({
-    image: { repository, tag, pullPolicy: 'Never' },
-    sidecar: { image: { pullPolicy: 'Never' } },
-    controller: { nodeSelector: { 'qbasis.io/real-node': 'true' }, tolerations: [{ key: 'qbasis.io/real-node', operator: 'Exists', effect: 'NoSchedule' }] },
-    webhook: { failurePolicy: 'Fail' },
-  }));
-  await c.helm(['install', 'qbasis', CHART, '--namespace', SYSTEM_NS, '--create-namespace', '-f', values, '--wait', '--timeout', '5m'], { timeoutMs: 330_000 });
+  await installChart(c, state, tmp);
   await kubectl(['create', 'namespace', NS]);
   await waitUntil('the default ServiceAccount in the app namespace', async () => (await c.kubectl(['-n', NS, 'get', 'serviceaccount', 'default'], { allowFailure: true })).code === 0, { timeoutMs: 60_000, intervalMs: 250 });
-  // The webhook writes its caBundle once a replica leads; pods created before that would not be injected.
-  await waitUntil('the webhook caBundle', async () => (await kubectl(['get', 'mutatingwebhookconfiguration', 'qbasis-sidecar-injector', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}'])).length > 100, { timeoutMs: 120_000, intervalMs: 500 });
 }, { timeout: CLUSTER_START_TIMEOUT_MS });
 
 after(async () => {
@@ -224,4 +154,75 @@ test('scale-down and pod deletion under load: the kubelet stops the pods, their 
   assert.ok(k.calls >= 50, describeCounts(k));
   assert.equal(k.failed, 0, describeCounts(k));
   assert.equal(k.misrouted, 0, describeCounts(k));
+});
+
+test('a Job with an injected sidecar completes: its app makes a routed call and exits, then the kubelet stops the sidecar', { skip, timeout: 180_000 }, async () => {
+  // One call through the sidecar, exit 0 only if a ^1.2 provider answered.
+  const script = [
+    "import { orderClient } from '/app/test/demo/order-app.ts';",
+    "const c = orderClient('127.0.0.1:15001');",
+    "c.create({ item: 'job', quantity: 1 }, { deadline: Date.now() + 10000 }, (err, res) => {",
+    "  console.log(err ? `failed: ${err.message}` : `served by ${res.servedByVersion}`);",
+    "  process.exit(!err && res.servedByVersion.startsWith('1.') ? 0 : 1);",
+    '});',
+  ].join('\n');
+  await apply({
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: 'one-call', namespace: NS },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        metadata: { labels: { app: 'one-call' }, annotations: {
+          'qbasis.io/inject': 'true',
+          'qbasis.io/requires': `${ORDER_API}@${RANGE}`,
+          // The sidecar refuses to start without an app port, even in a pod that only calls (the webhook warns).
+          'qbasis.io/app-port': '8080',
+        } },
+        spec: onRealNode({
+          restartPolicy: 'Never',
+          containers: [{ name: 'app', image: testApps, imagePullPolicy: 'Never', command: ['/nodejs/bin/node', '--input-type=module', '-e', script] }],
+        }),
+      },
+    },
+  });
+  await kubectl(['-n', NS, 'wait', '--for=condition=Complete', 'job/one-call', '--timeout=120s']);
+  const [p] = await pods('app=one-call');
+  assert.equal(p!.status.phase, 'Succeeded');
+  assert.match(await kubectl(['-n', NS, 'logs', p!.metadata.name, '-c', 'app']), /^served by 1\.5\.0$/m);
+  const sc = p!.status.initContainerStatuses?.find((s) => s.name === 'qbasis-sidecar') as unknown as { state: { terminated?: { exitCode: number } } };
+  assert.ok(sc.state.terminated !== undefined, `the sidecar stopped after the app: ${JSON.stringify(sc)}`);
+});
+
+test('killing the leading controller pod: calls keep flowing, the other replica takes the Lease, and BasisServices stay current', { skip, timeout: 300_000 }, async () => {
+  const lease = async (): Promise<string> => (await kubectl(['-n', SYSTEM_NS, 'get', 'lease', 'qbasis-controller', '-o', 'jsonpath={.spec.holderIdentity}'])).trim();
+  const leader = await lease();
+  await callerDo('/start?rps=20');
+  await sleep(2_000);
+  await kubectl(['-n', SYSTEM_NS, 'delete', 'pod', leader, '--grace-period=0', '--force', '--wait=false']);
+  const next = await waitForValue('another replica to hold the Lease', lease, (h) => h !== '' && h !== leader, { timeoutMs: 90_000, intervalMs: 500 });
+  // The new leader writes status: a third orders pod shows in the BasisService's Ready column (2.0.0's pod counts too).
+  const readyColumn = async (): Promise<string> => (await kubectl(['-n', NS, 'get', 'bsvc', '-o', `jsonpath={range .items[?(@.spec.api=="${ORDER_API}")]}{.status.ready}{end}`])).trim();
+  assert.equal(await readyColumn(), '3/3', 'orders × 2 and orders-v2 × 1 before');
+  await kubectl(['-n', NS, 'scale', 'deployment/orders', '--replicas=3']);
+  await settled('orders', 3);
+  await waitForValue(`kubectl get bsvc to show 4/4 ready (leader ${next})`, readyColumn, (r) => r === '4/4', { timeoutMs: 60_000, intervalMs: 1_000 });
+  const k = await callerDo('/stop');
+  assert.ok(k.calls >= 50, describeCounts(k));
+  assert.equal(k.failed, 0, describeCounts(k));
+  assert.equal(k.misrouted, 0, describeCounts(k));
+});
+
+test('qbasis check passes on the healthy install and reports ✖ with what to do once the webhook Service is gone', { skip, timeout: 180_000 }, async () => {
+  const check = async (): Promise<{ code: number; out: string }> => {
+    const r = await runQbasis(['check', '--kubeconfig', state.kubeconfig]);
+    return { code: r.code, out: r.stdout + r.stderr };
+  };
+  const healthy = await waitForValue('qbasis check to pass', check, (r) => r.code === 0, { timeoutMs: 60_000, intervalMs: 2_000 });
+  assert.match(healthy.out, /Status: every check passed/);
+  await kubectl(['-n', SYSTEM_NS, 'delete', 'service', 'qbasis-webhook']);
+  const broken = await check();
+  assert.equal(broken.code, 1, broken.out);
+  assert.match(broken.out, /^✖ webhook reachable: Service qbasis-system\/qbasis-webhook not found.*\n\s+→ helm upgrade --install/m, broken.out);
+  assert.match(broken.out, /^✔ controller/m, 'only the webhook line fails');
 });
