@@ -112,9 +112,24 @@ async function cached(repository: string, key: string, log: Log, make: (ref: str
     }
     await buildah(['push', ref, `oci-archive:${archive}.tmp:${ref}`]);
     renameSync(`${archive}.tmp`, archive);
+    await prune(dir, repository, KEEP_PER_REPOSITORY);
     log(`qbasis: image ${ref} ready in ${formatDuration(Date.now() - t)}`);
     return { ref, archive };
   }, { onWait: (pid) => log(`qbasis: waiting for pid ${pid}, which is building ${repository}…`) });
+}
+
+/** Archives kept per repository (every source change makes a new product image): a few trees, e.g. worktrees, side by side. */
+const KEEP_PER_REPOSITORY = 3;
+
+/** Removes all but the newest `keep` archives of `repository`, and their images in buildah's store. */
+async function prune(dir: string, repository: string, keep: number): Promise<void> {
+  const prefix = `${repository.replace(/[^a-z0-9.-]/g, '_')}-`;
+  const archives = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.oci.tar') && /^[0-9a-f]{12}$/.test(f.slice(prefix.length, -'.oci.tar'.length)))
+    .map((f) => ({ f, mtime: statSync(join(dir, f)).mtimeMs })).sort((a, b) => b.mtime - a.mtime);
+  for (const { f } of archives.slice(keep)) {
+    rmSync(join(dir, f), { force: true });
+    await buildah(['rmi', `${repository}:${f.slice(prefix.length, -'.oci.tar'.length)}`]).catch(() => undefined);
+  }
 }
 
 /** Debian rootfs + /nodejs/bin/node (distroless's path, so the Dockerfile's ENTRYPOINT holds) + npm. */
