@@ -3,7 +3,8 @@
 # injects: args ["sidecar"]). Node 24 runs the TypeScript directly (type stripping): no build step but
 # the console's page bundle, so the image holds the sources, package.json, production dependencies and
 # that bundle.
-# Not built in this repository's CI (no container runtime there); see charts/README.md.
+# The tests build it with buildah on a local Node 24 base passed as both build args (test/cluster/images.ts);
+# the defaults below are the public images.
 
 ARG NODE_BUILD_IMAGE=node:24-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot

@@ -150,8 +150,9 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
       { name: 'qb-inbound', containerPort: config.ports.inbound, protocol: 'TCP' },
       { name: 'qb-admin', containerPort: admin, protocol: 'TCP' },
     ],
-    // Startup gates the app's containers: the sidecar's listeners are up before the app starts.
-    startupProbe: probe('/live', 1, 120),
+    // Startup gates the app's containers: Kubernetes starts them once the sidecar has its routes (/started:
+    // a snapshot for every required API), so the app's first call already finds a provider.
+    startupProbe: probe('/started', 1, 120),
     readinessProbe: probe('/ready', 2, 3),
     livenessProbe: probe('/live', 10, 3),
     resources: cleanResources(o.resources),

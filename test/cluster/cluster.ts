@@ -9,12 +9,13 @@ import { promisify } from 'node:util';
 import { apiRequest, type ApiCredentials } from './api-client.ts';
 import { ensureTools, formatDuration } from './build.ts';
 import { withFileLock } from './file-lock.ts';
+import { ensureImages, type ProductImages } from './images.ts';
 import { isOurs, startDetached, stopPid, isAlive } from './processes.ts';
 import { kwokStagesYaml } from './kwok-stages.ts';
 import { CLUSTER_TOOLS, KUBERNETES_VERSION, NODE_TOOLS, cacheRoot } from './versions.ts';
 import {
   NODE_COMPONENTS, NODE_IP, REAL_NODE_NAME, SERVICE_CIDR, buildNodeImages, claimNode, containerdReady, createRealNode, drainRealNode, hostProblem,
-  importImages, kubeProxyHealthy, kubeletArgs, prepareNetwork, readClaimDir, sweepNode, writeNodeConfigs, type NodeState,
+  clusterDnsArgs, importImages, kubeProxyHealthy, kubeletArgs, prepareNetwork, readClaimDir, sweepNode, writeNodeConfigs, type NodeState,
 } from './node.ts';
 import { waitUntil } from '../fixtures/wait.ts';
 
@@ -165,6 +166,8 @@ async function upLocked(dir: string, name: string, log: Log, realNode: boolean):
   const toolsBin = await ensureTools({ log, tools: realNode ? [...CLUSTER_TOOLS, ...NODE_TOOLS] : CLUSTER_TOOLS });
   const tool = (n: string): string => join(toolsBin, n);
   log(`qbasis: tools ready in ${toolsBin} (${formatDuration(Date.now() - t0)})`);
+  // The product's image and the test apps' (images.ts): built once per content hash, loaded into the node.
+  const images = realNode ? await ensureImages(log) : undefined;
 
   const t1 = Date.now();
   for (const d of ['pki', 'logs', 'etcd']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
@@ -288,7 +291,7 @@ async function upLocked(dir: string, name: string, log: Log, realNode: boolean):
       return r?.status === 200;
     });
     if (realNode) {
-      await startRealNode(state, start, creds, { kubelet: kubelet!, kubeletHealthz: kubeletHealthz!, proxyHealthz: proxyHealthz!, proxyMetrics: proxyMetrics! }, log);
+      await startRealNode(state, start, creds, { kubelet: kubelet!, kubeletHealthz: kubeletHealthz!, proxyHealthz: proxyHealthz!, proxyMetrics: proxyMetrics! }, images!, log);
     }
     if (!componentStatus(state).every((s) => s.alive)) {
       const dead = componentStatus(state).filter((s) => !s.alive).map((s) => s.component);
@@ -305,15 +308,16 @@ async function upLocked(dir: string, name: string, log: Log, realNode: boolean):
 
 type Starter = (c: Component, bin: string, args: string[], env?: NodeJS.ProcessEnv) => void;
 
-async function startRealNode(state: ClusterState, start: Starter, creds: ApiCredentials, ports: NodeState['ports'], log: Log): Promise<void> {
+async function startRealNode(state: ClusterState, start: Starter, creds: ApiCredentials, ports: NodeState['ports'], product: ProductImages, log: Log): Promise<void> {
   const t = Date.now();
   const tool = (n: string): string => join(state.toolsBin, n);
   await claimNode(state.dir, log);
   const images = buildNodeImages(state.toolsBin);
   // From here on, stopAll undoes the host changes.
-  state.realNode = { ports, images: { pause: images.pause, tinyHttp: images.tinyHttp } };
+  state.realNode = { ports, images: { pause: images.pause, tinyHttp: images.tinyHttp, qbasis: product.product.ref, testApps: product.testApps.ref } };
   writeState(state);
-  await prepareNetwork();
+  await prepareNetwork(state.ports.apiserver);
+  start('cluster-dns', process.execPath, clusterDnsArgs(state.dir));
   const pki = join(state.dir, 'pki');
   const p = writeNodeConfigs(state.dir, state.toolsBin, pki, state.realNode);
   writeKubeconfig(p.kubeletKubeconfig, state.apiUrl, pki, 'kubelet');
@@ -322,7 +326,7 @@ async function startRealNode(state: ClusterState, start: Starter, creds: ApiCred
   const env = { ...process.env, PATH: `${state.toolsBin}:/usr/local/sbin:/usr/sbin:/sbin:${process.env['PATH'] ?? '/usr/bin:/bin'}` };
   start('containerd', tool('containerd'), ['--config', p.containerdConfig], env);
   await waitOnComponent('containerd to answer', 60_000, state, 'containerd', () => containerdReady(state.toolsBin));
-  await importImages(state.toolsBin, images.archives);
+  await importImages(state.toolsBin, [...images.archives, product.product.archive, product.testApps.archive]);
   await createRealNode(creds);
   start('kube-proxy', tool('kube-proxy'), [`--config=${p.proxyConfig}`], env);
   start('kubelet', tool('kubelet'), kubeletArgs(p), env);
@@ -364,7 +368,7 @@ async function stopAll(state: ClusterState, log: Log): Promise<void> {
     if (isOurs(state.pids['kubelet'] ?? -1, state.dir) && isOurs(state.pids['kube-apiserver'] ?? -1, state.dir)) {
       await drainRealNode(credentials(state), log).catch(() => undefined);
     }
-    for (const c of ['kubelet', 'kube-proxy'] as const) {
+    for (const c of ['kubelet', 'kube-proxy', 'cluster-dns'] as const) {
       const pid = state.pids[c];
       if (pid !== undefined && (await stopPid(pid, state.dir)) !== 'not-running') log(`qbasis: stopped ${c} (pid ${pid})`);
     }
@@ -466,7 +470,11 @@ async function freePorts(n: number): Promise<number[]> {
 
 /** The lines `qbasis cluster env` prints. */
 export function envLines(state: ClusterState): string[] {
-  return [`export KUBECONFIG=${shellQuote(state.kubeconfig)}`, `export PATH=${shellQuote(state.toolsBin)}:"$PATH"`];
+  const lines = [`export KUBECONFIG=${shellQuote(state.kubeconfig)}`, `export PATH=${shellQuote(state.toolsBin)}:"$PATH"`];
+  // The product image in the real node's containerd, for `helm install --set image.repository=… image.tag=…`.
+  const image = state.realNode?.images.qbasis;
+  if (image !== undefined) lines.push(`export QBASIS_IMAGE_REPOSITORY=${shellQuote(image.split(':')[0]!)}`, `export QBASIS_IMAGE_TAG=${shellQuote(image.split(':')[1]!)}`);
+  return lines;
 }
 
 function shellQuote(s: string): string {

@@ -61,8 +61,9 @@ export async function hostInventory(): Promise<HostInventory> {
     mounts: mounts.sort(),
     links: links.sort(),
     routes: routes.sort(),
-    nftables: await out('nft', ['list', 'ruleset']),
-    iptables: (await out('sh', ['-c', 'command -v iptables-save >/dev/null && iptables-save | grep -v "^#" || echo none'])).trim(),
+    // Stateless: counters in rules that were there before (another tool's) change with traffic.
+    nftables: await out('nft', ['-s', 'list', 'ruleset']),
+    iptables: (await out('sh', ['-c', 'command -v iptables-save >/dev/null && iptables-save | grep -v "^#" | sed "s/\\[[0-9]*:[0-9]*\\]/[-]/" || echo none'])).trim(),
     cgroups: cgroups.sort(),
     files: files.sort(),
     sysctls,

@@ -24,7 +24,9 @@ const CGROUP_PARENT = 'qbasis';
 const NFT_GUARD = 'qbasis';
 /** Only pods that tolerate this land here, so kwok's pods (tests, demos) never do. */
 export const REAL_NODE_TAINT = { key: 'qbasis.io/real-node', value: 'true', effect: 'NoSchedule' } as const;
-export const NODE_COMPONENTS = ['containerd', 'kube-proxy', 'kubelet'] as const;
+export const NODE_COMPONENTS = ['containerd', 'kube-proxy', 'kubelet', 'cluster-dns'] as const;
+/** The `kubernetes` Service's ClusterIP (the first of SERVICE_CIDR): pods reach the API server there. */
+export const API_SERVICE_IP = '198.19.0.1';
 export type NodeComponent = (typeof NODE_COMPONENTS)[number];
 
 // What the kubelet (kernel tunables) and the CNI bridge (ip_forward) change; restored by stopNode.
@@ -33,7 +35,18 @@ const CONTAINER_LOG_LINKS = '/var/log/containers';
 
 export interface NodeState {
   ports: { kubelet: number; kubeletHealthz: number; proxyHealthz: number; proxyMetrics: number };
-  images: { pause: string; tinyHttp: string };
+  /** qbasis: the product image (Dockerfile); testApps: it plus test/demo's apps (images.ts). */
+  images: { pause: string; tinyHttp: string; qbasis?: string; testApps?: string };
+}
+
+/** What a pod spec needs to run on the real node: its taint tolerated and the node selected. */
+export function onRealNode<T extends object>(spec: T): T & { nodeSelector: Record<string, string>; tolerations: object[] } {
+  return { ...spec, nodeSelector: { 'qbasis.io/real-node': 'true' }, tolerations: [{ key: REAL_NODE_TAINT.key, operator: 'Exists', effect: REAL_NODE_TAINT.effect }] };
+}
+
+/** The cluster DNS process's arguments; the node dir on its command line lets sweepNode find it. */
+export function clusterDnsArgs(clusterDir: string): string[] {
+  return [join(import.meta.dirname, 'cluster-dns.ts'), '--listen', NODE_IP, '--node-dir', join(clusterDir, 'node')];
 }
 
 /** What the host looked like before: what to put back. Kept in RUN_DIR so a sweep finds it without the cluster dir. */
@@ -123,8 +136,11 @@ async function linkExists(name: string): Promise<boolean> {
   return (await run('ip', ['link', 'show', name], { allowFailure: true })).code === 0;
 }
 
-/** Bridge with the node's address, routes that keep 198.18/15 on it, a guard against anything else, the pods' cgroup parent. */
-export async function prepareNetwork(): Promise<void> {
+/**
+ * Bridge with the node's address, routes that keep 198.18/15 on it, a guard against anything else, the pods'
+ * cgroup parent, and the way from pods to the API server (which listens on 127.0.0.1 only).
+ */
+export async function prepareNetwork(apiPort: number): Promise<void> {
   await run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
   await run('ip', ['addr', 'add', `${NODE_IP}/24`, 'dev', BRIDGE]);
   await run('ip', ['link', 'set', BRIDGE, 'up']);
@@ -144,10 +160,18 @@ export async function prepareNetwork(): Promise<void> {
     `    ip daddr 198.18.0.0/15 oifname != { "${BRIDGE}", "lo" } drop`,
     `    ip saddr 198.18.0.0/15 oifname != { "${BRIDGE}", "lo" } drop`,
     '  }',
+    // In-cluster clients (the controller) dial the `kubernetes` Service, which has no endpoints here (the API
+    // server's address is loopback): send it to 127.0.0.1 before kube-proxy (dstnat, -100) looks at it.
+    '  chain apiserver {',
+    '    type nat hook prerouting priority -150; policy accept;',
+    `    iifname "${BRIDGE}" ip daddr ${API_SERVICE_IP} tcp dport 443 dnat to 127.0.0.1:${apiPort}`,
+    '  }',
     '}',
     '',
   ].join('\n');
   await run('nft', ['-f', '-'], { input: guard });
+  // A DNAT to loopback from the bridge needs route_localnet on it; the setting goes with the bridge.
+  writeFileSync(`/proc/sys/net/ipv4/conf/${BRIDGE}/route_localnet`, '1');
   for (const h of cgroupHierarchies()) mkdirSync(join(h, CGROUP_PARENT), { recursive: true });
 }
 
@@ -283,6 +307,8 @@ export function writeNodeConfigs(clusterDir: string, toolsBin: string, pki: stri
     authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: join(pki, 'ca.crt') } },
     authorization: { mode: 'Webhook' },
     clusterDomain: 'cluster.local',
+    // cluster-dns.ts on the bridge address: Service names resolve in pods, nothing else does.
+    clusterDNS: [NODE_IP],
     resolvConf: join(p.dir, 'resolv.conf'),
     podLogsDir: join(p.dir, 'pod-logs'),
     volumePluginDir: join(p.kubeletRoot, 'volume-plugins'),
@@ -291,6 +317,9 @@ export function writeNodeConfigs(clusterDir: string, toolsBin: string, pki: stri
     imageGCLowThresholdPercent: 99,
     evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '2%', 'imagefs.available': '2%' },
     failSwapOn: false,
+    // No KUBE-IPTABLES-HINT/KUBE-FIREWALL chains where iptables is installed (buildah pulls it in): kube-proxy
+    // runs in nftables mode and needs none, and they would outlive the node.
+    makeIPTablesUtilChains: false,
     serializeImagePulls: false,
     enableServer: true,
     maxPods: 110,

@@ -1,6 +1,6 @@
-// The load both demos drive through the client's sidecar: OrderService Create calls at a fixed rate (at most
+// The load the demos drive through the caller's sidecar: OrderService Create calls at a fixed rate (at most
 // 64 in flight), each reply counted by the version and pod that served it; a reply from a version outside
-// `range` is misrouted. Used by `qbasis demo` (demo.ts) and `npm run demo:cluster` (cluster-demo.ts).
+// `range` is misrouted. Used by `qbasis demo` (demo.ts) and, in a pod, by test/node/caller-app.ts.
 import * as grpc from '@grpc/grpc-js';
 import { satisfies } from '../../proto/versions.ts';
 import { waitUntil, type WaitOptions } from '../fixtures/wait.ts';
