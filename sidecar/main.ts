@@ -26,6 +26,7 @@ import type { PeerTls } from './connection.ts';
 import { InboundAuthorization } from './inbound/authorization.ts';
 import { controllerChannel } from './identity/controller-channel.ts';
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
+import { loadGateway, type Gateway } from './gateway/gateway.ts';
 
 export async function main(argv: string[]): Promise<number> {
   let cfg: SidecarConfig | 'help';
@@ -44,6 +45,17 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function run(cfg: SidecarConfig): Promise<number> {
+  let gateway: Gateway | undefined;
+  if (cfg.appProtocol === 'http') {
+    try {
+      gateway = loadGateway(cfg.schema!, cfg.provides, cfg.requires, cfg.maxFrameBytes);
+    } catch (err) {
+      const msg = (err as Error).message.replaceAll('\n', ' ');
+      // A .proto error names the file inside the schema directory: say which directory too.
+      process.stderr.write(`qbasis sidecar: QB_INVALID_SCHEMA: ${msg.startsWith(cfg.schema!) ? msg : `${cfg.schema}/${msg}`}\n`);
+      return 1;
+    }
+  }
   const log = pino({ level: cfg.logLevel, base: { component: 'sidecar', pod: cfg.podName, namespace: cfg.namespace || undefined } });
   const metrics = new Metrics();
   const router = new Router(cfg.requires, metrics);

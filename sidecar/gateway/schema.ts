@@ -70,7 +70,9 @@ export interface Schema {
   toDescriptorSet(): Uint8Array;
 }
 
-/** A `.binpb` file, or a directory of `.proto` files. */
+const DESCRIPTOR_SET_FILE = /\.(binpb|pb|desc|protoset)$/;
+
+/** A `.binpb` file, a directory holding one, or a directory of `.proto` files. */
 export function loadSchema(path: string, limits: SchemaLimits = DEFAULT_SCHEMA_LIMITS): Schema {
   let st;
   try {
@@ -78,7 +80,13 @@ export function loadSchema(path: string, limits: SchemaLimits = DEFAULT_SCHEMA_L
   } catch (e) {
     throw new SchemaError(`${path}: cannot read the schema: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  if (st.isDirectory()) return compileProtoSources(readProtoDir(path, limits), path, limits);
+  if (st.isDirectory()) {
+    // A ConfigMap holding a descriptor set (binaryData) mounts as a directory with that one file.
+    const sets = readdirSync(path).filter((n) => !n.startsWith('..') && DESCRIPTOR_SET_FILE.test(n));
+    if (sets.length > 1) throw new SchemaError(`${path}: ${sets.length} descriptor sets (${sets.join(', ')}); expected one FileDescriptorSet, or .proto files`);
+    if (sets.length === 1) return loadSchema(join(path, sets[0]!), limits);
+    return compileProtoSources(readProtoDir(path, limits), path, limits);
+  }
   if (st.size > limits.maxFileBytes) throw new SchemaError(`${path}: ${st.size} bytes is more than the ${limits.maxFileBytes} a descriptor set may have`);
   return schemaFromDescriptorSet(readFileSync(path), path, limits);
 }
@@ -124,14 +132,14 @@ export function compileProtoSources(sources: Map<string, string>, source: string
 }
 
 /** Fails naming every service the schema lacks (and, when short, what it has). */
-export function requireServices(schema: Schema, services: string[]): void {
+export function requireServices(schema: Schema, services: string[], why?: string): void {
   const all = new Set<string>();
   for (const f of schema.files) for (const s of f.service) all.add(f.package === '' ? s.name : `${f.package}.${s.name}`);
   const missing = services.filter((s) => !all.has(s));
   if (missing.length === 0) return;
   const known = [...all].sort();
   const hint = known.length === 0 ? 'it defines no service' : `it defines ${known.slice(0, 10).join(', ')}${known.length > 10 ? `, … (${known.length})` : ''}`;
-  throw new SchemaError(`${schema.source}: no service ${missing.join(', ')} in the schema; ${hint}`);
+  throw new SchemaError(`${schema.source}: no service ${missing.join(', ')} in the schema${why === undefined ? '' : ` (${why})`}; ${hint}`);
 }
 
 // ---- internals ----
