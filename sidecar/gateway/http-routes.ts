@@ -53,6 +53,8 @@ export class HttpRoutes {
         list.push({ method: m, binding: b });
       }
     }
+    // A template with a verb before those without: `/v1/echo/x:stream` is the streaming route, not `{text}` = "x:stream".
+    for (const list of this.#rules.values()) list.sort((a, b) => Number(b.binding.verb !== undefined) - Number(a.binding.verb !== undefined));
   }
 
   /** The method for `verb url`; undefined when nothing matches. Throws RouteError for a bad query parameter value. */

@@ -2,7 +2,7 @@
 // --descriptor_set_out`) or a directory of .proto files compiled here. Both are untrusted input (a
 // ConfigMap), so every size is bounded, and every error is one line naming the file and what is wrong.
 import { lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import { create, createFileRegistry, fromBinary, getExtension, hasExtension, toBinary, type DescExtension, type DescMessage, type DescMethod, type DescService, type FileRegistry } from '@bufbuild/protobuf';
 import * as wkt from '@bufbuild/protobuf/wkt';
 import { FileDescriptorSetSchema, type DescriptorProto, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
@@ -72,7 +72,7 @@ export interface Schema {
 
 const DESCRIPTOR_SET_FILE = /\.(binpb|pb|desc|protoset)$/;
 
-/** A `.binpb` file, a directory holding one, or a directory of `.proto` files. */
+/** A `.binpb` file, a directory holding one, a directory of `.proto` files, or one `.proto` file. */
 export function loadSchema(path: string, limits: SchemaLimits = DEFAULT_SCHEMA_LIMITS): Schema {
   let st;
   try {
@@ -87,7 +87,9 @@ export function loadSchema(path: string, limits: SchemaLimits = DEFAULT_SCHEMA_L
     if (sets.length === 1) return loadSchema(join(path, sets[0]!), limits);
     return compileProtoSources(readProtoDir(path, limits), path, limits);
   }
-  if (st.size > limits.maxFileBytes) throw new SchemaError(`${path}: ${st.size} bytes is more than the ${limits.maxFileBytes} a descriptor set may have`);
+  if (st.size > limits.maxFileBytes) throw new SchemaError(`${path}: ${st.size} bytes is more than the ${limits.maxFileBytes} a schema file may have`);
+  // One .proto file on its own (it may import only the built-ins).
+  if (path.endsWith('.proto')) return compileProtoSources(new Map([[basename(path), readFileSync(path, 'utf8')]]), path, limits);
   return schemaFromDescriptorSet(readFileSync(path), path, limits);
 }
 
