@@ -29,6 +29,8 @@ import { controllerChannel } from './identity/controller-channel.ts';
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
 import { loadGateway, type Gateway } from './gateway/gateway.ts';
 import { OutboundGateway } from './gateway/outbound-gateway.ts';
+import { HttpApp } from './gateway/http-app.ts';
+import type { AppConnection } from './inbound/call.ts';
 import type { OutboundContext } from './outbound/call.ts';
 
 export async function main(argv: string[]): Promise<number> {
@@ -112,7 +114,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const reporter = new SidecarReporter({ tally: mirrors.tally, calls: [...router.balancers.values()].map((b) => b.calls), pod: cfg.podName, namespace: cfg.namespace, send: (r) => discovery.report(r), log });
   reporter.start();
 
-  const app = new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });
+  const app: AppConnection = gateway !== undefined ? new HttpApp(cfg.appHost, cfg.appPort, gateway) : new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });
   const limits: ListenerLimits = {
     maxConcurrentStreams: cfg.maxConcurrentStreams, maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.idleTimeoutMs,
     partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE, rapidResetBurst: RAPID_RESET_BURST, rapidResetRate: RAPID_RESET_RATE,
