@@ -109,8 +109,8 @@ function decodeUtf8(bytes: Uint8Array, max: number): string {
  * last silently; protojson refuses it). Returns the integer literals a double cannot hold exactly (what
  * JSON.parse made of them), so a 64-bit field given one is refused rather than silently changed.
  */
-function scanStructure(text: string, max: number): Set<number> | undefined {
-  let inexact: Set<number> | undefined;
+function scanStructure(text: string, max: number): Map<number, string> | undefined {
+  let inexact: Map<number, string> | undefined;
   const stack: Array<Set<string> | null | false> = []; // per open container: an object's keys so far (null: none yet), false: an array
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {
@@ -155,7 +155,7 @@ function scanStructure(text: string, max: number): Set<number> | undefined {
       while (i + 1 < text.length && isNumberChar(text.charCodeAt(i + 1))) i++;
       if (i - start >= 15) {
         const token = text.slice(start, i + 1);
-        if (/^-?\d+$/.test(token) && BigInt(token) !== BigInt(Number(token))) (inexact ??= new Set()).add(Number(token));
+        if (/^-?\d+$/.test(token) && BigInt(token) !== BigInt(Number(token))) (inexact ??= new Map()).set(Number(token), token);
       }
     }
   }

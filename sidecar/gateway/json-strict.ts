@@ -35,9 +35,9 @@ function fieldsByKey(m: DescMessage): Map<string, DescField> {
 }
 
 /** Integer literals of the text being checked that JSON.parse could not read exactly (see json-codec.ts). */
-let inexact: Set<number> | undefined;
+let inexact: Map<number, string> | undefined;
 
-export function checkStrict(m: DescMessage, json: JsonValue, registry: Registry, inexactIntegers?: Set<number>): { path: string; what: string } | undefined {
+export function checkStrict(m: DescMessage, json: JsonValue, registry: Registry, inexactIntegers?: Map<number, string>): { path: string; what: string } | undefined {
   inexact = inexactIntegers;
   try {
     return message(m, json, '', registry);
@@ -121,7 +121,7 @@ function scalar(s: ScalarType, holder: Obj | JsonValue[], key: string | number, 
   const v = (holder as Obj)[key as string];
   if (typeof v === 'number' && inexact !== undefined && inexact.has(v) && IS_64_BIT.has(s)) {
     // JSON.parse has already rounded it (9007199254740993 reads as …992): refused rather than silently changed.
-    return { path, what: `${v} as a JSON number is beyond 2^53 and cannot be read exactly; expected a 64-bit integer beyond ±9007199254740991 as a decimal string, e.g. "9007199254740993"` };
+    return { path, what: `${inexact.get(v)!} as a JSON number is beyond 2^53 and cannot be read exactly; expected a 64-bit integer beyond ±9007199254740991 as a decimal string, "${inexact.get(v)!}"` };
   }
   if (typeof v !== 'string') return undefined;
   switch (s) {
