@@ -13,7 +13,7 @@ import type { Acquired } from '../connection.ts';
 import { encodeGrpcMessage, GrpcMessageReader, grpcMessage, parseTimeout } from '../grpc-wire.ts';
 import { HOP_BY_HOP } from './exchange.ts';
 import type { Gateway } from './gateway.ts';
-import { appRequest, wrapResponseBody } from './http-routes.ts';
+import { appRequest, wrapResponseBody, type AppRequest } from './http-routes.ts';
 import { appError } from './http-status.ts';
 import { JsonCodecError, jsonSyntaxOffset } from './json-codec.ts';
 import type { MethodInfo } from './schema.ts';
@@ -23,6 +23,7 @@ const { Agent, request } = createRequire(import.meta.url)('node:http') as typeof
 /** Connections to the app at most; more calls wait in the pool's queue. */
 export const APP_MAX_SOCKETS = 128;
 const END_STREAM = 0x1;
+const IDLE_SOCKET_MS = 4000;
 
 /** gRPC request headers that are not the caller's metadata. */
 const NOT_METADATA = new Set(['content-type', 'content-length', 'user-agent', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding']);
@@ -42,7 +43,8 @@ export class HttpApp {
     this.#port = port;
     this.key = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.#gateway = gateway;
-    this.#agent = new Agent({ keepAlive: true, maxSockets: APP_MAX_SOCKETS, maxFreeSockets: 32, scheduling: 'lifo' });
+    // Idle connections are dropped after 4 s, before common servers' keep-alive timeouts (Node's 5 s) close them under a request.
+    this.#agent = new Agent({ keepAlive: true, maxSockets: APP_MAX_SOCKETS, maxFreeSockets: 32, scheduling: 'lifo', timeout: IDLE_SOCKET_MS });
     const session = { destroyed: false, request: (headers: string[]) => new ProviderStream(this, headers) };
     this.#session = session as unknown as ClientHttp2Session;
   }
@@ -165,6 +167,10 @@ class ProviderStream extends Duplex {
         this.#status(Status.DEADLINE_EXCEEDED, `${m.path}: the app at ${this.#app.key} gave no answer within the deadline of ${Math.round(timeout)} ms`, 'QB_DEADLINE_EXCEEDED');
       }, timeout);
     }
+    this.#attempt(m, r, headers, false);
+  }
+
+  #attempt(m: MethodInfo, r: AppRequest, headers: OutgoingHttpHeaders, again: boolean): void {
     let req: http.ClientRequest;
     try {
       req = this.#app.send({ method: r.method, path: r.path, headers });
@@ -174,6 +180,11 @@ class ProviderStream extends Duplex {
     this.#req = req;
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (this.#ended) return;
+      if (!again && req.reusedSocket && this.#res === undefined && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+        // A kept-alive connection the app closed as idle just as the request went out: the app never read
+        // it (a server closes only connections with no request in progress), so it is sent once more.
+        return this.#attempt(m, r, headers, true);
+      }
       if (err.code === 'ECONNREFUSED') {
         // Nothing reached the app: the caller's sidecar may send the call to another endpoint.
         this.#status(Status.UNAVAILABLE, `the app at ${this.#app.key} does not accept connections (nothing was sent to it): ${err.message}`, 'QB_APP_UNAVAILABLE');

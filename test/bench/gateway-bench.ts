@@ -12,11 +12,9 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { ECHO_API } from '../fixtures/echo-client.ts';
-import { startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
+import { startEcho, startLegacyEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { REPO, startController, tempDir, writePods } from '../fixtures/local-controller.ts';
-import { waitUntil } from '../fixtures/wait.ts';
 import { loadSchema } from '../../sidecar/gateway/schema.ts';
 import { JsonCodec } from '../../sidecar/gateway/json-codec.ts';
 
@@ -83,10 +81,7 @@ async function main(): Promise<void> {
   const ctl = await startController({ podsFile, host: `${NET}.1` });
   try {
     await startEcho({ host: GRPC_POD, port: 50051, name: 'echo-grpc', version: '1.4.0' });
-    const legacy = spawn(process.execPath, [path.join(REPO, 'test/fixtures/legacy/legacy-echo-app.ts'), '--host', LEGACY_POD, '--port', '50051', '--name', 'echo-legacy', '--version', '2.0.0'], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    legacy.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    await waitUntil('legacy app', () => out.includes('listening'));
+    await startLegacyEcho({ host: LEGACY_POD, port: 50051, name: 'echo-legacy', version: '2.0.0' });
     const http = ['--app-protocol', 'http', '--schema', SCHEMA];
     const [grpcSide, legacySide, caller] = await Promise.all([
       startSidecar({ ip: GRPC_POD, discovery: ctl.target, appPort: 50051, provides: `${ECHO_API}@1.4.0`, podName: 'echo-grpc' }),
@@ -162,7 +157,6 @@ async function main(): Promise<void> {
     const file = path.join(REPO, 'test/bench/results/gateway.json');
     fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify({ outbound: result.outbound, inbound: result.inbound, failed: result.failed, load: loads }, null, 2)}\nwrote ${file}\n`);
-    legacy.kill();
   } finally {
     await stopAll();
     await ctl.stop();

@@ -10,12 +10,10 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { echoClient, ECHO_API, type EchoClient, type EchoResponse } from '../fixtures/echo-client.ts';
-import { startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
+import { startEcho, startLegacyEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { REPO, startController, tempDir, writePods, type RunningController } from '../fixtures/local-controller.ts';
-import { waitUntil } from '../fixtures/wait.ts';
 
 const NET = '127.0.120';
 const GRPC_POD = `${NET}.11`;
@@ -41,7 +39,7 @@ before(async () => {
   ]);
   ctl = await startController({ podsFile, host: `${NET}.1` });
   await startEcho({ host: GRPC_POD, port: APP_PORT, name: 'echo-grpc', version: '1.4.0' });
-  legacyApp = await startLegacy(LEGACY_POD, APP_PORT, 'echo-legacy', '2.0.0');
+  legacyApp = await startLegacyEcho({ host: LEGACY_POD, port: APP_PORT, name: 'echo-legacy', version: '2.0.0' });
   sidecars.push(...await Promise.all([
     startSidecar({ ip: GRPC_POD, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@1.4.0`, podName: 'echo-grpc' }),
     startSidecar({ ip: LEGACY_POD, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@2.0.0`, podName: 'echo-legacy', extra: HTTP_SIDECAR }),
@@ -54,21 +52,9 @@ before(async () => {
 
 after(async () => {
   grpcCaller?.close();
-  await legacyApp?.stop('SIGKILL');
   await stopAll();
   await ctl?.stop();
 });
-
-async function startLegacy(host: string, port: number, name: string, version: string): Promise<Proc> {
-  const proc = spawn(process.execPath, [path.join(REPO, 'test/fixtures/legacy/legacy-echo-app.ts'), '--host', host, '--port', String(port), '--name', name, '--version', version], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  proc.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on('exit', (code, signal) => r({ code, signal })));
-  await waitUntil(`legacy app ${name} to listen`, () => out.includes('listening'), { abortIf: () => (proc.exitCode !== null ? `exited ${proc.exitCode}: ${err}` : undefined) });
-  return { proc, pid: proc.pid!, out: () => out, err: () => err, logs: () => [], exited, stop: async (s = 'SIGTERM') => { proc.kill(s); return exited; } };
-}
 
 interface HttpAnswer { status: number; headers: http.IncomingHttpHeaders; body: string; json: () => Record<string, unknown> }
 
