@@ -17,6 +17,7 @@ import { startEcho, startLegacyEcho, startSidecar, stopAll, type Proc } from '..
 import { REPO, startController, tempDir, writePods } from '../fixtures/local-controller.ts';
 import { loadSchema } from '../../sidecar/gateway/schema.ts';
 import { JsonCodec } from '../../sidecar/gateway/json-codec.ts';
+import { SIDECAR_NODE_FLAGS } from '../../sidecar/runtime-flags.ts';
 
 const NET = '127.0.125';
 const GRPC_POD = `${NET}.11`;
@@ -26,6 +27,7 @@ const SCHEMA = path.join(REPO, 'test/fixtures/legacy/echo-http.proto');
 const CALLS = Number(process.env['BENCH_CALLS'] ?? 4000);
 const C = Number(process.env['BENCH_C'] ?? 16);
 const ROUNDS = 3;
+const PROFILE = process.env['BENCH_PROFILE'];
 const TICK_US = 1e6 / 100; // USER_HZ
 
 function cpuTicks(pid: number): number {
@@ -83,10 +85,12 @@ async function main(): Promise<void> {
     await startEcho({ host: GRPC_POD, port: 50051, name: 'echo-grpc', version: '1.4.0' });
     await startLegacyEcho({ host: LEGACY_POD, port: 50051, name: 'echo-legacy', version: '2.0.0' });
     const http = ['--app-protocol', 'http', '--schema', SCHEMA];
+    // BENCH_PROFILE=<dir>: --cpu-prof of the two converting sidecars (written when they stop, at the end).
+    const profile = (role: string): { env?: NodeJS.ProcessEnv } => (PROFILE === undefined ? {} : { env: { QBASIS_SIDECAR_NODE_FLAGS: `${SIDECAR_NODE_FLAGS.join(' ')} --cpu-prof --cpu-prof-dir=${path.join(PROFILE, role)}` } });
     const [grpcSide, legacySide, caller] = await Promise.all([
       startSidecar({ ip: GRPC_POD, discovery: ctl.target, appPort: 50051, provides: `${ECHO_API}@1.4.0`, podName: 'echo-grpc' }),
-      startSidecar({ ip: LEGACY_POD, discovery: ctl.target, appPort: 50051, provides: `${ECHO_API}@2.0.0`, podName: 'echo-legacy', extra: http }),
-      startSidecar({ ip: CALLER, discovery: ctl.target, appPort: 1, requires: `${ECHO_API}@^1.2`, podName: 'caller', extra: http }),
+      startSidecar({ ip: LEGACY_POD, discovery: ctl.target, appPort: 50051, provides: `${ECHO_API}@2.0.0`, podName: 'echo-legacy', extra: http, ...profile('legacy-provider') }),
+      startSidecar({ ip: CALLER, discovery: ctl.target, appPort: 1, requires: `${ECHO_API}@^1.2`, podName: 'caller', extra: http, ...profile('caller') }),
     ]) as [Proc, Proc, Proc];
     // A second caller for the inbound comparison: plain gRPC to the legacy provider (^2).
     const callerIn = await startSidecar({ ip: `${NET}.22`, discovery: ctl.target, appPort: 1, requires: `${ECHO_API}@^2`, podName: 'caller-in' });
@@ -156,6 +160,7 @@ async function main(): Promise<void> {
     };
     const file = path.join(REPO, 'test/bench/results/gateway.json');
     fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    if (PROFILE !== undefined) await Promise.all([caller.stop(), legacySide.stop()]);
     process.stdout.write(`${JSON.stringify({ outbound: result.outbound, inbound: result.inbound, failed: result.failed, load: loads }, null, 2)}\nwrote ${file}\n`);
   } finally {
     await stopAll();
