@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -184,9 +185,27 @@ test('bad input is a clear 4xx/5xx naming what is wrong, and the sidecars keep s
     assert.deepEqual(j.details, [], c.name);
     assert.equal(r.headers['qbasis-error-code'], c.qb, c.name);
   }
+  // Bytes that are neither HTTP/1.1 nor HTTP/2 on the port: 400 and the connection closed.
+  const garbage = await new Promise<string>((resolve, reject) => {
+    const sock = net.connect(15001, LEGACY_TO_GRPC, () => sock.write('\x16\x03\x01 not http at all\r\n\r\n'));
+    let got = '';
+    sock.setEncoding('utf8').on('data', (d: string) => (got += d)).on('close', () => resolve(got)).on('error', reject);
+  });
+  assert.match(garbage, /^HTTP\/1\.1 400 Bad Request/);
   const still = await call(LEGACY_TO_GRPC, 'POST', UNARY, JSON.stringify({ text: 'still here' }));
   assert.equal(still.status, 200);
   for (const s of sidecars) assert.equal(s.proc.exitCode, null, 'no sidecar exited');
+});
+
+test('an app-protocol http sidecar still carries gRPC on its outbound port (an app can move method by method)', async () => {
+  const c = echoClient(`${LEGACY_TO_GRPC}:15001`);
+  try {
+    const res = await new Promise<EchoResponse>((resolve, reject) => c.Unary({ text: 'plain gRPC' }, { deadline: Date.now() + 15_000 }, (e: Error | null, r: EchoResponse) => (e ? reject(e) : resolve(r))));
+    assert.equal(res.text, 'plain gRPC');
+    assert.equal(res.served_by, 'echo-grpc@1.4.0');
+  } finally {
+    c.close();
+  }
 });
 
 // ---- gRPC caller → legacy provider ----
