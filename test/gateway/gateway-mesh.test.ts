@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { echoClient, ECHO_API, type EchoClient, type EchoResponse } from '../fixtures/echo-client.ts';
 import { startEcho, startLegacyEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { REPO, startController, tempDir, writePods, type RunningController } from '../fixtures/local-controller.ts';
+import { waitUntil } from '../fixtures/wait.ts';
 
 const NET = '127.0.120';
 const GRPC_POD = `${NET}.11`;
@@ -145,6 +146,22 @@ test('a deadline travels as grpc-timeout: the provider sees it, and the gateway 
   assert.ok(Date.now() - t0 < 2500, 'answered at the deadline, not when the app finished');
 });
 
+test('a legacy caller that hangs up cancels the call: the gRPC provider sees it cancelled', async () => {
+  const tag = `hangup-${Date.now()}`;
+  const req = http.request({ host: LEGACY_TO_GRPC, port: 15001, method: 'POST', path: UNARY, headers: { 'content-type': 'application/json' }, agent: false });
+  req.on('error', () => {});
+  req.end(JSON.stringify({ text: 'slow', delayMs: 5000, tag }));
+  await new Promise((r) => setTimeout(r, 500));
+  req.destroy();
+  const direct = echoClient(`${GRPC_POD}:${APP_PORT}`);
+  try {
+    const tags = async (): Promise<string[]> => new Promise((resolve, reject) => direct.Stats({}, (e: Error | null, r: { cancelled_tags: string[] }) => (e ? reject(e) : resolve(r.cancelled_tags))));
+    await waitUntil('the provider to see the call cancelled', async () => (await tags()).includes(tag), { timeoutMs: 4000 });
+  } finally {
+    direct.close();
+  }
+});
+
 test('h2c with prior knowledge works on the same port as HTTP/1.1', async () => {
   const s = http2.connect(`http://${LEGACY_TO_GRPC}:15001`);
   try {
@@ -255,6 +272,19 @@ test('a gRPC deadline reaches the legacy app as grpc-timeout, and passes as DEAD
   assert.ok(left > 2000 && left <= 4000, `the legacy app saw ${left} ms left`);
   const late = await grpcFails({ text: 'slow', delay_ms: 3000, tag: 'late-1' }, { deadline: Date.now() + 300 });
   assert.equal(late.code, grpc.status.DEADLINE_EXCEEDED);
+  // The gateway aborted the HTTP request: the legacy app saw its client go away.
+  const cancelledTags = async (): Promise<string[]> => {
+    const r = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: LEGACY_POD, port: APP_PORT, method: 'POST', path: `/${ECHO_API}/Stats`, agent: false }, (res) => {
+        let b = '';
+        res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve(b));
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    return (JSON.parse(r) as { cancelledTags: string[] }).cancelledTags;
+  };
+  await waitUntil('the legacy app to see the expired call go away', async () => (await cancelledTags()).includes('late-1'), { timeoutMs: 4000 });
 });
 
 // ---- legacy → legacy ----
