@@ -124,7 +124,7 @@ export class OutboundGateway {
     ex.body.once('end', () => {
       if (over || ex.done) return;
       try {
-        this.#call(ex, match, Buffer.concat(chunks, size));
+        this.#call(ex, match, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
       } catch (err) {
         // A fault of ours must cost this request only, never the sidecar.
         this.#refuse(ex, 'QB_INTERNAL', `${m.path}: the gateway failed on this request: ${(err as Error).message}`);
@@ -141,11 +141,11 @@ export class OutboundGateway {
     try {
       const parts: Uint8Array[] = [];
       const b = match.binding;
-      const text = body.toString('utf8');
-      if (b === undefined || b.body === '*') parts.push(codec.jsonToBinary(m.input, text.trim() === '' ? '{}' : body));
-      else if (b.body !== '' && text.trim() !== '') {
+      const blank = isBlank(body);
+      if (b === undefined || b.body === '*') parts.push(codec.jsonToBinary(m.input, blank ? '{}' : body));
+      else if (b.body !== '' && !blank) {
         const f = m.input.fields.find((x) => x.name === b.body)!;
-        parts.push(codec.jsonToBinary(m.input, `{${JSON.stringify(f.jsonName)}:${text}}`));
+        parts.push(codec.jsonToBinary(m.input, `{${JSON.stringify(f.jsonName)}:${body.toString('utf8')}}`));
       }
       // Path and query fields after the body: in protobuf's merge the later value of a field wins.
       if (match.fields !== undefined) parts.push(codec.jsonToBinary(m.input, JSON.stringify(match.fields)));
@@ -177,6 +177,15 @@ export class OutboundGateway {
     ex.abandonRequest();
   }
 
+}
+
+/** Empty, or JSON whitespace only (an empty request). */
+function isBlank(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
+  }
+  return true;
 }
 
 function pathOnly(url: string): string {
