@@ -3,9 +3,11 @@
 // `qbasis sidecar`; the legacy callers are this test's HTTP requests to their sidecars' outbound port.
 // The three pairings: legacy caller → gRPC provider, gRPC caller → legacy provider, legacy → legacy; unary
 // and server streaming, headers, deadlines, errors both ways, and bad input, each a clear error.
+// The legacy → legacy caller is configured through QBASIS_* variables only, its schema a ConfigMap-style mount.
 // Addresses: 127.0.120.x (controller .1; gRPC echo 1.4.0 pod .11; legacy echo 2.0.0 pod .12;
 // legacy caller of ^1 .21, legacy caller of ^2 .22, gRPC caller of ^2 .23).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -46,7 +48,8 @@ before(async () => {
     startSidecar({ ip: GRPC_POD, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@1.4.0`, podName: 'echo-grpc' }),
     startSidecar({ ip: LEGACY_POD, discovery: ctl.target, appPort: APP_PORT, provides: `${ECHO_API}@2.0.0`, podName: 'echo-legacy', extra: HTTP_SIDECAR }),
     startSidecar({ ip: LEGACY_TO_GRPC, discovery: ctl.target, appPort: 1, requires: `${ECHO_API}@^1.2`, podName: 'legacy-caller-1', extra: [...HTTP_SIDECAR, '--max-frame-bytes', String(LIMIT)] }),
-    startSidecar({ ip: LEGACY_TO_LEGACY, discovery: ctl.target, appPort: 1, requires: `${ECHO_API}@^2`, podName: 'legacy-caller-2', extra: HTTP_SIDECAR }),
+    // Configured as the webhook does it: QBASIS_* environment only, the schema a ConfigMap mount.
+    startSidecar({ ip: LEGACY_TO_LEGACY, discovery: '', appPort: 0, envOnly: true, env: { QBASIS_IP: LEGACY_TO_LEGACY, QBASIS_DISCOVERY: ctl.target, QBASIS_APP_PORT: '1', QBASIS_REQUIRES: `${ECHO_API}@^2`, QBASIS_POD_NAME: 'legacy-caller-2', QBASIS_APP_PROTOCOL: 'http', QBASIS_SCHEMA: configMapMount(path.join(tempDir('gateway-mesh-schema'), 'schema')) } }),
     startSidecar({ ip: GRPC_TO_LEGACY, discovery: ctl.target, appPort: 1, requires: `${ECHO_API}@^2`, podName: 'grpc-caller-2' }),
   ]));
   grpcCaller = echoClient(`${GRPC_TO_LEGACY}:15001`);
@@ -57,6 +60,16 @@ after(async () => {
   await stopAll();
   await ctl?.stop();
 });
+
+/** The schema as the kubelet mounts a ConfigMap: the file a symlink through ..data into a timestamped directory. */
+function configMapMount(dir: string): string {
+  const stamp = path.join(dir, '..2026_12_02_05_00_00.000000001');
+  fs.mkdirSync(stamp, { recursive: true });
+  fs.copyFileSync(SCHEMA, path.join(stamp, 'echo-http.proto'));
+  fs.symlinkSync('..2026_12_02_05_00_00.000000001', path.join(dir, '..data'));
+  fs.symlinkSync('..data/echo-http.proto', path.join(dir, 'echo-http.proto'));
+  return dir;
+}
 
 interface HttpAnswer { status: number; headers: http.IncomingHttpHeaders; body: string; json: () => Record<string, unknown> }
 
