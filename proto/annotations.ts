@@ -9,6 +9,7 @@ export const ANNOTATIONS = {
   requires: 'qbasis.io/requires',
   appPort: 'qbasis.io/app-port',
   appProtocol: 'qbasis.io/app-protocol',
+  schema: 'qbasis.io/schema',
 } as const;
 
 export type AppProtocol = 'grpc' | 'http';
@@ -29,6 +30,8 @@ export interface PodDeclaration {
   requires: ApiRange[];
   appPort?: number;
   appProtocol: AppProtocol;
+  /** app-protocol http: the ConfigMap (in the pod's namespace) holding the API schema. */
+  schema?: string;
 }
 
 export interface AnnotationProblem {
@@ -195,7 +198,19 @@ export function parsePodAnnotations(annotations: Record<string, string | undefin
     if (proto === 'grpc' || proto === 'http') decl.appProtocol = proto;
     else problems.push({ annotation: ANNOTATIONS.appProtocol, value: proto, expected: '"grpc" or "http"' });
   }
+  const schema = a[ANNOTATIONS.schema];
+  if (schema !== undefined) {
+    if (isConfigMapName(schema)) decl.schema = schema;
+    else problems.push({ annotation: ANNOTATIONS.schema, value: schema, expected: 'the name of a ConfigMap in the pod\'s namespace (lower-case letters, digits, "-" and ".", at most 253 characters)' });
+  } else if (decl.appProtocol === 'http') {
+    problems.push({ annotation: ANNOTATIONS.schema, value: '', expected: `${ANNOTATIONS.appProtocol} "http" needs it: the ConfigMap holding the API's protobuf schema (a FileDescriptorSet or .proto files)` });
+  }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, value: decl };
+}
+
+/** A Kubernetes object name (DNS-1123 subdomain), as ConfigMaps have. */
+export function isConfigMapName(name: string): boolean {
+  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
 }
 
 /** One line for logs and Events: annotation, the bad value, what is expected. */

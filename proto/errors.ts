@@ -86,6 +86,19 @@ export const catalogue = {
   QB_RATE_LIMITED: Status.RESOURCE_EXHAUSTED,
   /** Certify: the CSR is not a well-signed PKCS#10 request for an ECDSA P-256 key. */
   QB_BAD_CSR: Status.INVALID_ARGUMENT,
+  // The protocol gateway (app-protocol http; sidecar/gateway/README.md).
+  /** --schema does not load, or lacks an API the pod provides or requires. */
+  QB_INVALID_SCHEMA: Status.INVALID_ARGUMENT,
+  /** A JSON request the schema cannot read: bad JSON, an unknown field, a wrong type (the message names the field). */
+  QB_INVALID_JSON: Status.INVALID_ARGUMENT,
+  /** An HTTP request whose path and verb name no method of the schema. */
+  QB_NO_SUCH_METHOD: Status.NOT_FOUND,
+  /** An HTTP request body above the limit (answered 413). */
+  QB_BODY_TOO_LARGE: Status.RESOURCE_EXHAUSTED,
+  /** Client and bidi streaming have no HTTP/JSON form here (answered 501). */
+  QB_STREAMING_NOT_SUPPORTED: Status.UNIMPLEMENTED,
+  /** The legacy app answered something that is not the method's response in JSON. */
+  QB_APP_BAD_ANSWER: Status.INTERNAL,
 } as const satisfies Record<string, StatusCode>;
 
 export type ErrorCode = keyof typeof catalogue;

@@ -13,7 +13,10 @@ export interface SidecarConfig {
   discovery: string;
   appPort: number;
   appHost: string;
-  appProtocol: 'grpc';
+  /** http: a legacy HTTP/JSON app; the sidecar is its protocol gateway, converting with `schema`. */
+  appProtocol: 'grpc' | 'http';
+  /** --schema: a FileDescriptorSet file or a directory of .proto files (a ConfigMap mount); set with app-protocol http only. */
+  schema: string | undefined;
   provides: ApiVersion[];
   requires: ApiRange[];
   outboundPort: number;
@@ -56,11 +59,6 @@ function listProblem(parse: (v: string, name: string) => unknown, flag: string):
   };
 }
 
-function appProtocolProblem(v: string): string | undefined {
-  if (v === 'http') return "expected 'grpc' (the HTTP/JSON gateway for app-protocol http is not implemented yet)";
-  return v === 'grpc' ? undefined : "expected 'grpc'";
-}
-
 const PORT = { kind: 'port', min: 1, max: 65535 } as const;
 
 export const SIDECAR_COMMAND: CommandSpec = {
@@ -74,7 +72,8 @@ export const SIDECAR_COMMAND: CommandSpec = {
     { name: 'app-port', ...PORT, required: 'the app port', help: 'port the app listens on' },
     { name: 'app-host', kind: 'string', arg: '<host>', help: 'host the app listens on (default: --ip)' },
     { name: 'outbound-host', kind: 'string', arg: '<ip>', check: ipProblem('127.0.0.1'), help: 'address the app dials for outbound calls (default: --ip; in a pod 127.0.0.1, so only the pod reaches it)' },
-    { name: 'app-protocol', kind: 'string', arg: 'grpc', default: 'grpc', check: appProtocolProblem, help: 'grpc (http is not supported yet)' },
+    { name: 'app-protocol', kind: 'enum', values: ['grpc', 'http'], default: 'grpc', help: 'grpc, or http: a legacy HTTP/JSON app, the sidecar converting with --schema (sidecar/gateway/README.md)' },
+    { name: 'schema', kind: 'string', arg: '<path>', help: 'app-protocol http: the API schema, a FileDescriptorSet file (*.binpb) or a directory of .proto files (the qbasis.io/schema ConfigMap, mounted)' },
     { name: 'provides', kind: 'string', arg: '<API@semver,…>', allowEmpty: true, check: listProblem(parseProvides, 'provides'), help: 'comma-separated API@semver the app serves' },
     { name: 'requires', kind: 'string', arg: '<API@range,…>', allowEmpty: true, check: listProblem(parseRequires, 'requires'), help: 'comma-separated API@range the app calls' },
     { name: 'outbound-port', ...PORT, default: '15001', help: 'port the app dials' },
@@ -116,14 +115,19 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
     const [have, missing] = tokenFile === undefined ? ['--trust-bundle', '--token-file'] : ['--token-file', '--trust-bundle'];
     throw new UsageError(`${have} needs ${missing} too: mesh identity takes both (the pod's token and the trust bundle)`);
   }
+  const appProtocol = get('app-protocol') as 'grpc' | 'http';
+  const schema = get('schema');
+  if (appProtocol === 'http' && schema === undefined) throw new UsageError('--app-protocol http needs --schema <path>: the gateway converts JSON with the API\'s protobuf schema (a FileDescriptorSet file or a directory of .proto files)');
+  if (appProtocol === 'grpc' && schema !== undefined) throw new UsageError(`--schema ${schema} is used only with --app-protocol http (a gRPC app needs no schema)`);
   return {
+    schema,
     identity: tokenFile === undefined ? undefined : { tokenFile, trustBundle: trustBundle! },
     ip,
     outboundHost: get('outbound-host') ?? ip,
     discovery: get('discovery')!,
     appPort: num('app-port'),
     appHost: get('app-host') ?? ip,
-    appProtocol: 'grpc',
+    appProtocol,
     provides: list('provides', parseProvides),
     requires: list('requires', parseRequires),
     outboundPort: num('outbound-port'),

@@ -21,11 +21,17 @@ import { samePolicy } from '../proto/policy.ts';
 import { drain } from './shutdown.ts';
 import { reexecWithRuntimeSettings } from './runtime-flags.ts';
 import fs from 'node:fs';
+import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import type { PeerTls } from './connection.ts';
 import { InboundAuthorization } from './inbound/authorization.ts';
 import { controllerChannel } from './identity/controller-channel.ts';
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
+import { loadGateway, type Gateway } from './gateway/gateway.ts';
+import { OutboundGateway } from './gateway/outbound-gateway.ts';
+import { HttpApp } from './gateway/http-app.ts';
+import type { AppConnection } from './inbound/call.ts';
+import type { OutboundContext } from './outbound/call.ts';
 
 export async function main(argv: string[]): Promise<number> {
   let cfg: SidecarConfig | 'help';
@@ -44,6 +50,17 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function run(cfg: SidecarConfig): Promise<number> {
+  let gateway: Gateway | undefined;
+  if (cfg.appProtocol === 'http') {
+    try {
+      gateway = loadGateway(cfg.schema!, cfg.provides, cfg.requires, cfg.maxFrameBytes);
+    } catch (err) {
+      const msg = (err as Error).message.replaceAll('\n', ' ');
+      // A .proto error names the file inside the schema directory: say which directory too.
+      process.stderr.write(`qbasis sidecar: QB_INVALID_SCHEMA: ${msg.startsWith(cfg.schema!) ? msg : `${cfg.schema!.endsWith('.proto') ? path.dirname(cfg.schema!) : cfg.schema}/${msg}`}\n`);
+      return 1;
+    }
+  }
   const log = pino({ level: cfg.logLevel, base: { component: 'sidecar', pod: cfg.podName, namespace: cfg.namespace || undefined } });
   const metrics = new Metrics();
   const router = new Router(cfg.requires, metrics);
@@ -97,13 +114,14 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const reporter = new SidecarReporter({ tally: mirrors.tally, calls: [...router.balancers.values()].map((b) => b.calls), pod: cfg.podName, namespace: cfg.namespace, send: (r) => discovery.report(r), log });
   reporter.start();
 
-  const app = new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });
+  const app: AppConnection = gateway !== undefined ? new HttpApp(cfg.appHost, cfg.appPort, gateway) : new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });
   const limits: ListenerLimits = {
     maxConcurrentStreams: cfg.maxConcurrentStreams, maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.idleTimeoutMs,
     partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE, rapidResetBurst: RAPID_RESET_BURST, rapidResetRate: RAPID_RESET_RATE,
   };
   const started = await Promise.allSettled([
-    startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits: { ...limits, resetBurst: APP_RESET_BURST, resetRate: APP_RESET_RATE }, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); }, mirrors }),
+    startOutbound({ host: cfg.outboundHost, port: cfg.outboundPort, router, log, metrics, maxFrameBytes: cfg.maxFrameBytes, inflight, limits: { ...limits, resetBurst: APP_RESET_BURST, resetRate: APP_RESET_RATE }, onIdle: () => {}, onCall: () => { lastOutbound = performance.now(); }, mirrors,
+      ...(gateway !== undefined ? { gateway: (ctx: OutboundContext) => new OutboundGateway({ gateway, router, ctx, metrics, log, onCall: () => { lastOutbound = performance.now(); } }) } : {}) }),
     startInbound({
       host: cfg.ip, port: cfg.inboundPort, provided, log, metrics, maxFrameBytes: cfg.maxFrameBytes, frameIdleTimeoutMs: cfg.frameIdleTimeoutMs, app, inflight, limits, onIdle: () => {}, onCall: () => {},
       ...(authz !== undefined && bundle !== undefined ? { identity: { authz, tls: { ca: bundle, onHandshakeError: (err) => {

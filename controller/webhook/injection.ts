@@ -118,6 +118,8 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
     const v = annotations[annotation];
     if (v !== undefined && !bad.has(annotation)) env.push({ name, value: v.trim() });
   }
+  const schema = schemaConfigMap(annotations, problems);
+  if (schema !== undefined) env.push({ name: 'QBASIS_SCHEMA', value: SCHEMA_MOUNT });
   env.push(
     { name: 'QBASIS_OUTBOUND_PORT', value: String(config.ports.outbound) },
     { name: 'QBASIS_INBOUND_PORT', value: String(config.ports.inbound) },
@@ -155,6 +157,7 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
     startupProbe: probe('/started', 1, 120),
     readinessProbe: probe('/ready', 2, 3),
     livenessProbe: probe('/live', 10, 3),
+    ...(schema !== undefined ? { volumeMounts: [{ name: SCHEMA_VOLUME, mountPath: SCHEMA_MOUNT, readOnly: true }] } : {}),
     resources: cleanResources(o.resources),
     securityContext: structuredClone(config.securityContext),
     ...(config.identity === undefined ? {} : {
@@ -164,6 +167,17 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
       ],
     }),
   } as V1Container;
+}
+
+/** The legacy app's gateway converts with the API schema of this ConfigMap, mounted read-only (DESIGN.md, "Legacy apps"). */
+export const SCHEMA_VOLUME = 'qbasis-schema';
+export const SCHEMA_MOUNT = '/etc/qbasis/schema';
+
+/** The qbasis.io/schema ConfigMap of an app-protocol http pod whose annotations are valid; else undefined. */
+function schemaConfigMap(annotations: Record<string, string>, problems: AnnotationProblem[]): string | undefined {
+  const bad = new Set(problems.map((p) => p.annotation));
+  if (annotations[ANNOTATIONS.appProtocol] !== 'http' || bad.has(ANNOTATIONS.schema) || bad.has(ANNOTATIONS.appProtocol)) return undefined;
+  return annotations[ANNOTATIONS.schema];
 }
 
 function alreadyInjected(pod: V1Pod): boolean {
@@ -214,7 +228,17 @@ export function injectPod(pod: V1Pod, namespace: string, config: InjectionConfig
     warnings.push(...clashes.map((c) => `qbasis: ${c}`));
   }
 
+  if (annotations[ANNOTATIONS.schema] !== undefined && annotations[ANNOTATIONS.appProtocol] !== 'http') {
+    warnings.push(`qbasis: ${ANNOTATIONS.schema} is used only with ${ANNOTATIONS.appProtocol}: "http"; ignored`);
+  }
   const patch: JsonPatchOp[] = [];
+  const schema = schemaConfigMap(annotations, problems);
+  if (schema !== undefined) {
+    // optional: false — a missing ConfigMap keeps the pod Pending with an event naming it, rather than a sidecar without its schema.
+    const volume = { name: SCHEMA_VOLUME, configMap: { name: schema, optional: false } };
+    if (pod.spec?.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: [volume] });
+    else patch.push({ op: 'add', path: '/spec/volumes/-', value: volume });
+  }
   // First among init containers: later init containers (migrations, warm-ups) can already call through it.
   if (pod.spec?.initContainers === undefined || pod.spec.initContainers.length === 0) {
     patch.push({ op: 'add', path: '/spec/initContainers', value: [container] });

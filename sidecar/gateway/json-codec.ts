@@ -47,14 +47,14 @@ export class JsonCodec {
   jsonToBinary(type: DescMessage, json: string | Uint8Array): Uint8Array {
     const text = typeof json === 'string' ? json : decodeUtf8(json, this.opts.maxBytes);
     if (text.length > this.opts.maxBytes) throw new JsonCodecError('', `the JSON body is more than ${this.opts.maxBytes} bytes`);
-    scanStructure(text, this.opts.maxDepth);
+    const inexact = scanStructure(text, this.opts.maxDepth);
     let value: JsonValue;
     try {
       value = JSON.parse(text) as JsonValue;
     } catch (syntax) {
-      throw new JsonCodecError('', `invalid JSON: ${syntax instanceof Error ? syntax.message : String(syntax)}`);
+      throw new JsonCodecError('', `invalid JSON at byte ${jsonSyntaxOffset(text)}: ${syntax instanceof Error ? syntax.message : String(syntax)}`);
     }
-    const strict = checkStrict(type, value, this.registry);
+    const strict = checkStrict(type, value, this.registry, inexact);
     if (strict !== undefined) throw new JsonCodecError(strict.path, strict.what);
     const readOpts = { ignoreUnknownFields: this.opts.ignoreUnknownFields, registry: this.registry, recursionLimit: this.opts.maxDepth };
     let msg;
@@ -106,9 +106,11 @@ function decodeUtf8(bytes: Uint8Array, max: number): string {
 /**
  * One pass over the text before any parser sees it: nesting deeper than the limit is refused before a
  * parser recurses into it, and a member named twice in one object is refused (JSON.parse would keep the
- * last silently; protojson refuses it).
+ * last silently; protojson refuses it). Returns the integer literals a double cannot hold exactly (what
+ * JSON.parse made of them), so a 64-bit field given one is refused rather than silently changed.
  */
-function scanStructure(text: string, max: number): void {
+function scanStructure(text: string, max: number): Map<number, string> | undefined {
+  let inexact: Map<number, string> | undefined;
   const stack: Array<Set<string> | null | false> = []; // per open container: an object's keys so far (null: none yet), false: an array
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {
@@ -148,6 +150,93 @@ function scanStructure(text: string, max: number): void {
       expectKey = false;
     } else if (c === 44) {
       expectKey = stack[stack.length - 1] !== false && stack.length > 0;
+    } else if ((c >= 48 && c <= 57) || c === 45) {
+      const start = i;
+      while (i + 1 < text.length && isNumberChar(text.charCodeAt(i + 1))) i++;
+      if (i - start >= 15) {
+        const token = text.slice(start, i + 1);
+        if (/^-?\d+$/.test(token) && BigInt(token) !== BigInt(Number(token))) (inexact ??= new Map()).set(Number(token), token);
+      }
     }
   }
+  return inexact;
+}
+
+function isNumberChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || c === 45 || c === 43 || c === 46 || c === 101 || c === 69;
+}
+
+/** Where JSON text first stops being JSON (a byte offset into its UTF-8), for messages: one pass of the grammar. */
+export function jsonSyntaxOffset(text: string): number {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const value = (depth: number): void => {
+    ws();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      ws();
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      for (;;) {
+        if (c === '{') {
+          ws();
+          if (text[i] !== '"') fail();
+          string();
+          ws();
+          if (text[i] !== ':') fail();
+          i++;
+        }
+        value(depth + 1);
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] !== close) fail();
+        i++;
+        return;
+      }
+    }
+    if (c === '"') return string();
+    const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+    if (m === null) fail();
+    i += m![0].length;
+  };
+  const string = (): void => {
+    i++;
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 34) {
+        i++;
+        return;
+      }
+      if (c < 32) fail();
+      if (c === 92) {
+        const e = text[i + 1];
+        if (e === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail();
+          i += 6;
+        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else fail();
+      } else i++;
+    }
+    fail();
+  };
+  try {
+    value(0);
+    ws();
+    if (i < text.length) fail();
+  } catch (at) {
+    if (typeof at !== 'number') throw at;
+  }
+  return Buffer.byteLength(text.slice(0, i));
 }

@@ -4,10 +4,15 @@
 // FieldMask's paths must be field paths (lowerCamelCase identifiers: "1.5s" and "a_b" are refused).
 // And the other way: a 64-bit integer in a string may have a fraction or an exponent if its value is whole
 // ("1.0", "1e3", as Go reads them); those are rewritten in place to plain digits, which the library reads.
+// One deliberate difference from Go: a 64-bit integer written as a JSON number that a double cannot hold
+// exactly (9007199254740993) is refused naming the field (Go reads the digits exactly; JSON.parse has rounded
+// them before any check sees them). 2^53 itself, and every integer a double holds, reads as Go reads it.
 // Checked on the parsed JSON before the library reads it, so both sides refuse and accept the same bodies.
 import { ScalarType, type DescField, type DescMessage, type JsonValue, type Registry } from '@bufbuild/protobuf';
 
 type Obj = { [k: string]: JsonValue };
+
+const IS_64_BIT = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
 
 const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
@@ -29,8 +34,16 @@ function fieldsByKey(m: DescMessage): Map<string, DescField> {
   return map;
 }
 
-export function checkStrict(m: DescMessage, json: JsonValue, registry: Registry): { path: string; what: string } | undefined {
-  return message(m, json, '', registry);
+/** Integer literals of the text being checked that JSON.parse could not read exactly (see json-codec.ts). */
+let inexact: Map<number, string> | undefined;
+
+export function checkStrict(m: DescMessage, json: JsonValue, registry: Registry, inexactIntegers?: Map<number, string>): { path: string; what: string } | undefined {
+  inexact = inexactIntegers;
+  try {
+    return message(m, json, '', registry);
+  } finally {
+    inexact = undefined;
+  }
 }
 
 function message(m: DescMessage, json: JsonValue, path: string, registry: Registry): { path: string; what: string } | undefined {
@@ -106,6 +119,10 @@ function field(f: DescField, holder: Obj, key: string, here: string, registry: R
 
 function scalar(s: ScalarType, holder: Obj | JsonValue[], key: string | number, path: string): { path: string; what: string } | undefined {
   const v = (holder as Obj)[key as string];
+  if (typeof v === 'number' && inexact !== undefined && inexact.has(v) && IS_64_BIT.has(s)) {
+    // JSON.parse has already rounded it (9007199254740993 reads as …992): refused rather than silently changed.
+    return { path, what: `${inexact.get(v)!} as a JSON number is beyond 2^53 and cannot be read exactly; expected a 64-bit integer beyond ±9007199254740991 as a decimal string, "${inexact.get(v)!}"` };
+  }
   if (typeof v !== 'string') return undefined;
   switch (s) {
     case ScalarType.STRING:

@@ -2,7 +2,7 @@
 // --descriptor_set_out`) or a directory of .proto files compiled here. Both are untrusted input (a
 // ConfigMap), so every size is bounded, and every error is one line naming the file and what is wrong.
 import { lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import { create, createFileRegistry, fromBinary, getExtension, hasExtension, toBinary, type DescExtension, type DescMessage, type DescMethod, type DescService, type FileRegistry } from '@bufbuild/protobuf';
 import * as wkt from '@bufbuild/protobuf/wkt';
 import { FileDescriptorSetSchema, type DescriptorProto, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
@@ -70,7 +70,9 @@ export interface Schema {
   toDescriptorSet(): Uint8Array;
 }
 
-/** A `.binpb` file, or a directory of `.proto` files. */
+const DESCRIPTOR_SET_FILE = /\.(binpb|pb|desc|protoset)$/;
+
+/** A `.binpb` file, a directory holding one, a directory of `.proto` files, or one `.proto` file. */
 export function loadSchema(path: string, limits: SchemaLimits = DEFAULT_SCHEMA_LIMITS): Schema {
   let st;
   try {
@@ -78,8 +80,16 @@ export function loadSchema(path: string, limits: SchemaLimits = DEFAULT_SCHEMA_L
   } catch (e) {
     throw new SchemaError(`${path}: cannot read the schema: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  if (st.isDirectory()) return compileProtoSources(readProtoDir(path, limits), path, limits);
-  if (st.size > limits.maxFileBytes) throw new SchemaError(`${path}: ${st.size} bytes is more than the ${limits.maxFileBytes} a descriptor set may have`);
+  if (st.isDirectory()) {
+    // A ConfigMap holding a descriptor set (binaryData) mounts as a directory with that one file.
+    const sets = readdirSync(path).filter((n) => !n.startsWith('..') && DESCRIPTOR_SET_FILE.test(n));
+    if (sets.length > 1) throw new SchemaError(`${path}: ${sets.length} descriptor sets (${sets.join(', ')}); expected one FileDescriptorSet, or .proto files`);
+    if (sets.length === 1) return loadSchema(join(path, sets[0]!), limits);
+    return compileProtoSources(readProtoDir(path, limits), path, limits);
+  }
+  if (st.size > limits.maxFileBytes) throw new SchemaError(`${path}: ${st.size} bytes is more than the ${limits.maxFileBytes} a schema file may have`);
+  // One .proto file on its own (it may import only the built-ins).
+  if (path.endsWith('.proto')) return compileProtoSources(new Map([[basename(path), readFileSync(path, 'utf8')]]), path, limits);
   return schemaFromDescriptorSet(readFileSync(path), path, limits);
 }
 
@@ -124,14 +134,14 @@ export function compileProtoSources(sources: Map<string, string>, source: string
 }
 
 /** Fails naming every service the schema lacks (and, when short, what it has). */
-export function requireServices(schema: Schema, services: string[]): void {
+export function requireServices(schema: Schema, services: string[], why?: string): void {
   const all = new Set<string>();
   for (const f of schema.files) for (const s of f.service) all.add(f.package === '' ? s.name : `${f.package}.${s.name}`);
   const missing = services.filter((s) => !all.has(s));
   if (missing.length === 0) return;
   const known = [...all].sort();
   const hint = known.length === 0 ? 'it defines no service' : `it defines ${known.slice(0, 10).join(', ')}${known.length > 10 ? `, … (${known.length})` : ''}`;
-  throw new SchemaError(`${schema.source}: no service ${missing.join(', ')} in the schema; ${hint}`);
+  throw new SchemaError(`${schema.source}: no service ${missing.join(', ')} in the schema${why === undefined ? '' : ` (${why})`}; ${hint}`);
 }
 
 // ---- internals ----

@@ -21,9 +21,12 @@ const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 export interface InboundContext extends CallContext {
   /** A started frame that gets no byte for this long fails the call (ms). */
   frameIdleTimeoutMs: number;
-  app: H2Connection;
+  app: AppConnection;
   inflight: { inbound: number };
 }
+
+/** The pod's app as calls reach it: a gRPC app's pooled HTTP/2 connection, or a legacy app's gateway (sidecar/gateway/http-app.ts). */
+export type AppConnection = Pick<H2Connection, 'key' | 'acquire' | 'cancel' | 'destroy'>;
 
 export class InboundCall extends CallRelay {
   readonly #ctx: InboundContext;

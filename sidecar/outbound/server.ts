@@ -1,6 +1,7 @@
 // The outbound listener (default :15001): the app's gRPC stubs dial it in h2c. Each stream becomes an
 // OutboundCall unless it is refused up front (bad path, API not in --requires, draining).
 import http2 from 'node:http2';
+import type { Http2Server } from 'node:http2';
 import type { Logger } from 'pino';
 import { apiId, formatText, methodId } from '../../proto/basis/index.ts';
 import { Status } from '../../proto/errors.ts';
@@ -9,6 +10,7 @@ import { parseTimeout, respondNotGrpc, respondTrailersOnly, statusTrailers } fro
 import type { Metrics } from '../metrics.ts';
 import { OutboundCall, type OutboundContext } from './call.ts';
 import type { Mirrors } from './mirror.ts';
+import type { OutboundGateway } from '../gateway/outbound-gateway.ts';
 import { encodingOf, type Router } from './router.ts';
 
 export interface OutboundOptions {
@@ -23,21 +25,28 @@ export interface OutboundOptions {
   onIdle(): void;
   onCall(): void;
   mirrors: Mirrors;
+  /** app-protocol http: HTTP/1.1 and non-gRPC h2c requests go to the protocol gateway. */
+  gateway?: (ctx: OutboundContext) => OutboundGateway;
 }
 
 export function startOutbound(o: OutboundOptions): Promise<H2Listener> {
   const ctx: OutboundContext = { log: o.log, metrics: o.metrics, maxFrameBytes: o.maxFrameBytes, inflight: o.inflight, onIdle: o.onIdle, mirrors: o.mirrors };
   const listener = createH2Listener(o.limits);
   const { server } = listener;
+  const gateway = o.gateway?.(ctx);
   server.on('stream', (stream, headers, flags, rawHeaders) => {
-    o.onCall();
     stream.on('error', () => {});
     const path = headers[':path'];
     const encoding = encodingOf(headers['content-type']);
     if (encoding === undefined) {
-      respondNotGrpc(stream, headers['content-type']);
+      if (gateway !== undefined) gateway.h2(stream, headers);
+      else {
+        o.onCall();
+        respondNotGrpc(stream, headers['content-type']);
+      }
       return;
     }
+    o.onCall();
     const route = o.router.route(path, encoding);
     if (route === undefined) {
       const msg = `path '${String(path)}' is not a gRPC method path; expected /package.Service/Method`;
@@ -57,6 +66,9 @@ export function startOutbound(o: OutboundOptions): Promise<H2Listener> {
     }
     new OutboundCall(ctx, stream, route, rawHeaders as unknown as string[], parseTimeout(headers['grpc-timeout']), (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);
   });
+  if (gateway !== undefined) {
+    return gateway.listen(server, o.host, o.port, o.limits.maxConnections).then((front) => ({ ...listener, server: front as unknown as Http2Server }));
+  }
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => {

@@ -11,6 +11,7 @@ test('valid annotations give the pod declaration', () => {
     'qbasis.io/requires': 'shop.inventory.v1.InventoryService@^1.2,shop.pay.v1.Pay@>=1.2 <3',
     'qbasis.io/app-port': '50051',
     'qbasis.io/app-protocol': 'http',
+    'qbasis.io/schema': 'orders-schema',
     'other.io/x': 'ignored',
   });
   assert.deepEqual(r, {
@@ -27,8 +28,18 @@ test('valid annotations give the pod declaration', () => {
       ],
       appPort: 50051,
       appProtocol: 'http',
+      schema: 'orders-schema',
     },
   });
+});
+
+test('app-protocol http needs qbasis.io/schema, and the schema must name a ConfigMap', () => {
+  const none = parsePodAnnotations({ 'qbasis.io/app-protocol': 'http' });
+  assert.equal(none.ok, false);
+  assert.match(none.ok ? '' : describeProblem(none.problems[0]!), /qbasis\.io\/schema .*qbasis\.io\/app-protocol "http" needs it: the ConfigMap holding the API's protobuf schema/);
+  const bad = parsePodAnnotations({ 'qbasis.io/app-protocol': 'http', 'qbasis.io/schema': 'Orders_Schema' });
+  assert.equal(bad.ok, false);
+  assert.match(bad.ok ? '' : describeProblem(bad.problems[0]!), /invalid qbasis\.io\/schema value "Orders_Schema": the name of a ConfigMap/);
 });
 
 test('every invalid annotation is reported with its value and what is expected', () => {

@@ -23,7 +23,7 @@ function processesUsing(prefix: string): string[] {
   return out;
 }
 
-test('a 15 s demo run with mutual TLS on makes calls with 0 failed and 0 misrouted, canaries and rolls to 1.5.0, never reaches 2.0.0, reports the 1.6.0 rewrite\'s mismatches, and leaves no process', async () => {
+test('a 15 s demo run with mutual TLS on makes calls with 0 failed and 0 misrouted, canaries and rolls to 1.5.0, never reaches 2.0.0, reports the 1.6.0 rewrite\'s mismatches, carries a legacy HTTP caller\'s calls to a legacy HTTP provider, and leaves no process', async () => {
   const prefix = '127.0.35';
   const child = spawn(process.execPath, [QBASIS_BIN, 'demo', '--duration', '15', '--ip-prefix', prefix, '--json', '--quiet'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -32,7 +32,7 @@ test('a 15 s demo run with mutual TLS on makes calls with 0 failed and 0 misrout
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   const last = out.trim().split('\n').at(-1) ?? '';
-  let result: { calls: number; failed: number; misrouted: number; byVersion: Record<string, number>; errors: Record<string, number>; mirror: { compared: number; mismatched: number } | null; mtls: boolean };
+  let result: { calls: number; failed: number; misrouted: number; byVersion: Record<string, number>; errors: Record<string, number>; mirror: { compared: number; mismatched: number } | null; mtls: boolean; legacy: { calls: number; failed: number; errors: Record<string, number> } };
   try {
     result = JSON.parse(last);
   } catch {
@@ -48,6 +48,10 @@ test('a 15 s demo run with mutual TLS on makes calls with 0 failed and 0 misrout
   assert.ok((result.mirror?.compared ?? 0) > 0, `the parallel run compared answers: ${JSON.stringify(result.mirror)}`);
   assert.ok((result.mirror?.mismatched ?? 0) > 0, `the rewrite's bulk-quote bug shows as mismatches: ${JSON.stringify(result.mirror)}`);
   assert.match(out, /parallel run of Quote, 1\.5\.0 vs the 1\.6\.0 rewrite: \d+ compared/);
+  assert.ok(result.legacy.calls > 0, 'the legacy HTTP caller made calls');
+  assert.equal(result.legacy.failed, 0, `legacy HTTP calls failed: ${JSON.stringify(result.legacy.errors)}`);
+  assert.match(out, /legacy HTTP\/JSON apps, warehouse-legacy → stock-legacy through both gateways .*: \d+ calls, 0 failed/);
+  assert.match(out, /GET \/v1\/stock\/book → \{"sku":"book","units":"28","servedBy":"stock-legacy@1\.0\.0"\}/);
   assert.match(out, /calls made\s+\d+/);
   assert.match(out, /misrouted\s+0/);
   assert.equal(code, 0, `exit code; stderr: ${err}`);

@@ -6,6 +6,9 @@
 // whose disagreements it prints — all by editing the pods file, exactly as a rollout
 // and `kubectl apply` of a BasisPolicy would change what a controller sees.
 // It prints which pod served how many calls, then calls / failed / misrouted.
+// Alongside, two legacy HTTP/JSON apps join the mesh through protocol gateways (qbasis.io/app-protocol: http):
+// an old stock service (stock-app.ts) and an old caller of it (HTTP requests from this process to its
+// sidecar), converting with test/demo/stock.proto.
 // Mutual TLS is on (unless --plaintext): the controller is the mesh CA (--identity-dir in the demo's
 // temp dir), each sidecar gets a certificate for its ServiceAccount with the token the controller
 // minted for its pod, and the BasisPolicy lets only the client's identity call OrderService.
@@ -19,6 +22,7 @@ import YAML from 'yaml';
 import { satisfies } from '../../proto/versions.ts';
 import { parseOrExit, type CommandSpec } from '../../cli/flags.ts';
 import { ORDER_API } from './order-app.ts';
+import { STOCK_API } from './stock-app.ts';
 import { waitUntil } from '../fixtures/wait.ts';
 import { newCounts, startLoad, startQuoteLoad, waitFirstCall } from './load.ts';
 import { listedPod, type PodObject } from '../fixtures/local-controller.ts';
@@ -26,6 +30,8 @@ import { listedPod, type PodObject } from '../fixtures/local-controller.ts';
 const REPO = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(REPO, 'bin/qbasis.ts');
 const APP = path.join(import.meta.dirname, 'order-app.ts');
+const STOCK_APP = path.join(import.meta.dirname, 'stock-app.ts');
+const STOCK_SCHEMA = path.join(import.meta.dirname, 'stock.proto');
 const RANGE = '^1.2';
 const NAMESPACE = 'shop';
 const APP_PORT = 50051;
@@ -164,6 +170,8 @@ interface DemoPod {
   terminating: boolean;
   /** In the pods file but not Ready yet (its token is minted; its processes are starting). */
   starting?: boolean;
+  /** A legacy HTTP/JSON app of the stock API (provider if it has a version, else caller). */
+  legacy?: boolean;
   /** Extra flags for its app (e.g. --quote-bug). */
   appArgs?: string[];
   app?: ChildProcess;
@@ -173,18 +181,21 @@ interface DemoPod {
 /** The pod as the pods file lists it. */
 function manifest(p: DemoPod): PodObject {
   const annotations: Record<string, string> = { 'qbasis.io/inject': 'true', 'qbasis.io/app-port': String(APP_PORT) };
-  if (p.requires !== undefined) annotations['qbasis.io/requires'] = `${ORDER_API}@${p.requires}`;
+  const api = p.legacy === true ? STOCK_API : ORDER_API;
+  if (p.requires !== undefined) annotations['qbasis.io/requires'] = `${api}@${p.requires}`;
+  if (p.legacy === true) Object.assign(annotations, { 'qbasis.io/app-protocol': 'http', 'qbasis.io/schema': 'stock-schema' });
+  const role = p.legacy === true ? (p.version === undefined ? 'warehouse' : 'stock') : p.version === undefined ? 'shop-client' : 'orders';
   return listedPod({
     name: p.name,
     namespace: NAMESPACE,
     ip: p.ip,
     annotations,
-    ...(p.version !== undefined ? { provides: `${ORDER_API}@${p.version}` } : {}),
-    labels: { app: p.version === undefined ? 'shop-client' : 'orders' },
-    image: `shop/${p.version === undefined ? 'client' : `orders:${p.version}`}`,
+    ...(p.version !== undefined ? { provides: `${api}@${p.version}` } : {}),
+    labels: { app: role },
+    image: `shop/${p.version === undefined ? role : `${role}:${p.version}`}`,
     ready: !p.terminating && p.starting !== true,
     deleting: p.terminating,
-    serviceAccount: p.version === undefined ? 'shop-client' : 'orders',
+    serviceAccount: role,
   });
 }
 
@@ -217,6 +228,43 @@ async function mirrorStatus(url: string): Promise<DemoMirror | undefined> {
   return policies.find((p) => p.name === 'orders')?.mirror;
 }
 
+/**
+ * The old warehouse app's calls: plain HTTP GETs with no qbasis or gRPC in them, to its sidecar's outbound port
+ * (localhost:15001 in a pod), 5 a second. Its sidecar converts them and routes them as any call.
+ */
+function startLegacyLoad(ip: string, c: { calls: number; failed: number; sample: string; errors: Map<string, number> }): { stop: () => Promise<void> } {
+  let i = 0;
+  const inFlight = new Set<Promise<void>>();
+  const one = async (): Promise<void> => {
+    const sku = i++ % 2 === 0 ? 'book' : `lamp-${i}`;
+    try {
+      const r = await fetch(`http://${ip}:15001/v1/stock/${sku}`, { signal: AbortSignal.timeout(5000) });
+      const body = await r.text();
+      c.calls++;
+      if (r.status !== 200) {
+        c.failed++;
+        const e = `HTTP ${r.status} ${r.headers.get('qbasis-error-code') ?? ''} ${body.slice(0, 160)}`;
+        c.errors.set(e, (c.errors.get(e) ?? 0) + 1);
+      } else if (sku === 'book') c.sample = body.trim();
+    } catch (err) {
+      c.calls++;
+      c.failed++;
+      const e = (err as Error).message;
+      c.errors.set(e, (c.errors.get(e) ?? 0) + 1);
+    }
+  };
+  const timer = setInterval(() => {
+    const p = one().finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  }, 200);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await Promise.all([...inFlight]);
+    },
+  };
+}
+
 // --- the demo --------------------------------------------------------------
 
 export async function main(argv: string[]): Promise<number> {
@@ -236,7 +284,9 @@ export async function main(argv: string[]): Promise<number> {
   const clientIdentity = `spiffe://cluster.local/ns/${NAMESPACE}/sa/shop-client`;
   const pods: DemoPod[] = [];
   const counts = newCounts();
+  const legacyCounts = { calls: 0, failed: 0, sample: '', errors: new Map<string, number>() };
   let load: { stop: () => Promise<void> } | undefined;
+  let legacyLoad: { stop: () => Promise<void> } | undefined;
   let interrupted = false;
   let clientApp: net.Server | undefined;
   let mirror: DemoMirror | undefined;
@@ -272,7 +322,7 @@ export async function main(argv: string[]): Promise<number> {
   const startPod = async (p: DemoPod): Promise<void> => {
     if (p.version !== undefined) {
       // the client pod's "app" is this process (see clientApp), providers get an order-app
-      p.app = procs.spawn(`${p.name}-app`, [APP, '--host', p.ip, '--port', String(APP_PORT), '--pod', p.name, '--version', p.version, ...(p.appArgs ?? [])]);
+      p.app = procs.spawn(`${p.name}-app`, [p.legacy === true ? STOCK_APP : APP, '--host', p.ip, '--port', String(APP_PORT), '--pod', p.name, '--version', p.version, ...(p.appArgs ?? [])]);
       await waitForLine(p.app, /listening/, 60_000, `${p.name} app`);
     }
     const args = [BIN, 'sidecar', '--ip', p.ip, '--discovery', discovery, '--app-port', String(APP_PORT), '--pod-name', p.name, '--namespace', NAMESPACE, '--grace-period', '10'];
@@ -282,8 +332,10 @@ export async function main(argv: string[]): Promise<number> {
       await waitUntil(`the token of ${p.name}`, () => fs.existsSync(token), { timeoutMs: 30_000 });
       args.push('--token-file', token, '--trust-bundle', path.join(identityDir, 'ca.pem'));
     }
-    if (p.version !== undefined) args.push('--provides', `${ORDER_API}@${p.version}`);
-    if (p.requires !== undefined) args.push('--requires', `${ORDER_API}@${p.requires}`);
+    const api = p.legacy === true ? STOCK_API : ORDER_API;
+    if (p.version !== undefined) args.push('--provides', `${api}@${p.version}`);
+    if (p.requires !== undefined) args.push('--requires', `${api}@${p.requires}`);
+    if (p.legacy === true) args.push('--app-protocol', 'http', '--schema', STOCK_SCHEMA);
     p.sidecar = procs.spawn(`${p.name}-sidecar`, args);
     const sc = p.sidecar;
     await waitHttp200(`http://${p.ip}:15020/ready`, 60_000, `${p.name} sidecar`, () => sc.exitCode === null && sc.signalCode === null);
@@ -323,7 +375,9 @@ export async function main(argv: string[]): Promise<number> {
     const v1a: DemoPod = { name: 'orders-v1-a', version: '1.4.0', ip: ip(10), terminating: false };
     const v1b: DemoPod = { name: 'orders-v1-b', version: '1.4.0', ip: ip(11), terminating: false };
     const client: DemoPod = { name: 'shop-client', requires: RANGE, ip: ip(2), terminating: false };
-    pods.push(client, v1a, v1b);
+    const stock: DemoPod = { name: 'stock-legacy', version: '1.0.0', ip: ip(30), terminating: false, legacy: true };
+    const warehouse: DemoPod = { name: 'warehouse-legacy', requires: '^1', ip: ip(31), terminating: false, legacy: true };
+    pods.push(client, v1a, v1b, stock, warehouse);
     publish();
 
     // ports 0: whatever is free (the sidecars learn the address from us, as from a Service)
@@ -344,7 +398,8 @@ export async function main(argv: string[]): Promise<number> {
     clientApp = net.createServer((s) => s.destroy());
     await new Promise<void>((resolve, reject) => clientApp!.once('error', reject).listen(APP_PORT, client.ip, resolve));
     say(`• starting ${v1a.name}, ${v1b.name} (1.4.0) and ${client.name} (requires ${RANGE}), each with its sidecar`);
-    await Promise.all([startPod(v1a), startPod(v1b), startPod(client)]);
+    say(`• starting two legacy HTTP/JSON apps of ${STOCK_API}: ${stock.name} (1.0.0, an old JSON service) and ${warehouse.name} (an old JSON caller), each behind a sidecar that is its protocol gateway (app-protocol http, schema ${path.relative(REPO, STOCK_SCHEMA)})`);
+    await Promise.all([startPod(v1a), startPod(v1b), startPod(client), startPod(stock), startPod(warehouse)]);
     check();
 
     // first call: the client sidecar must have its routes before the clock starts
@@ -353,11 +408,12 @@ export async function main(argv: string[]): Promise<number> {
     const durationMs = o.durationS * 1000;
     const loadStart = Date.now();
     load = startLoad(`${client.ip}:15001`, o.rps, RANGE, counts);
+    legacyLoad = startLegacyLoad(warehouse.ip, legacyCounts);
     let lastByVersion = new Map<string, number>();
     ticker = setInterval(() => {
       const secs = Math.round((Date.now() - loadStart) / 1000);
       // every version that runs is listed, so "2.0.0: 0" shows the 2.x pods are never reached
-      const versions = [...new Set([...pods.filter((p) => p.version !== undefined).map((p) => p.version!), ...counts.byVersion.keys()])].sort();
+      const versions = [...new Set([...pods.filter((p) => p.version !== undefined && p.legacy !== true).map((p) => p.version!), ...counts.byVersion.keys()])].sort();
       const recent = versions
         .map((v) => {
           const n = counts.byVersion.get(v) ?? 0;
@@ -365,7 +421,7 @@ export async function main(argv: string[]): Promise<number> {
         })
         .join('  ');
       lastByVersion = new Map(counts.byVersion);
-      say(`  [${String(secs).padStart(3)}s] calls ${String(counts.calls).padStart(6)}  failed ${counts.failed}  misrouted ${counts.misrouted}  │ ${recent}`);
+      say(`  [${String(secs).padStart(3)}s] calls ${String(counts.calls).padStart(6)}  failed ${counts.failed}  misrouted ${counts.misrouted}  │ ${recent}  │ legacy HTTP ${legacyCounts.calls} (failed ${legacyCounts.failed})`);
     }, 1000);
 
     // Each phase holds for its share of --duration after its step is done (starting pods takes seconds
@@ -426,6 +482,8 @@ export async function main(argv: string[]): Promise<number> {
     clearInterval(ticker);
     await load.stop();
     load = undefined;
+    await legacyLoad?.stop();
+    legacyLoad = undefined;
     await quotes?.stop();
     mirror = await mirrorStatus(`http://${controllerIp}:${adminPort}/policies`).catch(() => undefined);
 
@@ -440,12 +498,15 @@ export async function main(argv: string[]): Promise<number> {
       lines.push('', `parallel run of Quote, 1.5.0 vs the 1.6.0 rewrite: ${mirror.compared} compared, ${mirror.matched} matched, ${mirror.mismatched} mismatched, ${mirror.shadowFailed} shadow failed, ${mirror.dropped} dropped`);
       for (const x of mirror.samples.slice(-3)) lines.push(`  mismatch (${x.result}): ${x.method} primary ${x.primaryVersion} frame ${x.primaryFrame} · shadow ${x.shadowVersion} frame ${x.shadowFrame}`);
     }
+    lines.push('', `legacy HTTP/JSON apps, ${warehouse.name} → ${stock.name} through both gateways (JSON → protobuf → basis frames → JSON): ${legacyCounts.calls} calls, ${legacyCounts.failed} failed`);
+    if (legacyCounts.sample !== '') lines.push(`  e.g. GET /v1/stock/book → ${legacyCounts.sample}`);
+    for (const [e, n] of legacyCounts.errors) lines.push(`  legacy error ×${n}: ${e}`);
     lines.push('', `  ${'calls made'.padEnd(12)} ${String(counts.calls).padStart(7)}`);
     lines.push(`  ${'failed'.padEnd(12)} ${String(counts.failed).padStart(7)}`);
     lines.push(`  ${'misrouted'.padEnd(12)} ${String(counts.misrouted).padStart(7)}   (served by a version outside ${RANGE})`);
     for (const [e, n] of counts.errors) lines.push(`  error ×${n}: ${e}`);
     process.stdout.write(lines.join('\n') + '\n');
-    const good = counts.calls > 0 && counts.failed === 0 && counts.misrouted === 0;
+    const good = counts.calls > 0 && counts.failed === 0 && counts.misrouted === 0 && legacyCounts.calls > 0 && legacyCounts.failed === 0;
     if (interrupted) process.stdout.write('\nInterrupted: the counts above cover the calls made so far.\n');
     else process.stdout.write(good ? '\nOK: every call landed on a compatible pod.\n' : '\nFAILED: see the counts above and the logs in ' + logDir + '\n');
     exitCode = interrupted ? 130 : good ? 0 : 1;
@@ -459,6 +520,7 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     if (ticker) clearInterval(ticker);
     if (load) await load.stop().catch(() => {});
+    if (legacyLoad) await legacyLoad.stop().catch(() => {});
     await procs.stopAll(5000);
     clientApp?.close();
     process.off('SIGINT', onSignal);
@@ -475,6 +537,7 @@ export async function main(argv: string[]): Promise<number> {
         byPod: Object.fromEntries([...counts.byPod].map(([k, v]) => [k, { version: v.version, calls: v.calls, first10s: v.first10s }])),
         mirror: mirror === undefined ? null : { compared: mirror.compared, matched: mirror.matched, mismatched: mirror.mismatched, dropped: mirror.dropped },
         errors: Object.fromEntries(counts.errors),
+        legacy: { calls: legacyCounts.calls, failed: legacyCounts.failed, errors: Object.fromEntries(legacyCounts.errors) },
         interrupted,
         mtls: o.mtls,
         logDir,

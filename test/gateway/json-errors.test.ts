@@ -83,10 +83,18 @@ test('a bad map key, a oneof set twice and a field set under both names are refu
 });
 
 test('bad JSON, a duplicate member and a body that is not an object are one clear line', () => {
-  assert.match(refusal('{"scalars":').message, /^invalid JSON: /);
+  assert.match(refusal('{"scalars":').message, /^invalid JSON at byte 11: /);
   assert.equal(refusal('{"status":1,"status":2}').message, 'duplicate member "status" in one object');
   assert.equal(refusal('{"st\\u0061tus":1,"status":2}').message, 'duplicate member "status" in one object');
   assert.equal(refusal('[1]').message, 'expected an object (qbasis.conformance.v1.Everything), got an array');
+});
+
+test('a 64-bit integer as a JSON number a double cannot hold is refused naming the field; one it holds reads exactly', () => {
+  assert.match(refusal('{"scalars":{"fInt64":9007199254740993}}').message, /^scalars\.fInt64: 9007199254740993 as a JSON number is beyond 2\^53 and cannot be read exactly; expected .* as a decimal string, "9007199254740993"$/);
+  assert.match(refusal('{"scalars":{"fUint64":18446744073709551615}}').message, /^scalars\.fUint64: .*beyond 2\^53/);
+  const exact = JSON.parse(codec.binaryToJson(everything, codec.jsonToBinary(everything, '{"scalars":{"fInt64":9007199254740992,"fDouble":9007199254740995}}'))) as { scalars: { fInt64: string } };
+  assert.equal(exact.scalars.fInt64, '9007199254740992', '2^53 itself is exact, and a double field takes any number');
+  assert.equal(JSON.parse(codec.binaryToJson(everything, codec.jsonToBinary(everything, '{"scalars":{"fInt64":"9007199254740993"}}'))).scalars.fInt64, '9007199254740993');
 });
 
 test('input bounds: bytes, nesting depth and binary size', () => {

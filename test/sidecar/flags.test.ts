@@ -2,6 +2,9 @@
 // value and what is expected; exit code 2; no stack trace. Nothing binds (no addresses used).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { QBASIS_BIN, REPO } from '../fixtures/local-controller.ts';
 
@@ -26,7 +29,9 @@ const cases: { name: string; args: string[]; env?: NodeJS.ProcessEnv; expect: Re
   { name: 'a provided version that is not semver', args: [...OK, '--provides', 'shop.orders.v1.OrderService@1.x'], expect: /--provides 'shop\.orders\.v1\.OrderService@1\.x' is invalid: '1\.x' .* is not a semantic version; expected .*MAJOR\.MINOR\.PATCH/ },
   { name: 'a required range that is not a range', args: [...OK, '--requires', 'shop.orders.v1.OrderService@banana'], expect: /--requires 'shop\.orders\.v1\.OrderService@banana' is invalid: 'banana' .* is not a semver range; expected/ },
   { name: 'a bad --outbound-host', args: [...OK, '--outbound-host', 'localhost'], expect: /--outbound-host 'localhost' is invalid: expected an IPv4 or IPv6 address/ },
-  { name: '--app-protocol http (not implemented yet)', args: [...OK, '--app-protocol', 'http'], expect: /--app-protocol 'http' is invalid: expected 'grpc' \(the HTTP\/JSON gateway .* not implemented yet\)/ },
+  { name: '--app-protocol http without --schema', args: [...OK, '--app-protocol', 'http'], expect: /QB_INVALID_FLAG: --app-protocol http needs --schema <path>: the gateway converts JSON with the API's protobuf schema/ },
+  { name: 'an --app-protocol that is neither grpc nor http', args: [...OK, '--app-protocol', 'soap'], expect: /--app-protocol 'soap' is invalid: expected one of grpc, http/ },
+  { name: '--schema for a gRPC app', args: [...OK, '--schema', '/tmp/x.binpb'], expect: /--schema \/tmp\/x\.binpb is used only with --app-protocol http/ },
   { name: 'a bad --grace-period', args: [...OK, '--grace-period=-1'], expect: /--grace-period '-1' is invalid: expected seconds from 0 to 3600/ },
   // A value that starts with '-' is the flag's value (refused on its merits), with or without '='.
   { name: 'a negative value given without =', args: [...OK, '--grace-period', '-1'], expect: /--grace-period '-1' is invalid: expected seconds from 0 to 3600/ },
@@ -47,6 +52,28 @@ test('sidecar refuses an unreadable --trust-bundle with one line and exit 1', ()
   assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /^qbasis sidecar: --trust-bundle \/nonexistent\/ca\.pem: cannot read it \(ENOENT\); expected the PEM roots/);
 });
+
+// The schema is read before anything binds: a schema that does not load, or lacks an API the pod provides
+// or requires, is one line naming the file, the API and what is missing, exit 1.
+const schemaDir = mkdtempSync(path.join(tmpdir(), 'qbasis-flags-schema-'));
+writeFileSync(path.join(schemaDir, 'orders.proto'), 'syntax = "proto3";\npackage shop.orders.v1;\nmessage Order { string id = 1; }\nservice OrderService { rpc Get(Order) returns (Order); }\n');
+const brokenDir = mkdtempSync(path.join(tmpdir(), 'qbasis-flags-schema-'));
+writeFileSync(path.join(brokenDir, 'broken.proto'), 'syntax = "proto3";\nmessage Order { string id = ; }\n');
+const HTTP = [...OK, '--app-protocol', 'http'];
+const schemaCases: { name: string; args: string[]; expect: RegExp }[] = [
+  { name: 'a schema that does not parse', args: [...HTTP, '--schema', brokenDir], expect: new RegExp(`^qbasis sidecar: QB_INVALID_SCHEMA: ${brokenDir}/broken\\.proto:2:29: expected a field number, got ';'`) },
+  { name: 'a schema path that does not exist', args: [...HTTP, '--schema', '/nonexistent/schema'], expect: /^qbasis sidecar: QB_INVALID_SCHEMA: \/nonexistent\/schema: cannot read the schema: ENOENT/ },
+  { name: 'a schema without a provided API', args: [...HTTP, '--schema', schemaDir, '--provides', 'shop.orders.v1.Orders@1.0.0'], expect: new RegExp(`^qbasis sidecar: QB_INVALID_SCHEMA: ${schemaDir}: no service shop\\.orders\\.v1\\.Orders in the schema \\(qbasis\\.io/provides, --provides\\); it defines shop\\.orders\\.v1\\.OrderService`) },
+  { name: 'a schema without a required API', args: [...HTTP, '--schema', schemaDir, '--requires', 'shop.pay.v1.Pay@^1'], expect: /no service shop\.pay\.v1\.Pay in the schema \(qbasis\.io\/requires, --requires\)/ },
+];
+for (const c of schemaCases) {
+  test(`sidecar refuses ${c.name} with one line naming the file and exit 1`, () => {
+    const r = run(c.args);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, c.expect);
+  });
+}
 
 for (const c of cases) {
   test(`sidecar refuses ${c.name} with one line and exit 2`, () => {

@@ -151,6 +151,32 @@ describe('sidecar injection', () => {
     assert.ok(r.warnings.some((w) => w.includes('no qbasis.io/app-port')));
   });
 
+  it('mounts the qbasis.io/schema ConfigMap into the sidecar of an app-protocol http pod and points --schema at it', () => {
+    const legacy = { ...annotated, 'qbasis.io/app-protocol': 'http', 'qbasis.io/schema': 'orders-schema' };
+    const out = injected(pod(legacy, { volumes: [{ name: 'data', emptyDir: {} }] }));
+    const c = sidecars(out)[0]!;
+    assert.equal(env(c).QBASIS_APP_PROTOCOL, 'http');
+    assert.equal(env(c).QBASIS_SCHEMA, '/etc/qbasis/schema');
+    assert.deepEqual(c.volumeMounts, [{ name: 'qbasis-schema', mountPath: '/etc/qbasis/schema', readOnly: true }]);
+    assert.deepEqual(out.spec?.volumes, [{ name: 'data', emptyDir: {} }, { name: 'qbasis-schema', configMap: { name: 'orders-schema', optional: false } }]);
+    // A pod without volumes gets the list.
+    assert.deepEqual(injected(pod(legacy)).spec?.volumes, [{ name: 'qbasis-schema', configMap: { name: 'orders-schema', optional: false } }]);
+    assert.deepEqual(out.spec?.containers, pod(legacy).spec?.containers, 'app containers untouched');
+  });
+
+  it('an app-protocol http pod without qbasis.io/schema is warned and gets no mount; a schema on a gRPC pod is ignored with a warning', () => {
+    const r = injectPod(pod({ ...annotated, 'qbasis.io/app-protocol': 'http' }), 'shop', config);
+    assert.equal(r.action, 'inject');
+    assert.ok(r.warnings.some((w) => w.includes('qbasis.io/schema') && w.includes('needs it')), r.warnings.join('\n'));
+    const out = applyPatch(pod(annotated), r.action === 'inject' ? r.patch : []);
+    assert.equal(env(sidecars(out)[0]!).QBASIS_SCHEMA, undefined);
+    assert.equal(sidecars(out)[0]!.volumeMounts, undefined);
+    assert.equal(out.spec?.volumes, undefined);
+    const grpcPod = injectPod(pod({ ...annotated, 'qbasis.io/schema': 'orders-schema' }), 'shop', config);
+    assert.ok(grpcPod.warnings.some((w) => /qbasis\.io\/schema is used only with qbasis\.io\/app-protocol: "http"/.test(w)), grpcPod.warnings.join('\n'));
+    assert.ok(grpcPod.action === 'inject' && !grpcPod.patch.some((op) => op.path.startsWith('/spec/volumes')));
+  });
+
   it('escapes JSON pointer segments in the annotation path', () => {
     const r = injectPod(pod(annotated), 'shop', config);
     assert.ok(r.action === 'inject' && r.patch.some((op) => op.path === '/metadata/annotations/qbasis.io~1injected'));

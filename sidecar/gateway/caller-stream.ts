@@ -1,0 +1,206 @@
+// A legacy caller's call, shaped as the gRPC server stream an OutboundCall relays for a gRPC app: the
+// request (already converted to protobuf) is read from it as one gRPC message, and what the relay writes
+// back (response headers, messages, trailers or a trailers-only status) becomes the HTTP answer: the JSON
+// message with 200, NDJSON lines for server streaming, or the error's HTTP status with google.rpc.Status.
+// So the legacy caller's call takes exactly the path a gRPC caller's takes (routing, versions, policy,
+// retries, metrics), and only the ends are converted.
+import { Duplex } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { Status, statusName } from '../../proto/errors.ts';
+import { decodeGrpcMessage, GrpcMessageReader, grpcMessage, statusTrailers } from '../grpc-wire.ts';
+import type { Exchange } from './exchange.ts';
+import { HOP_BY_HOP } from './exchange.ts';
+import { pickResponseBody } from './http-routes.ts';
+import { errorBody, httpStatusOf } from './http-status.ts';
+import type { JsonCodec } from './json-codec.ts';
+import type { MethodInfo } from './schema.ts';
+
+type Headers = Record<string, string | string[] | undefined>;
+
+/** gRPC response headers and trailers that are not the app's metadata. */
+const NOT_METADATA = new Set([':status', 'content-type', 'content-length', 'grpc-status', 'grpc-message', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status-details-bin', 'qbasis-error-code', 'date']);
+
+export class CallerStream extends Duplex {
+  /** The relay reads these as it would a ServerHttp2Stream's. */
+  readonly session = undefined;
+  headersSent = false;
+  readonly #ex: Exchange;
+  readonly #method: MethodInfo;
+  readonly #codec: JsonCodec;
+  readonly #streaming: boolean;
+  #request: Buffer | undefined;
+  readonly #reader: GrpcMessageReader;
+  #metadata: OutgoingHttpHeaders = {};
+  #answer: string | undefined;
+  #messages = 0;
+  #finished = false;
+  #timer: NodeJS.Timeout | undefined;
+  /** The last write to the caller filled its buffer: the relay's next message waits for 'drain'. */
+  #blocked = false;
+  /** What the caller got, for the gateway's log: HTTP status and (on errors) the gRPC code. */
+  outcome: { http: number; grpc: number; qb?: string } | undefined;
+
+  constructor(ex: Exchange, method: MethodInfo, codec: JsonCodec, request: Uint8Array, maxMessageBytes: number, deadlineMs: number | undefined) {
+    super({ allowHalfOpen: true });
+    this.#ex = ex;
+    this.#method = method;
+    this.#codec = codec;
+    this.#streaming = method.streaming === 'server_streaming';
+    this.#request = grpcMessage(false, Buffer.from(request.buffer, request.byteOffset, request.byteLength));
+    this.#reader = new GrpcMessageReader(maxMessageBytes, this.#onMessage);
+    ex.onGone(() => this.destroy());
+    if (deadlineMs !== undefined) {
+      // A gRPC client ends its own call at its deadline; for a legacy caller the gateway does.
+      this.#timer = setTimeout(() => {
+        this.#finish(statusTrailers(Status.DEADLINE_EXCEEDED, `${method.path}: no answer within the deadline of ${deadlineMs} ms (grpc-timeout)`, 'QB_DEADLINE_EXCEEDED'));
+        this.destroy();
+      }, deadlineMs);
+    }
+  }
+
+  // ---- the request: one message, then the end ----
+
+  override _read(): void {
+    const r = this.#request;
+    if (r === undefined) return;
+    this.#request = undefined;
+    this.push(r);
+    this.push(null);
+  }
+
+  // ---- what the relay sends down ----
+
+  respond(headers: Headers | string[], opts?: { endStream?: boolean; waitForTrailers?: boolean }): void {
+    this.headersSent = true;
+    const h = Array.isArray(headers) ? fromRaw(headers) : headers;
+    if (opts?.endStream === true) {
+      // Trailers-only: a status and no message.
+      this.#finish(h);
+      this.destroy();
+      return;
+    }
+    this.#metadata = metadataOf(h);
+  }
+
+  sendTrailers(trailers: Headers): void {
+    this.#finish(trailers);
+  }
+
+  /** RST_STREAM from the relay: the far end reset the call, or the relay ends an unread request. */
+  close(code?: number): void {
+    if (!this.#finished && code !== undefined && code !== 0) {
+      this.#finish(statusTrailers(Status.UNAVAILABLE, `${this.#method.path}: the call was reset on the provider's side (HTTP/2 error ${code})`, 'QB_UPSTREAM_FAILED'));
+    }
+    this.destroy();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    try {
+      this.#reader.push(chunk);
+    } catch (err) {
+      this.#failAnswer((err as Error).message);
+      cb(err as Error);
+      return;
+    }
+    if (this.#blocked) {
+      this.#blocked = false;
+      this.#ex.onDrain(() => cb());
+    } else cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.emit('wantTrailers'); // the relay answers with sendTrailers (synchronously)
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (!this.#finished && !this.#ex.done) {
+      // Gone without a status (the relay cancelled after a failure of its own, already answered): close the answer.
+      this.#finish(statusTrailers(Status.CANCELLED, `${this.#method.path}: the call was cancelled`, undefined));
+    }
+    cb(err);
+  }
+
+  // ---- conversion ----
+
+  #onMessage = (compressed: boolean, payload: Buffer): void => {
+    if (this.#finished) return;
+    const bytes = compressed ? gunzipSync(payload) : payload;
+    let json: string;
+    try {
+      json = pickResponseBody(this.#method, this.#codec.binaryToJson(this.#method.output, bytes));
+    } catch (err) {
+      throw new Error(`the provider's answer is not a valid ${this.#method.output.typeName}: ${(err as Error).message}`);
+    }
+    this.#messages++;
+    if (!this.#streaming) {
+      if (this.#messages > 1) throw new Error(`the provider sent more than one answer to the unary method ${this.#method.path}`);
+      this.#answer = json;
+      return;
+    }
+    const ex = this.#ex;
+    if (!ex.headSent) ex.head(200, { 'content-type': 'application/x-ndjson', ...this.#metadata });
+    if (!ex.write(`${json}\n`)) this.#blocked = true;
+  };
+
+  #failAnswer(why: string): void {
+    this.#finish(statusTrailers(Status.INTERNAL, `${this.#method.path}: ${why}`, 'QB_BAD_MESSAGE'));
+  }
+
+  /** The HTTP answer for a final gRPC status (once). */
+  #finish(t: Headers): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const ex = this.#ex;
+    if (ex.done) return;
+    const code = Number(t['grpc-status'] ?? Status.UNKNOWN);
+    const message = decodeGrpcMessage(t['grpc-message']);
+    const qb = typeof t['qbasis-error-code'] === 'string' ? t['qbasis-error-code'] : undefined;
+    const meta = { ...this.#metadata, ...metadataOf(t) };
+    if (code === Status.OK && (this.#streaming || this.#answer !== undefined)) {
+      this.outcome = { http: 200, grpc: 0 };
+      if (this.#streaming) {
+        if (!ex.headSent) ex.head(200, { 'content-type': 'application/x-ndjson', ...meta });
+        ex.end();
+      } else {
+        ex.head(200, { 'content-type': 'application/json', ...meta });
+        ex.end(this.#answer);
+      }
+      return;
+    }
+    const [status, msg, qbCode] = code === Status.OK
+      ? [Status.INTERNAL, `${this.#method.path}: the provider answered OK without a message; expected one ${this.#method.output.typeName}`, 'QB_BAD_MESSAGE']
+      : [code, message, qb];
+    this.outcome = { http: httpStatusOf(status), grpc: status, ...(qbCode === undefined ? {} : { qb: qbCode }) };
+    if (ex.headSent) {
+      // Server streaming that already answered 200: the error is the last line.
+      ex.end(`${JSON.stringify({ error: { code: status, message: msg, details: [] } })}\n`);
+      return;
+    }
+    // qbasis-error-code: the mesh's own refusal (a stable QB_ code); without it, the provider's app answered the error.
+    ex.head(httpStatusOf(status), { 'content-type': 'application/json', 'grpc-status': String(status), ...(qbCode === undefined ? {} : { 'qbasis-error-code': qbCode }), ...meta });
+    ex.end(errorBody(status, msg === '' ? statusName(status) : msg));
+  }
+}
+
+function fromRaw(raw: string[]): Headers {
+  const o: Headers = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    const prev = o[k];
+    o[k] = prev === undefined ? raw[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), raw[i + 1]!];
+  }
+  return o;
+}
+
+function metadataOf(h: Headers): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined || k.charCodeAt(0) === 58 || NOT_METADATA.has(k) || HOP_BY_HOP.has(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}

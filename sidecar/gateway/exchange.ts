@@ -1,0 +1,105 @@
+// One HTTP request and its response, the same whether it came over HTTP/1.1 (node:http) or h2c
+// (a node:http2 stream): what the gateway needs of either, and no more.
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import type { Readable } from 'node:stream';
+
+export interface Exchange {
+  readonly verb: string;
+  /** Path and query, as sent. */
+  readonly url: string;
+  /** Lower-case names. */
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Readable;
+  /** The response head was sent. */
+  readonly headSent: boolean;
+  /** The response is complete, or the exchange is gone. */
+  readonly done: boolean;
+  head(status: number, headers: OutgoingHttpHeaders): void;
+  write(chunk: string): boolean;
+  end(chunk?: string): void;
+  onDrain(fn: () => void): void;
+  /** The client went away before the response was complete. */
+  onGone(fn: () => void): void;
+  /** After an answer sent before the request was read (413, 501): stop reading it (HTTP/1.1 closes the connection). */
+  abandonRequest(): void;
+}
+
+/** Headers that belong to one hop (RFC 9110 §7.6.1, RFC 9113 §8.2.2), never passed on. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'http2-settings']);
+
+export function h1Exchange(req: IncomingMessage, res: ServerResponse): Exchange {
+  let gone: (() => void) | undefined;
+  res.once('close', () => {
+    if (!res.writableFinished) gone?.();
+  });
+  return {
+    verb: req.method ?? 'GET',
+    url: req.url ?? '/',
+    headers: req.headers,
+    body: req,
+    get headSent() {
+      return res.headersSent;
+    },
+    get done() {
+      return res.writableEnded || res.destroyed;
+    },
+    head: (status, headers) => {
+      res.writeHead(status, headers);
+    },
+    write: (chunk) => res.write(chunk),
+    end: (chunk) => {
+      if (chunk === undefined) res.end();
+      else res.end(chunk);
+    },
+    onDrain: (fn) => res.once('drain', fn),
+    onGone: (fn) => {
+      gone = fn;
+    },
+    abandonRequest: () => {
+      if (req.complete) return;
+      res.shouldKeepAlive = false; // Connection: close, and the socket goes once the answer is out
+      req.resume();
+    },
+  };
+}
+
+export function h2Exchange(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Exchange {
+  let gone: (() => void) | undefined;
+  let ended = false;
+  stream.once('close', () => {
+    if (!ended) gone?.();
+  });
+  return {
+    verb: String(headers[':method'] ?? 'GET'),
+    url: String(headers[':path'] ?? '/'),
+    headers,
+    body: stream,
+    get headSent() {
+      return stream.headersSent;
+    },
+    get done() {
+      return ended || stream.destroyed || stream.closed;
+    },
+    head: (status, h) => {
+      if (stream.destroyed || stream.closed) return;
+      const out: OutgoingHttpHeaders = { ':status': status };
+      for (const [k, v] of Object.entries(h)) if (!HOP_BY_HOP.has(k)) out[k] = v;
+      stream.respond(out);
+    },
+    write: (chunk) => (stream.destroyed ? true : stream.write(chunk)),
+    end: (chunk) => {
+      ended = true;
+      if (stream.destroyed) return;
+      if (chunk === undefined) stream.end();
+      else stream.end(chunk);
+    },
+    onDrain: (fn) => stream.once('drain', fn),
+    onGone: (fn) => {
+      gone = fn;
+    },
+    abandonRequest: () => {
+      stream.resume(); // node:http2 resets an unread stream once the answer is sent
+    },
+  };
+}
