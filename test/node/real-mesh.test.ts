@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import http2 from 'node:http2';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +124,30 @@ test('calls between real pods: the caller requiring ^1.2 reaches only 1.4.0 amon
   assert.equal(k.failed, 0, describeCounts(k));
   assert.equal(k.misrouted, 0, describeCounts(k));
   assert.deepEqual(Object.keys(k.byVersion), ['1.4.0'], describeCounts(k));
+});
+
+test('with the chart defaults the pods talk mutual TLS: endpoints carry their ServiceAccount SPIFFE ID, the namespace has the trust bundle, and plain text to a provider pod is refused', { skip, timeout: 120_000 }, async () => {
+  const bsvc = await getJson<{ items: Array<{ spec: { api: string }; status?: { identities?: string; endpoints?: Array<{ identity?: string }> } }> }>(['-n', NS, 'get', 'bsvc']);
+  const order = bsvc.items.find((i) => i.spec.api === ORDER_API);
+  const id = `spiffe://cluster.local/ns/${NS}/sa/default`;
+  assert.equal(order?.status?.identities, id, 'the identities column');
+  assert.ok((order?.status?.endpoints ?? []).length >= 3 && order!.status!.endpoints!.every((e) => e.identity === id), JSON.stringify(order?.status?.endpoints));
+  assert.match(await kubectl(['-n', NS, 'get', 'configmap', 'qbasis-root-ca', '-o', 'jsonpath={.data.ca\\.crt}']), /-----BEGIN CERTIFICATE-----/);
+  // A gRPC call in plain text from the host to a provider pod's inbound port never reaches the app.
+  const ip = (await pods('app=orders'))[0]!.status.podIP!;
+  const outcome = await new Promise<string>((resolve) => {
+    const s = http2.connect(`http://${ip}:15006`);
+    s.on('error', (err) => resolve(`refused: ${err.message}`));
+    const req = s.request({ ':method': 'POST', ':path': `/${ORDER_API}/Create`, 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', (err) => resolve(`refused: ${err.message}`));
+    req.on('response', (h) => resolve(`answered: ${JSON.stringify(h)}`));
+    // The TLS listener drops the connection at the first bytes that are not a TLS handshake.
+    s.on('close', () => resolve('refused: the connection was closed'));
+    req.end(Buffer.alloc(5));
+    setTimeout(() => resolve('no answer in 10 s'), 10_000).unref();
+  });
+  assert.ok(!outcome.startsWith('answered'), outcome);
+  assert.match(outcome, /^refused: /, outcome);
 });
 
 test('rolling orders to 1.5.0 under load: a new ReplicaSet replaces both pods, 0 failed, 0 misrouted', { skip, timeout: 400_000 }, async () => {
