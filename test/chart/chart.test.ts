@@ -180,6 +180,8 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
       [['--set', 'controller.leaderElection.enabled=false'], /more than one replica needs leader election/],
       [['--set', 'controller.podDisruptionBudget.minAvailable=2'], /minAvailable \(2\) must be below controller\.replicas \(2\)/],
       [['--set', 'controller.ports.admin=15010'], /three different ports/],
+      [['--set', 'controller.console.port=8080'], /controller\.console\.port \(8080\) must differ/],
+      [['--set', 'controller.console.address=localhost'], /controller[./]console[./]address/i],
     ];
     for (const [args, expected] of cases) {
       const r = await cluster.helm(['template', 'x', CHART, ...KUBE_VERSION, ...args], { allowFailure: true });

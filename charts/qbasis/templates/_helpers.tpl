@@ -89,6 +89,9 @@ seccompProfile:
 {{- if ne (len (uniq $ports)) 3 }}
 {{- fail (printf "controller.ports must be three different ports, got discovery=%d webhook=%d admin=%d." (int $c.ports.discovery) (int $c.ports.webhook) (int $c.ports.admin)) }}
 {{- end }}
+{{- if and $c.console.enabled (has (int $c.console.port) $ports) }}
+{{- fail (printf "controller.console.port (%d) must differ from controller.ports (discovery=%d webhook=%d admin=%d)." (int $c.console.port) (int $c.ports.discovery) (int $c.ports.webhook) (int $c.ports.admin)) }}
+{{- end }}
 {{- $sp := .Values.sidecar.ports }}
 {{- if ne (len (uniq (list (int $sp.outbound) (int $sp.inbound) (int $sp.admin)))) 3 }}
 {{- fail (printf "sidecar.ports must be three different ports, got outbound=%d inbound=%d admin=%d." (int $sp.outbound) (int $sp.inbound) (int $sp.admin)) }}
