@@ -4,11 +4,13 @@
 // port-forward` and `linkerd viz dashboard` do: a local TCP server whose every connection is one
 // WebSocket to the API server's pods/portforward, which the pod's kubelet joins to the port.
 import net from 'node:net';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient, isNotFound, loadKubeConfig } from '../controller/kube/kube-client.ts';
 import { chartFullname } from './check.ts';
 import { shown, type FlagValues } from './flags.ts';
+
+const HALF_CLOSE_GRACE_MS = 500;
 
 export interface Replica {
   namespace: string;
@@ -83,7 +85,11 @@ export async function openForward(kc: KubeConfig, replica: Replica, o: { host: s
     o.onError?.(msg);
   };
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  // Half-open: a client that ends its side after the request (HTTP/1.0, `nc -N`) still gets the answer.
+  // The v4 WebSocket protocol has no half-close (client-node closes the WebSocket when its input ends,
+  // losing the answer, and the pod's side waits for both directions to end), so after the client's end
+  // the forward stays open until the pod's side has been quiet for HALF_CLOSE_GRACE_MS, then closes.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -95,12 +101,35 @@ export async function openForward(kc: KubeConfig, replica: Replica, o: { host: s
         done();
       },
     });
-    forward.portForward(replica.namespace, replica.pod, [o.remotePort], socket, errors, socket).then(
+    const input = new PassThrough();
+    socket.on('data', (d: Buffer) => input.write(d));
+    let quiet: NodeJS.Timeout | undefined;
+    let ended = false;
+    const closeWhenQuiet = (): void => {
+      clearTimeout(quiet);
+      quiet = setTimeout(() => socket.end(() => socket.destroy()), HALF_CLOSE_GRACE_MS);
+    };
+    socket.on('end', () => {
+      ended = true;
+      closeWhenQuiet();
+    });
+    const output = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        if (ended) closeWhenQuiet();
+        if (socket.writable) socket.write(chunk, () => done());
+        else done();
+      },
+    });
+    socket.on('close', () => clearTimeout(quiet));
+    forward.portForward(replica.namespace, replica.pod, [o.remotePort], output, errors, input).then(
       (ws) => {
         const w = ws as unknown as { on(e: string, f: () => void): void; close(): void; readyState: number };
         w.on('close', () => socket.end());
         w.on('error', () => socket.destroy());
-        socket.on('close', () => w.close());
+        socket.on('close', () => {
+          input.end();
+          w.close();
+        });
         if (socket.destroyed) w.close();
       },
       (err: unknown) => {

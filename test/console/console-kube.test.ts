@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { buildConsolePage } from '../../controller/console/build-page.ts';
 import type { MeshSnapshot } from '../../controller/console/mesh-snapshot.ts';
@@ -48,8 +48,14 @@ interface Run {
   exit: Promise<number | null>;
 }
 
+const runs: ChildProcess[] = [];
+after(() => {
+  for (const p of runs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
+
 function qbasis(args: string[]): Run {
   const proc = spawn(process.execPath, [QBASIS_BIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: cluster.kubeconfig } });
+  runs.push(proc);
   let out = '';
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -58,9 +64,11 @@ function qbasis(args: string[]): Run {
   return { proc, out: () => out, err: () => err, exit };
 }
 
-async function finished(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+async function finished(args: string[], t?: { diagnostic(m: string): void }): Promise<{ code: number | null; out: string; err: string }> {
+  const t0 = performance.now();
   const r = qbasis(args);
   const code = await r.exit;
+  t?.diagnostic(`qbasis ${args.slice(0, 2).join(' ')}: exit ${code} after ${Math.round(performance.now() - t0)} ms`);
   return { code, out: r.out(), err: r.err() };
 }
 
@@ -82,6 +90,7 @@ function raw(url: string, host: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = net.connect(Number(u.port), u.hostname, () => s.end(`GET /api/v1/mesh HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
     let out = '';
+    s.setTimeout(15_000, () => s.destroy(new Error(`no end of the answer through the forward within 15 s; got ${JSON.stringify(out.slice(0, 200))}`)));
     s.setEncoding('utf8').on('data', (d: string) => (out += d)).on('end', () => resolve(out)).on('error', reject);
   });
 }
@@ -127,6 +136,9 @@ test('qbasis console port-forwards through the API server to the leader replica:
   assert.equal(pageThrough.headers.get('content-security-policy'), pageDirect.headers.get('content-security-policy'));
   assert.equal(await pageThrough.text(), await pageDirect.text(), 'the same page');
 
+  t.diagnostic('the snapshot and the page through the forward are the console\'s');
+  const own = await raw(url, new URL(url).host);
+  assert.match(own, /^HTTP\/1\.1 200 /, 'a client that half-closes after its request still gets the answer');
   const foreign = await raw(url, `rebind.example:${new URL(url).port}`);
   assert.match(foreign, /^HTTP\/1\.1 421 /, 'a DNS-rebinding Host is refused through the forward too');
   assert.doesNotMatch(foreign, /"apis"/);
@@ -150,6 +162,7 @@ test('qbasis console port-forwards through the API server to the leader replica:
     await browser.close();
   }
 
+  t.diagnostic('the page is live in chromium through the forward');
   // plan remove through the same kind of port-forward, and the same answer as from the console's URL
   const strands = await finished(['plan', 'remove', `${API}@1.x`, '--namespace', ns]);
   assert.equal(strands.code, 1, strands.err);
@@ -179,10 +192,10 @@ test('qbasis console port-forwards through the API server to the leader replica:
 
 test('qbasis console and plan remove say what is wrong: no replica, none ready, no console behind the port', async (t) => {
   const empty = await cluster.namespace(t, 'console-none');
-  const none = await finished(['console', '--namespace', empty, '--port', '0', '--address', `${NET}.5`]);
+  const none = await finished(['console', '--namespace', empty, '--port', '0', '--address', `${NET}.5`], t);
   assert.equal(none.code, 1);
   assert.match(none.err, new RegExp(`^qbasis console: no controller replica found in namespace ${empty} \\(no pod labelled app\\.kubernetes\\.io/component=controller,app\\.kubernetes\\.io/instance=qbasis\\): is the qbasis chart installed there\\? pass --namespace and --release`));
-  const plan = await finished(['plan', 'remove', `${API}@1.x`, '--namespace', empty]);
+  const plan = await finished(['plan', 'remove', `${API}@1.x`, '--namespace', empty], t);
   assert.equal(plan.code, 1);
   assert.match(plan.err, /^qbasis plan remove: no controller replica found in namespace/);
 
@@ -194,15 +207,15 @@ test('qbasis console and plan remove say what is wrong: no replica, none ready, 
   }, { timeoutMs: 60_000, intervalMs: 250 });
   // nothing listens where the pod's port goes: the console is off
   await forwardPodTo(ns, LEADER, `http://${NET}.9:1`);
-  const off = await finished(['console', '--namespace', ns, '--port', '0', '--address', `${NET}.5`, '--timeout-ms', '10000']);
+  const off = await finished(['console', '--namespace', ns, '--port', '0', '--address', `${NET}.5`, '--timeout-ms', '10000'], t);
   assert.equal(off.code, 1);
   assert.match(off.err, new RegExp(`qbasis console: the console of ${ns}/${LEADER} \\(port 15014 in the pod\\) did not answer through the port-forward .*is it on\\? The chart's controller\\.console\\.enabled`));
 
   await setPodReady(cluster, ns, LEADER, false);
-  const notReady = await finished(['console', '--namespace', ns, '--port', '0', '--address', `${NET}.5`]);
+  const notReady = await finished(['console', '--namespace', ns, '--port', '0', '--address', `${NET}.5`], t);
   assert.equal(notReady.code, 1);
   assert.match(notReady.err, new RegExp(`^qbasis console: no ready controller replica in namespace ${ns}: ${LEADER} \\(Running, not Ready\\)`));
-  const missing = await finished(['console', '--namespace', ns, '--pod', 'nope', '--port', '0', '--address', `${NET}.5`]);
+  const missing = await finished(['console', '--namespace', ns, '--pod', 'nope', '--port', '0', '--address', `${NET}.5`], t);
   assert.equal(missing.code, 1);
   assert.match(missing.err, new RegExp(`^qbasis console: no pod 'nope' in namespace ${ns}`));
 });
