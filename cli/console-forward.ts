@@ -163,7 +163,12 @@ export async function openForward(kc: KubeConfig, replica: Replica, o: { host: s
 /** From the parsed REPLICA_FLAGS: the replica and a forward to it on host:port. */
 export async function forwardFromFlags(v: FlagValues, o: { host: string; port: number; onError?: (msg: string) => void }): Promise<ConsoleForward> {
   const kubeconfig = v.get('kubeconfig');
-  const kc = loadKubeConfig(kubeconfig === undefined ? {} : { kubeconfig });
+  let kc: KubeConfig;
+  try {
+    kc = loadKubeConfig(kubeconfig === undefined ? {} : { kubeconfig });
+  } catch (err) {
+    throw new Error(`cannot load the kubeconfig${kubeconfig === undefined ? '' : ` ${shown(kubeconfig)}`}: ${(err as Error).message}; pass --kubeconfig, or --console URL for a local controller`);
+  }
   const pod = v.get('pod');
   const replica = await pickReplica(new KubeClient(kc), { namespace: v.get('namespace')!, release: v.get('release')!, ...(pod !== undefined ? { pod } : {}) });
   return openForward(kc, replica, { ...o, remotePort: Number(v.get('remote-port')) });
