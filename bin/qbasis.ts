@@ -23,7 +23,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   check: { summary: 'check that the qbasis install in a cluster is healthy (✔/✖ per check, exit 1 on any ✖)', load: async () => (await import('../cli/check.ts')).main },
   cluster: { summary: 'a real local Kubernetes control plane for tests and demos (up|down|env|status|build)', load: () => testBed('cluster', () => import('../test/cluster/cli.ts')) },
   demo: { summary: 'run the local rolling-upgrade demo (no cluster needed)', load: () => testBed('demo', () => import('../test/demo/demo.ts')) },
-  plan: { summary: "would removing API@RANGE strand a caller? (from a controller's --console; exit 1 if so)", load: async () => (await import('../cli/plan.ts')).main },
+  console: { summary: "open the cluster's console through a port-forward to a controller replica; prints the URL", load: async () => (await import('../cli/console.ts')).main },
+  plan: { summary: 'would removing API@RANGE strand a caller? (from the console; exit 1 if so)', load: async () => (await import('../cli/plan.ts')).main },
 };
 
 /**

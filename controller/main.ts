@@ -204,7 +204,9 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (consoleAt !== undefined) {
-    components.push(consoleAt.component({ registry, intake: policies, store: policyStore, mirror: mirrorResults, discovery, source, mode: localMode ? 'local' : 'kubernetes', logger }));
+    components.push(
+      consoleAt.component({ registry, intake: policies, store: policyStore, mirror: mirrorResults, discovery, source, mode: localMode ? 'local' : 'kubernetes', ...(kube !== undefined ? { replica: kube.replica } : {}), logger }),
+    );
   }
   const metrics = controllerMetrics({ registry, discovery, source });
   kube?.registerMetrics(metrics);

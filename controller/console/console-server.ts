@@ -61,24 +61,28 @@ function hostPort(host: string, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1']);
 const WILDCARD = new Set(['0.0.0.0', '::']);
 
+function isLoopback(ip: string): boolean {
+  return net.isIPv4(ip) ? ip.startsWith('127.') : ip === '::1';
+}
+
 /**
- * The Host values this console answers: its bound `host:port`; `localhost:port` too when bound to
- * 127.0.0.1 or ::1; on a wildcard bind any IP literal with the port (an IP literal cannot be a
- * rebinding name); plus the extra ones given (`--console-allowed-hosts`, e.g. a port-forward's).
+ * The Host values this console answers: its bound `host:port`; on a loopback bind also `localhost` and
+ * any loopback IP literal, with any port (a port-forward's local port is not the bound one: `qbasis
+ * console`); on a wildcard bind any IP literal with the port. What defends against DNS rebinding is the
+ * name: a rebinding page's requests carry its own DNS name, never `localhost` or an IP literal. Plus
+ * the extra ones given (`--console-allowed-hosts`).
  */
 export function hostAllowed(hostHeader: string | undefined, bound: ConsoleAddress, extra: readonly string[]): boolean {
   if (hostHeader === undefined) return false;
   const h = hostHeader.toLowerCase();
   if (h === hostPort(bound.host, bound.port) || extra.includes(h)) return true;
-  if (LOOPBACK.has(bound.host) && h === `localhost:${bound.port}`) return true;
-  if (WILDCARD.has(bound.host)) {
-    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(h);
-    const ip = m?.[1] ?? m?.[2];
-    return ip !== undefined && net.isIP(ip) !== 0 && Number(m![3]) === bound.port;
-  }
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(h);
+  const name = m?.[1] ?? m?.[2];
+  if (name === undefined) return false;
+  if (isLoopback(bound.host)) return name === 'localhost' || (net.isIP(name) !== 0 && isLoopback(name));
+  if (WILDCARD.has(bound.host)) return net.isIP(name) !== 0 && Number(m![3]) === bound.port;
   return false;
 }
 

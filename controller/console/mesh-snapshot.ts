@@ -131,6 +131,22 @@ export interface HealthView {
   /** Traffic increases not kept because a cap was reached. */
   trafficDropped: number;
   consoleClients: number;
+  /** Kubernetes mode only: which replica answers, and whose sidecars its traffic figures hold. */
+  replica?: ReplicaView;
+}
+
+/**
+ * Every replica serves the console from its own caches; sidecars report to the replica their stream
+ * reached and a standby passes its reports on to the leader, so only the leader's traffic is the mesh's.
+ */
+export interface ReplicaView {
+  /** This replica's identity in the Lease ($POD_NAME in the chart). */
+  identity: string;
+  /** The Lease holder last observed (null: none yet); this replica when it leads or runs without election. */
+  leader: string | null;
+  isLeader: boolean;
+  /** 'all': the leader (every sidecar's reports reach it); 'this-replica': only sidecars connected here. */
+  traffic: 'all' | 'this-replica';
 }
 
 export interface MeshSnapshot {

@@ -17,7 +17,7 @@ import type { PolicyIntake } from '../policy-intake.ts';
 import type { PolicyStore } from '../policy-store.ts';
 import { TRAFFIC_LIMITS, type CallTraffic } from './call-traffic.ts';
 import type { CallerPods } from './caller-pods.ts';
-import type { ApiView, CallerCell, CallerRow, HealthView, MeshSnapshot, PolicyView, VersionColumn, WorkloadRef } from './mesh-snapshot.ts';
+import type { ApiView, CallerCell, CallerRow, HealthView, MeshSnapshot, PolicyView, ReplicaView, VersionColumn, WorkloadRef } from './mesh-snapshot.ts';
 import { MESH_KIND } from './mesh-snapshot.ts';
 import { workloadKey } from './workload.ts';
 
@@ -33,6 +33,8 @@ export interface MeshSources {
   mode: 'local' | 'kubernetes';
   /** Open event streams (the health block shows them). */
   clients?: () => number;
+  /** Kubernetes mode: this replica and the leader (kube/kube-mode.ts). */
+  replica?: () => ReplicaView;
 }
 
 const SHOWN_REJECTED = 100;
@@ -190,6 +192,7 @@ export class MeshView extends EventEmitter {
       rejectedTotal: rejected.length,
       trafficDropped: s.traffic.dropped,
       consoleClients: s.clients?.() ?? 0,
+      ...(s.replica !== undefined ? { replica: s.replica() } : {}),
     };
   }
 

@@ -10,6 +10,7 @@ import type { EndpointRegistry } from '../endpoint-registry.ts';
 import { FlagError, type FlagValues } from '../flags.ts';
 import type { MirrorResults } from '../mirror-results.ts';
 import type { SidecarReport__Output } from '../../proto/generated/qbasis/discovery/v1/SidecarReport.ts';
+import type { ReplicaView } from '../console/mesh-snapshot.ts';
 import { REPORT_ADDRESS_ANNOTATION, ReportForwarder } from './report-forwarder.ts';
 import type { PolicyIntake } from '../policy-intake.ts';
 import type { PodSink, PodSource } from '../pod-source.ts';
@@ -109,6 +110,16 @@ export class KubeMode {
   isLeader(): boolean {
     return this.#elector === undefined ? this.#settings.lease === undefined : this.#elector.isLeader();
   }
+
+  /**
+   * For the console's health block: this replica and the Lease holder. Only the leader gets every
+   * sidecar's reports (a standby forwards what reaches it), so only its traffic figures are the mesh's.
+   */
+  replica = (): ReplicaView => {
+    const isLeader = this.isLeader();
+    const leader = this.#elector === undefined ? (isLeader ? this.#settings.identity : null) : this.#elector.currentLeader() || null;
+    return { identity: this.#settings.identity, leader, isLeader, traffic: isLeader ? 'all' : 'this-replica' };
+  };
 
   /** `mirror`: the sidecars' mirror reports, summed into each BasisPolicy's status.mirror. */
   component(registry: EndpointRegistry, mirror?: MirrorResults): ControllerComponent {

@@ -188,6 +188,8 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
       [['--set', 'controller.ports.admin=15010'], /four different ports/],
       [['--set', 'identity.certLifetimeSeconds=5'], /identity[./]certLifetimeSeconds/i],
       [['--set', 'identity.issuer.existingSecret=Not_A_Name'], /identity[./]issuer[./]existingSecret/i],
+      [['--set', 'controller.console.port=8080'], /controller\.console\.port \(8080\) must differ/],
+      [['--set', 'controller.console.address=localhost'], /controller[./]console[./]address/i],
     ];
     for (const [args, expected] of cases) {
       const r = await cluster.helm(['template', 'x', CHART, ...KUBE_VERSION, ...args], { allowFailure: true });

@@ -30,7 +30,8 @@ const HELP: Array<[string[], RegExp]> = [
   [['controller', '--help'], /^Usage: qbasis controller --pods-file <file> \| --kubeconfig <file>/],
   [['check', '--help'], /^Usage: qbasis check /],
   [['cluster', '--help'], /^Usage: qbasis cluster <up\|down\|env\|status\|build>/],
-  [['plan', '--help'], /^Usage: qbasis plan remove <API@RANGE> --console <url>/],
+  [['plan', '--help'], /^Usage: qbasis plan remove <API@RANGE> \[--console <url>\]/],
+  [['console', '--help'], /^Usage: qbasis console \[flags\]/],
   [['plan', 'remove', '-h'], /^Usage: qbasis plan remove /],
   [['cluster', '-h'], /^Usage: qbasis cluster /],
   [['cluster', 'help'], /^Usage: qbasis cluster /],
@@ -56,7 +57,7 @@ for (const [args, usage] of HELP) {
 test('the top-level help lists every command, and each of them answers --help', () => {
   const top = qbasis(['--help']);
   const listed = [...top.stdout.matchAll(/^ {2}(\w+) {2,}/gm)].map((m) => m[1]!);
-  assert.deepEqual(listed, ['basis', 'sidecar', 'controller', 'check', 'cluster', 'demo', 'plan']);
+  assert.deepEqual(listed, ['basis', 'sidecar', 'controller', 'check', 'cluster', 'demo', 'console', 'plan']);
   for (const cmd of listed) assert.ok(HELP.some(([a]) => a[0] === cmd && (a[1] === '--help' || a[1] === '-h')), `${cmd} --help is tested`);
 });
 

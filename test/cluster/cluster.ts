@@ -11,7 +11,7 @@ import { ensureTools, formatDuration } from './build.ts';
 import { withFileLock } from './file-lock.ts';
 import { ensureImages, type ProductImages } from './images.ts';
 import { isOurs, startDetached, stopPid, isAlive } from './processes.ts';
-import { kwokStagesYaml } from './kwok-stages.ts';
+import { kwokPortForwardCrd, kwokStagesYaml } from './kwok-stages.ts';
 import { CLUSTER_TOOLS, KUBERNETES_VERSION, NODE_TOOLS, cacheRoot } from './versions.ts';
 import {
   NODE_COMPONENTS, NODE_IP, REAL_NODE_NAME, SERVICE_CIDR, buildNodeImages, claimNode, containerdReady, createRealNode, drainRealNode, hostProblem,
@@ -175,7 +175,7 @@ async function upLocked(dir: string, name: string, log: Log, realNode: boolean):
   const hosts = ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', SERVICE_IP];
   await execFileP(tool('k8s-tools'), ['pki', 'cluster', '--dir', pki, '--hosts', hosts.join(',')]);
 
-  const [etcdClient, etcdPeer, apiserver, kubelet, kubeletHealthz, proxyHealthz, proxyMetrics] = await freePorts(7);
+  const [etcdClient, etcdPeer, apiserver, kubelet, kubeletHealthz, proxyHealthz, proxyMetrics, kwokServer] = await freePorts(8);
   const state: ClusterState = {
     name,
     dir,
@@ -266,6 +266,7 @@ async function upLocked(dir: string, name: string, log: Log, realNode: boolean):
 
     const kwokConfig = join(dir, 'kwok.yaml');
     writeFileSync(kwokConfig, await kwokStagesYaml());
+    await applyCrd(creds, await kwokPortForwardCrd());
     start('kwok', tool('kwok'), [
       `--kubeconfig=${state.kubeconfig}`,
       `--config=${kwokConfig}`,
@@ -276,6 +277,13 @@ async function upLocked(dir: string, name: string, log: Log, realNode: boolean):
       // Only a fallback: pods take IPs from the node's podCIDR. Never kwok's default 10.0.0.0/24.
       `--cidr=${POD_CIDR}`,
       '--node-lease-duration-seconds=40',
+      // The fake node's "kubelet": port-forward to a kwok pod goes where its PortForward object points
+      // (a test's process on loopback). The API server verifies no kubelet certificate; any serving one does.
+      `--server-address=127.0.0.1:${kwokServer}`,
+      `--node-port=${kwokServer}`,
+      `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
+      `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+      '--enable-crds=PortForward',
     ]);
 
     await createNode(creds);
@@ -383,6 +391,17 @@ async function stopAll(state: ClusterState, log: Log): Promise<void> {
     const how = await stopPid(pid, state.dir);
     if (how !== 'not-running') log(`qbasis: stopped ${c} (pid ${pid}, ${how})`);
   }
+}
+
+async function applyCrd(creds: ApiCredentials, crd: unknown): Promise<void> {
+  const name = (crd as { metadata: { name: string } }).metadata.name;
+  const r = await apiRequest(creds, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+  if (r.status !== 201 && r.status !== 409) throw new Error(`creating CRD ${name} failed: HTTP ${r.status} ${r.body}`);
+  await waitUntil(`CRD ${name} established`, async () => {
+    const got = await apiRequest(creds, 'GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`).catch(() => undefined);
+    const conds = got?.status === 200 ? (JSON.parse(got.body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions : undefined;
+    return conds?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
+  }, { timeoutMs: 30_000, intervalMs: 100 });
 }
 
 async function createNode(creds: ApiCredentials): Promise<void> {

@@ -1,4 +1,5 @@
-// kwok v0.8 has no built-in behaviour: feed it upstream's "fast" stages (what kwokctl uses) from its Go module.
+// kwok v0.8 has no built-in behaviour: feed it upstream's "fast" stages (what kwokctl uses) from its Go module,
+// and its PortForward CRD (a pod on the fake node forwards where its PortForward object says: a process here).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +21,12 @@ const STAGE_FILES = [
 export async function kwokStagesYaml(): Promise<string> {
   const dir = await kwokModuleDir();
   return STAGE_FILES.map((f) => readFileSync(join(dir, f), 'utf8').trim()).join('\n---\n') + '\n';
+}
+
+/** kwok's PortForward CRD as an object (kwok's server answers `kubectl port-forward` to kwok pods by these). */
+export async function kwokPortForwardCrd(): Promise<unknown> {
+  const { parse } = await import('yaml');
+  return parse(readFileSync(join(await kwokModuleDir(), 'kustomize/crd/bases/kwok.x-k8s.io_portforwards.yaml'), 'utf8'));
 }
 
 async function kwokModuleDir(): Promise<string> {

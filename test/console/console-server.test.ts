@@ -232,7 +232,10 @@ test('qbasis plan remove: 1.x strands the ^1.2 caller (exit 1); once it requires
   assert.equal(bad.code, 2);
   assert.equal(bad.err.trim().split('\n').length, 1);
   assert.match(bad.err, /^qbasis plan remove: QB_USAGE: 'not-an-api@1\.x' is invalid: the API/);
-  assert.equal((await plan([`${API}@1.x`])).code, 2, 'missing --console');
+  // without --console it goes to a cluster: here there is none to reach, which is a runtime failure, said in one line
+  const noCluster = await plan([`${API}@1.x`, '--kubeconfig', '/nonexistent/kubeconfig']);
+  assert.equal(noCluster.code, 1, noCluster.err);
+  assert.match(noCluster.err, /^qbasis plan remove: cannot load the kubeconfig '\/nonexistent\/kubeconfig': ENOENT.*; pass --kubeconfig, or --console URL for a local controller\n$/);
   const down = await plan([`${API}@1.x`, '--console', 'http://127.0.113.250:9']);
   assert.equal(down.code, 1);
   assert.match(down.err, /cannot read http:\/\/127\.0\.113\.250:9\/api\/v1\/mesh/);

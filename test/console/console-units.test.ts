@@ -144,13 +144,19 @@ test('the planner: removing 1.x strands a ^1.2 caller, not a ^2.0 one; unserved 
   assert.match(parseRemoval('<b>@1.x') as string, /the API/);
 });
 
-test('the Host rule: the bound address (and localhost on 127.0.0.1), IP literals on a wildcard bind, listed extras; nothing else', () => {
+test('the Host rule: the bound address; on a loopback bind localhost and loopback literals on any port (a port-forward); IP literals on a wildcard bind; listed extras; no other name', () => {
   const bound = { host: '127.0.110.1', port: 15014 };
   assert.equal(hostAllowed('127.0.110.1:15014', bound, []), true);
   assert.equal(hostAllowed('evil.example:15014', bound, []), false);
-  assert.equal(hostAllowed('127.0.110.1:80', bound, []), false);
+  assert.equal(hostAllowed('127.0.110.1:80', bound, []), true, 'a port-forward\'s local port is not the bound one');
+  assert.equal(hostAllowed('127.0.150.5:8014', bound, []), true, 'any loopback literal: qbasis console binds where it is told');
+  assert.equal(hostAllowed('[::1]:8014', bound, []), true);
+  assert.equal(hostAllowed('10.1.2.3:15014', bound, []), false, 'not loopback: not this console');
+  assert.equal(hostAllowed('rebind.example:8014', bound, []), false);
+  assert.equal(hostAllowed('localhost.rebind.example:15014', bound, []), false);
   assert.equal(hostAllowed(undefined, bound, []), false);
-  assert.equal(hostAllowed('localhost:15014', bound, []), false, 'localhost resolves to 127.0.0.1, not this address');
+  assert.equal(hostAllowed('localhost:15014', bound, []), true);
+  assert.equal(hostAllowed('127.0.110.1', bound, []), false, 'no port: not what a browser sends to this console');
   assert.equal(hostAllowed('localhost:15014', { host: '127.0.0.1', port: 15014 }, []), true);
   assert.equal(hostAllowed('[::1]:15014', { host: '::1', port: 15014 }, []), true);
   assert.equal(hostAllowed('10.1.2.3:15014', { host: '0.0.0.0', port: 15014 }, []), true);

@@ -100,6 +100,9 @@ seccompProfile:
 {{- if ne (len (uniq $ports)) 4 }}
 {{- fail (printf "controller.ports must be four different ports, got discovery=%d webhook=%d admin=%d identity=%d." (int $c.ports.discovery) (int $c.ports.webhook) (int $c.ports.admin) (int $c.ports.identity)) }}
 {{- end }}
+{{- if and $c.console.enabled (has (int $c.console.port) $ports) }}
+{{- fail (printf "controller.console.port (%d) must differ from controller.ports (discovery=%d webhook=%d admin=%d identity=%d)." (int $c.console.port) (int $c.ports.discovery) (int $c.ports.webhook) (int $c.ports.admin) (int $c.ports.identity)) }}
+{{- end }}
 {{- $sp := .Values.sidecar.ports }}
 {{- if ne (len (uniq (list (int $sp.outbound) (int $sp.inbound) (int $sp.admin)))) 3 }}
 {{- fail (printf "sidecar.ports must be three different ports, got outbound=%d inbound=%d admin=%d." (int $sp.outbound) (int $sp.inbound) (int $sp.admin)) }}

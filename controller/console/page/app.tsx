@@ -109,6 +109,17 @@ function Status({ state }: { state: PageState }) {
   );
 }
 
+/** Kubernetes mode: a standby's traffic figures are only its own sidecars' (they forward to the leader). */
+function ReplicaNote({ mesh }: { mesh: MeshSnapshot }) {
+  const r = mesh.health.replica;
+  if (r === undefined || r.traffic === 'all') return null;
+  return (
+    <p class="replica-note warn-text" data-replica={r.identity}>
+      ◐ This is replica {r.identity}, not the leader ({r.leader ?? 'none yet'}): the matrix, policies and health are the mesh's, but traffic figures count only the sidecars connected to this replica. For the whole mesh's traffic open the leader's console (qbasis console picks the leader).
+    </p>
+  );
+}
+
 export function App({ state }: { state: PageState }) {
   const mesh = state.mesh;
   const orphans = mesh === null ? [] : mesh.policies.filter((p) => !mesh.apis.some((a) => a.policies.includes(`${p.namespace}/${p.name}`)));
@@ -124,6 +135,7 @@ export function App({ state }: { state: PageState }) {
         </main>
       ) : (
         <main>
+          <ReplicaNote mesh={mesh} />
           <Stranded mesh={mesh} />
           <nav aria-label="APIs">
             <details open={mesh.apis.length <= SHOWN}>

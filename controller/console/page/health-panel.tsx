@@ -6,6 +6,15 @@ export function HealthPanel({ h }: { h: HealthView }) {
     <section class="health" aria-labelledby="health-h">
       <h2 id="health-h">Health</h2>
       <dl>
+        {h.replica !== undefined && (
+          <>
+            <dt>Controller replica</dt>
+            <dd class={h.replica.leader === null ? 'warn-text' : 'ok-text'} data-leader={h.replica.leader ?? ''}>
+              {h.replica.identity}
+              {h.replica.isLeader ? ' — ✔ the leader (traffic from every sidecar)' : h.replica.leader === null ? ' — ◐ no leader yet (no Lease holder seen; statuses are not written)' : ` — standby; the leader is ${h.replica.leader} (traffic here: only sidecars connected to this replica)`}
+            </dd>
+          </>
+        )}
         <dt>Pod source</dt>
         <dd class={h.podSource.synced ? 'ok-text' : 'no-text'}>
           {h.podSource.kind}: {h.podSource.synced ? '✔ synced' : '✖ not synced (discovery waits for it; see the controller log)'}
