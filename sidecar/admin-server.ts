@@ -21,10 +21,8 @@ export interface AdminOptions {
   port: number;
   log: Logger;
   metrics: Metrics;
-  appHost: string;
-  appPort: number;
-  /** Check the app port in /ready (only pods that provide an API need their app reachable). */
-  checkApp: boolean;
+  /** The app /ready checks accepts connections; absent: not checked (only pods that provide an API need their app reachable). */
+  app: { host: string; port: number } | undefined;
   /** Required APIs that have no snapshot yet. */
   missingSnapshots(): string[];
   draining(): boolean;
@@ -59,7 +57,7 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
   const appAccepts = (): Promise<boolean> => {
     if (performance.now() - probeAt < APP_PROBE_CACHE_MS) return Promise.resolve(probeOk);
     probing ??= new Promise<boolean>((resolve) => {
-      const sock = net.connect({ host: o.appHost, port: o.appPort });
+      const sock = net.connect({ host: o.app!.host, port: o.app!.port });
       const done = (ok: boolean): void => {
         sock.destroy();
         probeAt = performance.now();
@@ -96,7 +94,7 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
         if (missing.length > 0) return send(res, 503, `not ready: no discovery snapshot yet for ${missing.join(', ')}\n`);
         const id = o.identity?.();
         if (id !== undefined) return send(res, 503, `not ready: ${id}\n`);
-        if (o.checkApp && !(await appAccepts())) return send(res, 503, `not ready: the app at ${o.appHost}:${o.appPort} does not accept connections\n`);
+        if (o.app !== undefined && !(await appAccepts())) return send(res, 503, `not ready: the app at ${o.app.host}:${o.app.port} does not accept connections\n`);
         return send(res, 200, 'ready\n');
       }
       if (url === '/metrics') return send(res, 200, await o.metrics.registry.metrics(), o.metrics.registry.contentType);

@@ -11,7 +11,8 @@ export interface SidecarConfig {
   ip: string;
   outboundHost: string;
   discovery: string;
-  appPort: number;
+  /** Absent only in a pod that provides nothing (a caller, a Job): no call ever goes to its app. */
+  appPort: number | undefined;
   appHost: string;
   /** http: a legacy HTTP/JSON app; the sidecar is its protocol gateway, converting with `schema`. */
   appProtocol: 'grpc' | 'http';
@@ -63,13 +64,13 @@ const PORT = { kind: 'port', min: 1, max: 65535 } as const;
 
 export const SIDECAR_COMMAND: CommandSpec = {
   name: 'sidecar',
-  synopsis: '--ip <pod ip> --discovery <host:port> --app-port <port> [flags]',
+  synopsis: '--ip <pod ip> --discovery <host:port> [--app-port <port>] [flags]',
   summary: 'The per-pod proxy: outbound for the app, inbound for peer sidecars, admin.',
   env: true,
   flags: [
     { name: 'ip', kind: 'string', arg: '<ip>', required: 'the pod IP address', check: ipProblem('127.0.1.5'), help: 'pod IP to bind inbound and admin on (e.g. 127.0.1.5)' },
     { name: 'discovery', kind: 'string', arg: '<host:port>', required: 'host:port of the controller', check: hostPortProblem, help: 'controller discovery address' },
-    { name: 'app-port', ...PORT, required: 'the app port', help: 'port the app listens on' },
+    { name: 'app-port', ...PORT, help: 'port the app listens on (needed when the pod provides an API)' },
     { name: 'app-host', kind: 'string', arg: '<host>', help: 'host the app listens on (default: --ip)' },
     { name: 'outbound-host', kind: 'string', arg: '<ip>', check: ipProblem('127.0.0.1'), help: 'address the app dials for outbound calls (default: --ip; in a pod 127.0.0.1, so only the pod reaches it)' },
     { name: 'app-protocol', kind: 'enum', values: ['grpc', 'http'], default: 'grpc', help: 'grpc, or http: a legacy HTTP/JSON app, the sidecar converting with --schema (sidecar/gateway/README.md)' },
@@ -119,16 +120,21 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): SidecarConf
   const schema = get('schema');
   if (appProtocol === 'http' && schema === undefined) throw new UsageError('--app-protocol http needs --schema <path>: the gateway converts JSON with the API\'s protobuf schema (a FileDescriptorSet file or a directory of .proto files)');
   if (appProtocol === 'grpc' && schema !== undefined) throw new UsageError(`--schema ${schema} is used only with --app-protocol http (a gRPC app needs no schema)`);
+  const provides = list('provides', parseProvides);
+  const appPort = get('app-port') === undefined ? undefined : num('app-port');
+  if (appPort === undefined && provides.length > 0) {
+    throw new UsageError(`--app-port is needed: the pod provides ${provides.map((p) => `${p.api}@${p.version}`).join(', ')}, and its sidecar passes those calls to the app on that port (qbasis.io/app-port)`);
+  }
   return {
     schema,
     identity: tokenFile === undefined ? undefined : { tokenFile, trustBundle: trustBundle! },
     ip,
     outboundHost: get('outbound-host') ?? ip,
     discovery: get('discovery')!,
-    appPort: num('app-port'),
+    appPort,
     appHost: get('app-host') ?? ip,
     appProtocol,
-    provides: list('provides', parseProvides),
+    provides,
     requires: list('requires', parseRequires),
     outboundPort: num('outbound-port'),
     inboundPort: num('inbound-port'),

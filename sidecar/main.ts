@@ -33,6 +33,14 @@ import { HttpApp } from './gateway/http-app.ts';
 import type { AppConnection } from './inbound/call.ts';
 import type { OutboundContext } from './outbound/call.ts';
 
+/** The app of a pod that provides nothing: inbound refuses its calls as not provided before asking for it. */
+const NO_APP: AppConnection = {
+  key: 'no app (the pod provides no API and has no app port)',
+  acquire: (cb) => cb(new Error('the pod has no app port'), undefined),
+  cancel: () => {},
+  destroy: () => {},
+};
+
 export async function main(argv: string[]): Promise<number> {
   let cfg: SidecarConfig | 'help';
   try {
@@ -114,7 +122,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const reporter = new SidecarReporter({ tally: mirrors.tally, calls: [...router.balancers.values()].map((b) => b.calls), pod: cfg.podName, namespace: cfg.namespace, send: (r) => discovery.report(r), log });
   reporter.start();
 
-  const app: AppConnection = gateway !== undefined ? new HttpApp(cfg.appHost, cfg.appPort, gateway) : new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });
+  const app: AppConnection = cfg.appPort === undefined ? NO_APP : gateway !== undefined ? new HttpApp(cfg.appHost, cfg.appPort, gateway) : new H2Connection(cfg.appHost, cfg.appPort, { keepalive: false });
   const limits: ListenerLimits = {
     maxConcurrentStreams: cfg.maxConcurrentStreams, maxConnections: cfg.maxConnections, idleTimeoutMs: cfg.idleTimeoutMs,
     partialFrameBytes: 4 * cfg.maxFrameBytes, resetBurst: RESET_BURST, resetRate: RESET_RATE, rapidResetBurst: RAPID_RESET_BURST, rapidResetRate: RAPID_RESET_RATE,
@@ -158,7 +166,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const stopped = new Promise<string>((resolve) => { stop = resolve; });
   const now = (): number => performance.now();
   const admin = await startAdmin({
-    hosts: adminHosts(cfg), port: cfg.adminPort, log, metrics, appHost: cfg.appHost, appPort: cfg.appPort, checkApp: cfg.provides.length > 0,
+    hosts: adminHosts(cfg), port: cfg.adminPort, log, metrics, app: cfg.appPort !== undefined && cfg.provides.length > 0 ? { host: cfg.appHost, port: cfg.appPort } : undefined,
     missingSnapshots: () => [...router.balancers.keys(), ...(authz !== undefined ? provided.list.map((p) => p.api) : [])].filter((api) => discovery.snapshot(api) === undefined),
     ...(cert !== undefined ? { identity: () => (cert.current() !== undefined ? undefined : `no certificate yet${cert.lastError !== undefined ? ` (${cert.lastError})` : ' (waiting for Certify)'}`) } : {}),
     draining: () => draining,
@@ -184,7 +192,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   process.once('SIGINT', onSignal('SIGINT'));
   // Persist the compile cache now (it is otherwise written at exit, which a SIGKILL never reaches).
   module.flushCompileCache?.();
-  log.info({ ip: cfg.ip, outbound: cfg.outboundPort, inbound: cfg.inboundPort, admin: cfg.adminPort, app: `${cfg.appHost}:${cfg.appPort}`, provides: provided.describe(), requires: cfg.requires, discovery: cfg.discovery, mtls: cert !== undefined }, 'sidecar listening');
+  log.info({ ip: cfg.ip, outbound: cfg.outboundPort, inbound: cfg.inboundPort, admin: cfg.adminPort, app: cfg.appPort === undefined ? null : `${cfg.appHost}:${cfg.appPort}`, provides: provided.describe(), requires: cfg.requires, discovery: cfg.discovery, mtls: cert !== undefined }, 'sidecar listening');
 
   const reason = await stopped;
   draining = true;

@@ -219,8 +219,9 @@ export function injectPod(pod: V1Pod, namespace: string, config: InjectionConfig
     return { action: 'refuse', message: `qbasis (strict): ${problems.map(describeProblem).join('; ')}`, warnings: [] };
   }
   if (container === undefined) return { action: 'skip', reason: 'invalid inject annotation', warnings };
-  if (annotations[ANNOTATIONS.appPort] === undefined) {
-    warnings.push(`qbasis: no ${ANNOTATIONS.appPort} annotation; the sidecar needs the port the app listens on`);
+  // A pod that only calls (a caller, a Job) needs no app port; one that provides an API does.
+  if (annotations[ANNOTATIONS.appPort] === undefined && (annotations[ANNOTATIONS.provides] ?? '').trim() !== '') {
+    warnings.push(`qbasis: no ${ANNOTATIONS.appPort} annotation; the pod provides an API, and its sidecar needs the port the app listens on to pass calls to it (the sidecar will not start without it)`);
   }
   const clashes = portClashes(pod, config);
   if (clashes.length > 0) {

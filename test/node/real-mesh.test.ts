@@ -200,9 +200,8 @@ test('a Job with an injected sidecar completes: its app makes a routed call and 
       template: {
         metadata: { labels: { app: 'one-call' }, annotations: {
           'qbasis.io/inject': 'true',
+          // No app port: a pod that only calls needs none.
           'qbasis.io/requires': `${ORDER_API}@${RANGE}`,
-          // The sidecar refuses to start without an app port, even in a pod that only calls (the webhook warns).
-          'qbasis.io/app-port': '8080',
         } },
         spec: onRealNode({
           restartPolicy: 'Never',

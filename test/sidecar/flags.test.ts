@@ -42,6 +42,7 @@ const cases: { name: string; args: string[]; env?: NodeJS.ProcessEnv; expect: Re
   { name: 'a bad value in the environment (QBASIS_FRAME_IDLE_TIMEOUT)', args: OK, env: { QBASIS_FRAME_IDLE_TIMEOUT: 'soon' }, expect: /--frame-idle-timeout 'soon' \(from QBASIS_FRAME_IDLE_TIMEOUT\) is invalid/ },
   { name: 'a value with a newline (still one line)', args: [...OK, '--pod-name', 'a\nb', '--log-level', 'x\ny'], expect: /--log-level 'x\\x0ay' is invalid/ },
   { name: 'a positional argument', args: [...OK, 'extra'], expect: /QB_USAGE: unexpected argument 'extra': qbasis sidecar takes only flags/ },
+  { name: 'a providing pod without --app-port', args: ['--ip', '127.0.44.1', '--discovery', '127.0.44.1:15010', '--provides', 'shop.orders.v1.OrderService@1.4.0'], expect: /QB_INVALID_FLAG: --app-port is needed: the pod provides shop\.orders\.v1\.OrderService@1\.4\.0, and its sidecar passes those calls to the app on that port/ },
   { name: '--token-file without --trust-bundle', args: [...OK, '--token-file', '/tmp/t'], expect: /QB_INVALID_FLAG: --token-file needs --trust-bundle too: mesh identity takes both/ },
   { name: '--trust-bundle without --token-file', args: [...OK, '--trust-bundle', '/tmp/ca.pem'], expect: /QB_INVALID_FLAG: --trust-bundle needs --token-file too/ },
 ];

@@ -144,11 +144,15 @@ describe('sidecar injection', () => {
     assert.ok(r.warnings.some((w) => w.includes('port 15001')));
   });
 
-  it('warns when the app port annotation is missing', () => {
+  it('warns when a providing pod has no app port annotation, and not when the pod only calls', () => {
     const { 'qbasis.io/app-port': _, ...noPort } = annotated;
     const r = injectPod(pod(noPort), 'shop', config);
     assert.equal(r.action, 'inject');
     assert.ok(r.warnings.some((w) => w.includes('no qbasis.io/app-port')));
+    const { 'qbasis.io/provides': _p, ...callerOnly } = noPort;
+    const c = injectPod(pod(callerOnly), 'shop', config);
+    assert.equal(c.action, 'inject');
+    assert.deepEqual(c.warnings.filter((w) => w.includes('app-port')), []);
   });
 
   it('mounts the qbasis.io/schema ConfigMap into the sidecar of an app-protocol http pod and points --schema at it', () => {
