@@ -13,8 +13,8 @@ import path from 'node:path';
 import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
 import { ECHO_API, echoClient, type EchoClient } from '../fixtures/echo-client.ts';
-import { admin, startEcho, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
-import { identityFlags, startIdentityController, type IdentityController } from '../fixtures/identity.ts';
+import { admin, startEcho } from '../fixtures/echo-mesh.ts';
+import { startIdentityController, startMeshCaller, startMeshProvider, stopMesh, type IdentityController } from '../fixtures/identity.ts';
 import { replacePods, tempDir, writePods, type TestPod } from '../fixtures/local-controller.ts';
 import { unary } from '../fixtures/policy.ts';
 import { waitUntil } from '../fixtures/wait.ts';
@@ -99,17 +99,13 @@ before(async () => {
   await startEcho({ host: PROVIDER, port: 50051, name: 'orders', version: '1.4.0' });
   await startEcho({ host: PROVIDER2, port: 50051, name: 'orders-2', version: '1.4.0' });
   await Promise.all([
-    startSidecar({ ip: PROVIDER, discovery: ctl.identityTarget, appPort: 50051, provides: `${ECHO_API}@1.4.0`, podName: 'orders', extra: identityFlags(ctl, 'shop', 'orders') }),
-    startSidecar({ ip: CALLER, discovery: ctl.identityTarget, appPort: 50099, requires: `${ECHO_API}@^1.2`, podName: 'client', extra: identityFlags(ctl, 'shop', 'client') }),
+    startMeshProvider(ctl, PROVIDER, 'orders'),
+    startMeshCaller(ctl, CALLER, 'client'),
   ]);
   client = echoClient(`${CALLER}:15001`);
 });
 
-after(async () => {
-  client?.close();
-  await stopAll();
-  await ctl?.stop();
-});
+after(() => stopMesh(client, ctl));
 
 test('a root rotation by the documented steps under load: 0 failed calls, new leaves from the new root, the old root refused at the end', { timeout: 240_000 }, async () => {
   assert.ok((await unary(client, { text: 'warm' })).ok);
@@ -155,7 +151,7 @@ openssl req -x509 -new -key "$DIR/next-ca-key.pem" -sha256 -days 3650 -subj "/O=
     // Step 5: every leaf renewed by the next root (at most one certificate lifetime).
     for (const ip of sidecars) await waitUntil(`${ip} has a next-root leaf`, async () => (await identityOf(ip)).issuer === newFp, { timeoutMs: 3 * LIFETIME_S * 1000, intervalMs: 250 });
     // A provider started now has a next-root leaf from its first certificate; the caller dials it fresh.
-    await startSidecar({ ip: PROVIDER2, discovery: ctl.identityTarget, appPort: 50051, provides: `${ECHO_API}@1.4.0`, podName: 'orders-2', extra: identityFlags(ctl, 'shop', 'orders-2') });
+    await startMeshProvider(ctl, PROVIDER2, 'orders-2');
     replacePods(podsFile, pods(true));
     await waitUntil('calls reach orders-2 (a new-root leaf on a new connection)', () => (servedBy.get('orders-2@1.4.0') ?? 0) > 20, { timeoutMs: 20_000, intervalMs: 250 })
       .catch(async (err: unknown) => {
