@@ -60,7 +60,8 @@ export interface H2Listener {
   /** Stops the idle sweep (at shutdown). */
   stopSweep(): void;
   /** TLS only: the certificate new handshakes present (open connections keep theirs). */
-  setCertificate?(key: string, chain: string): void;
+  /** New handshakes use this certificate, and verify clients against `ca` when given (a new trust bundle). */
+  setCertificate?(key: string, chain: string, ca?: Buffer): void;
 }
 
 const SESSION_WINDOW = 16 * 1024 * 1024;
@@ -151,6 +152,12 @@ export function createH2Listener(limits: ListenerLimits, tls?: ListenerTls): H2L
   }, Math.max(50, Math.min(5000, limits.idleTimeoutMs / 4)));
   sweep.unref();
   const listener: H2Listener = { server, sessions, stopSweep: () => clearInterval(sweep) };
-  if (secure !== undefined) listener.setCertificate = (key, chain) => secure.setSecureContext({ key, cert: chain, ca: tls!.ca, minVersion: 'TLSv1.3' });
+  let ca = tls?.ca;
+  if (secure !== undefined) {
+    listener.setCertificate = (key, chain, next) => {
+      if (next !== undefined) ca = next;
+      secure.setSecureContext({ key, cert: chain, ca, minVersion: 'TLSv1.3' });
+    };
+  }
   return listener;
 }

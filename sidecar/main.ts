@@ -20,9 +20,7 @@ import { SIDECAR_CODECS } from './balancer.ts';
 import { samePolicy } from '../proto/policy.ts';
 import { drain } from './shutdown.ts';
 import { reexecWithRuntimeSettings } from './runtime-flags.ts';
-import fs from 'node:fs';
 import path from 'node:path';
-import { X509Certificate } from 'node:crypto';
 import type { PeerTls } from './connection.ts';
 import { InboundAuthorization } from './inbound/authorization.ts';
 import { controllerChannel } from './identity/controller-channel.ts';
@@ -40,6 +38,8 @@ const NO_APP: AppConnection = {
   cancel: () => {},
   destroy: () => {},
 };
+import { readTrustBundle, TrustBundleFile, type TrustBundle } from './identity/trust-bundle-file.ts';
+import { fingerprints } from '../proto/pem-certificates.ts';
 
 export async function main(argv: string[]): Promise<number> {
   let cfg: SidecarConfig | 'help';
@@ -75,15 +75,18 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const provided = new Provided(cfg.provides, metrics);
   // Mesh identity: a certificate from the controller, mutual TLS both ways, `allow` on inbound.
   let bundle: Buffer | undefined;
+  let bundleFile: TrustBundleFile | undefined;
   if (cfg.identity !== undefined) {
-    const problem = bundleProblem(cfg.identity.trustBundle);
-    if (typeof problem === 'string') {
-      process.stderr.write(`qbasis sidecar: --trust-bundle ${cfg.identity.trustBundle}: ${problem}\n`);
+    const first = readTrustBundle(cfg.identity.trustBundle);
+    if (typeof first === 'string') {
+      process.stderr.write(`qbasis sidecar: --trust-bundle ${cfg.identity.trustBundle}: ${first}\n`);
       return 1;
     }
-    bundle = problem;
+    bundle = first.pem;
+    bundleFile = new TrustBundleFile(cfg.identity.trustBundle, first, log);
   }
-  const cert = cfg.identity === undefined || bundle === undefined ? undefined : new WorkloadCertificate({ target: cfg.discovery, tokenFile: cfg.identity.tokenFile, bundle, log });
+  const controller = bundle === undefined ? undefined : controllerChannel(cfg.discovery, bundle);
+  const cert = cfg.identity === undefined || bundle === undefined ? undefined : new WorkloadCertificate({ target: cfg.discovery, tokenFile: cfg.identity.tokenFile, bundle, log, ...(controller !== undefined ? { channel: controller } : {}) });
   const authz = cert === undefined ? undefined : new InboundAuthorization(log);
   const peerTls: PeerTls | undefined = cert === undefined ? undefined : {
     context: () => cert.current()?.clientContext,
@@ -100,7 +103,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   const discovery = new DiscoveryClient({
     target: cfg.discovery, logger: log, codecs: [...SIDECAR_CODECS], pod: cfg.podName, podNamespace: cfg.namespace,
     ...(cfg.namespace ? { namespace: cfg.namespace } : {}),
-    ...(bundle !== undefined ? { channel: controllerChannel(cfg.discovery, bundle) } : {}),
+    ...(controller !== undefined ? { channel: controller } : {}),
   });
   discovery.on('error', (err: unknown) => log.warn({ err }, 'discovery error'));
   discovery.on('snapshot', (snap) => {
@@ -152,7 +155,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
     let first = true;
     cert.on('renewal', (ok: boolean) => metrics.certificateRenewals.inc({ result: ok ? 'ok' : 'failed' }));
     cert.on('certificate', (c: { key: string; chain: string; parts: { namespace: string } }) => {
-      listeners.inbound.setCertificate!(c.key, c.chain); // new handshakes; open connections keep theirs
+      listeners.inbound.setCertificate!(c.key, c.chain, cert.bundle()); // new handshakes; open connections keep theirs
       if (!first) return;
       first = false;
       // Who may call what this pod provides: the policy in the namespace of its own identity.
@@ -160,6 +163,9 @@ async function run(cfg: SidecarConfig): Promise<number> {
       for (const p of provided.list) discovery.watch(p.api, c.parts.namespace);
     });
     cert.start();
+    // A root rotation: the bundle file gains the next root, later loses the old one.
+    bundleFile?.on('bundle', (b: TrustBundle) => cert.setBundle(b.pem));
+    bundleFile?.start();
   }
 
   let stop: (reason: string) => void = () => {};
@@ -170,7 +176,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
     missingSnapshots: () => [...router.balancers.keys(), ...(authz !== undefined ? provided.list.map((p) => p.api) : [])].filter((api) => discovery.snapshot(api) === undefined),
     ...(cert !== undefined ? { identity: () => (cert.current() !== undefined ? undefined : `no certificate yet${cert.lastError !== undefined ? ` (${cert.lastError})` : ' (waiting for Certify)'}`) } : {}),
     draining: () => draining,
-    routes: () => ({ ...(routesView(cfg, router, discovery.state(), inflight, now()) as object), identity: identityView(cert) }),
+    routes: () => ({ ...(routesView(cfg, router, discovery.state(), inflight, now()) as object), identity: identityView(cert, bundleFile) }),
     shutdown: (reason) => stop(reason),
   }).catch((err: Error) => err);
   if (admin instanceof Error) {
@@ -201,6 +207,7 @@ async function run(cfg: SidecarConfig): Promise<number> {
   listeners.outbound.stopSweep();
   reporter.stop();
   await reporter.flush(); // the last counts, while the discovery connection is still up
+  bundleFile?.stop();
   cert?.stop();
   discovery.close();
   pool.destroy();
@@ -221,23 +228,6 @@ const APP_RESET_RATE = 10_000;
 const RAPID_RESET_BURST = 200;
 const RAPID_RESET_RATE = 20;
 
-/** The trust bundle's bytes, or why it cannot be used (unreadable, no certificate in it). */
-function bundleProblem(file: string): Buffer | string {
-  let pem: Buffer;
-  try {
-    pem = fs.readFileSync(file);
-  } catch (err) {
-    return `cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected the PEM roots (local mode: <identity dir>/ca.pem)`;
-  }
-  try {
-    const c = new X509Certificate(pem);
-    if (!c.ca) return 'its first certificate is not a CA certificate; expected the mesh root(s)';
-  } catch (err) {
-    return `it holds no PEM certificate (${(err as Error).message}); expected the mesh root(s)`;
-  }
-  return pem;
-}
-
 /** The pod IP (probes, Prometheus) and, in pods (outbound on 127.0.0.1), the pod's loopback too. */
 function adminHosts(cfg: SidecarConfig): string[] {
   const loopback = cfg.outboundHost === '127.0.0.1' || cfg.outboundHost === '::1';
@@ -257,10 +247,15 @@ function listenError(err: Error): string {
   return err.message;
 }
 
-function identityView(cert: WorkloadCertificate | undefined): unknown {
+function identityView(cert: WorkloadCertificate | undefined, bundle: TrustBundleFile | undefined): unknown {
   if (cert === undefined) return { mtls: false };
   const c = cert.current();
-  return { mtls: true, id: c?.identity ?? null, not_after: c === undefined ? null : new Date(c.notAfter).toISOString(), last_error: cert.lastError ?? null };
+  return {
+    mtls: true, id: c?.identity ?? null, not_after: c === undefined ? null : new Date(c.notAfter).toISOString(), last_error: cert.lastError ?? null,
+    // A root rotation is finished for this sidecar when its issuer is the new root and the bundle holds it.
+    issuer: c?.issuer ?? null,
+    trust_bundle: bundle === undefined ? null : fingerprints(bundle.current().roots),
+  };
 }
 
 function routesView(cfg: SidecarConfig, router: Router, discoveryState: string, inflight: { outbound: number; inbound: number }, now: number): unknown {

@@ -21,13 +21,17 @@ export interface IssuedCertificate {
 export class CertificateAuthority {
   /** PEM of the root: the trust bundle sidecars verify peers and the controller with. */
   readonly rootPem: string;
+  /** What sidecars trust: this root, then the other roots kept beside it during a rotation. */
+  readonly trustBundlePem: string;
   readonly #rootKey: CryptoKey;
   readonly #root: x509.X509Certificate;
   readonly notBefore: Date;
   readonly notAfter: Date;
 
-  private constructor(rootPem: string, rootKey: CryptoKey) {
+  private constructor(rootPem: string, rootKey: CryptoKey, otherRoots: readonly string[]) {
     this.rootPem = rootPem;
+    const own = rootPem.trim();
+    this.trustBundlePem = [rootPem, ...otherRoots.filter((r) => r.trim() !== own)].map((r) => r.trim() + '\n').join('');
     this.#rootKey = rootKey;
     this.#root = new x509.X509Certificate(rootPem);
     this.notBefore = this.#root.notBefore;
@@ -40,8 +44,11 @@ export class CertificateAuthority {
     return { ca: CertificateAuthority.load(root), keyPem: root.key };
   }
 
-  /** A root from its PEM; throws with what is wrong (not a CA, the key does not match, expired). */
-  static load(pem: KeyPairPem, now = new Date()): CertificateAuthority {
+  /**
+   * A root from its PEM; throws with what is wrong (not a CA, the key does not match, expired).
+   * `otherRoots`: roots trusted beside it (the previous or the next during a rotation), checked by the caller.
+   */
+  static load(pem: KeyPairPem, now = new Date(), otherRoots: readonly string[] = []): CertificateAuthority {
     const cert = new X509Certificate(pem.cert);
     const key: KeyObject = createPrivateKey(pem.key);
     if (!cert.ca) throw new Error('the certificate is not a CA certificate (basicConstraints CA:TRUE)');
@@ -50,7 +57,7 @@ export class CertificateAuthority {
     if (!cert.verify(cert.publicKey)) throw new Error('the certificate is not self-signed (only a root can sign here)');
     const t = now.getTime();
     if (t < Date.parse(cert.validFrom) || t >= Date.parse(cert.validTo)) throw new Error(`the root is not valid now (valid ${cert.validFrom} to ${cert.validTo})`);
-    return new CertificateAuthority(pem.cert, key.toCryptoKey(EC, false, ['sign']) as CryptoKey);
+    return new CertificateAuthority(pem.cert, key.toCryptoKey(EC, false, ['sign']) as CryptoKey, otherRoots);
   }
 
   /**

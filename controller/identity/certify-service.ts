@@ -80,7 +80,7 @@ export class CertifyService {
     return {
       identity: id,
       certificateChain: [issued.cert],
-      trustBundle: this.#o.ca.rootPem,
+      trustBundle: this.#o.ca.trustBundlePem,
       notBeforeUnixMs: issued.notBefore.getTime(),
       notAfterUnixMs: issued.notAfter.getTime(),
     };

@@ -87,7 +87,7 @@ export class MeshIdentity {
           starting = (async () => {
             const { ca, created } = await secret.obtain(abort.signal);
             log.info({ secret: `${root.namespace}/${root.name}`, created, notAfter: ca.notAfter.toISOString(), trustDomain: s.trustDomain }, created ? 'mesh root created' : 'mesh root loaded');
-            bundles = new TrustBundleReconciler({ api: kube.api, pods, bundle: () => ca.rootPem, isLeader: kube.isLeader, log, resyncMs: kube.resyncMs });
+            bundles = new TrustBundleReconciler({ api: kube.api, pods, bundle: () => ca.trustBundlePem, isLeader: kube.isLeader, log, resyncMs: kube.resyncMs });
             kube.onStartedLeading(() => bundles?.enqueueAll());
             bundles.start();
             server = serve(s, ca, authenticator, metrics, deps.discovery, log);

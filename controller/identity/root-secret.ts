@@ -4,12 +4,14 @@
 // a create), so two replicas racing cannot both win: the loser re-reads and uses the winner's root.
 // Followers wait for it. Mode `load`: only read (the user's root, identity.issuer.existingSecret).
 // A root that is there but unusable is never replaced: replacing it would cut every sidecar off; the
-// reason is logged and the Secret read again until someone fixes it.
+// reason is logged and the Secret read again until someone fixes it. An optional `ca.crt` holds the
+// roots trusted beside `tls.crt` during a rotation (docs/root-rotation.md); the bundle is both.
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { CertificateAuthority } from './certificate-authority.ts';
+import { loadBundle } from './root-store.ts';
 
-export const ROOT_SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key' } as const;
+export const ROOT_SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', bundle: 'ca.crt' } as const;
 
 /** What this needs of an API client (kube/kube-client.ts's KubeClient has it; not imported: it loads client-node). */
 export interface SecretApi {
@@ -114,8 +116,10 @@ export class RootSecret {
     const key = d[ROOT_SECRET_KEYS.key] ?? '';
     if (cert === '' && key === '') return { state: 'empty', secret: s };
     if (cert === '' || key === '') return { state: 'unusable', reason: `it has ${cert === '' ? 'tls.key but no tls.crt' : 'tls.crt but no tls.key'}` };
+    const extra = Buffer.from(d[ROOT_SECRET_KEYS.bundle] ?? '', 'base64').toString('utf8');
     try {
-      return { state: 'usable', ca: CertificateAuthority.load({ cert: Buffer.from(cert, 'base64').toString('utf8'), key: Buffer.from(key, 'base64').toString('utf8') }) };
+      const certPem = Buffer.from(cert, 'base64').toString('utf8');
+      return { state: 'usable', ca: loadBundle(certPem + extra, Buffer.from(key, 'base64').toString('utf8')) };
     } catch (err) {
       return { state: 'unusable', reason: (err as Error).message };
     }

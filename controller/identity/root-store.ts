@@ -2,8 +2,12 @@
 // read, `--trust-bundle DIR/ca.pem`) and `ca-key.pem`, both 0600 in a 0700 directory. Made on
 // first start, reused after. A root that is there but unusable (key mismatch, expired, readable by
 // others) stops the controller with the reason: replacing it silently would cut every sidecar off.
+// During a root rotation `ca.pem` holds several roots (docs/root-rotation.md): the one `ca-key.pem`
+// matches signs, every one is in the bundle.
 import fs from 'node:fs';
 import path from 'node:path';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { bundleRoots } from '../../proto/pem-certificates.ts';
 import { CertificateAuthority } from './certificate-authority.ts';
 
 export const ROOT_CERT_FILE = 'ca.pem';
@@ -44,8 +48,19 @@ export async function loadOrCreateRoot(dir: string, trustDomain: string): Promis
   const mode = fs.statSync(keyFile).mode & 0o777;
   if ((mode & 0o077) !== 0) throw new IdentityDirError(`${keyFile} is readable by other users (mode ${mode.toString(8)}); expected 600 (chmod 600 ${keyFile})`);
   try {
-    return { ca: CertificateAuthority.load({ cert: fs.readFileSync(certFile, 'utf8'), key: fs.readFileSync(keyFile, 'utf8') }), created: false };
+    return { ca: loadBundle(fs.readFileSync(certFile, 'utf8'), fs.readFileSync(keyFile, 'utf8')), created: false };
   } catch (err) {
     throw new IdentityDirError(`the root in ${dir} cannot be used: ${(err as Error).message}`);
   }
+}
+
+/** The root `keyPem` belongs to, with the bundle's other roots trusted beside it. */
+export function loadBundle(bundlePem: string, keyPem: string, now = new Date()): CertificateAuthority {
+  const b = bundleRoots(bundlePem, now.getTime());
+  if (typeof b === 'string') throw new Error(b);
+  const key = createPrivateKey(keyPem);
+  const blocks = b.roots.map((r) => r.toString());
+  const i = b.roots.findIndex((r: X509Certificate) => r.checkPrivateKey(key));
+  if (i < 0) throw new Error(`the key does not match ${blocks.length === 1 ? 'the certificate' : `any of the ${blocks.length} certificates`}`);
+  return CertificateAuthority.load({ cert: blocks[i]!, key: keyPem }, now, blocks.filter((_, j) => j !== i));
 }

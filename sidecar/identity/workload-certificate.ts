@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { Backoff } from '../../proto/backoff.ts';
 import { identityClientConstructor, meshIdentityOf, parseSpiffeId, type CertifyResponse__Output, type IdentityClient, type MeshIdentity } from '../../proto/identity.ts';
 import { newKeyAndCsr } from './csr.ts';
-import { controllerChannel } from './controller-channel.ts';
+import { pemCertificates } from '../../proto/pem-certificates.ts';
+import { controllerChannel, type ControllerChannel } from './controller-channel.ts';
 
 export interface Certificate {
   /** The SPIFFE ID the certificate names. */
@@ -23,6 +24,8 @@ export interface Certificate {
   /** PEM, leaf first. */
   chain: string;
   notAfter: number;
+  /** SHA-256 fingerprint of the bundle root that signed it (which root, during a rotation). */
+  issuer: string | null;
   /** Client side of peer connections: key, chain, the trust bundle. */
   clientContext: SecureContext;
 }
@@ -31,8 +34,10 @@ export interface WorkloadCertificateOptions {
   /** host:port of the controller's TLS port. */
   target: string;
   tokenFile: string;
-  /** PEM roots: the controller and every peer are verified against them. */
+  /** PEM roots: the controller and every peer are verified against them (setBundle changes them). */
   bundle: Buffer;
+  /** The controller's TLS channel (shared with Discovery); made from `bundle` when absent. */
+  channel?: ControllerChannel;
   log: Logger;
   /** For tests: the share of the remaining life to renew at (default 0.5) and the jitter (0.1). */
   renewAt?: number;
@@ -54,13 +59,17 @@ export class WorkloadCertificate extends EventEmitter {
   #timer: NodeJS.Timeout | undefined;
   #expiry: NodeJS.Timeout | undefined;
   #stopped = false;
+  #bundle: Buffer;
+  readonly #channel: ControllerChannel;
   lastError: string | undefined;
 
   constructor(o: WorkloadCertificateOptions) {
     super();
     this.#o = o;
     this.#log = o.log.child({ component: 'identity' });
-    const ch = controllerChannel(o.target, o.bundle);
+    this.#bundle = o.bundle;
+    const ch = o.channel ?? controllerChannel(o.target, o.bundle);
+    this.#channel = ch;
     const Ctor = identityClientConstructor();
     this.#client = new Ctor(o.target, ch.credentials, { ...ch.options, 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5000 });
   }
@@ -71,6 +80,24 @@ export class WorkloadCertificate extends EventEmitter {
 
   start(): void {
     this.#attempt();
+  }
+
+  /**
+   * A new trust bundle (a root rotation): the controller channel trusts its roots too, and the
+   * current certificate is announced again with a client context over it (the listeners swap theirs).
+   */
+  setBundle(bundle: Buffer): void {
+    this.#bundle = bundle;
+    this.#channel.trust(bundle);
+    const c = this.#current;
+    if (c === undefined) return;
+    const next = { ...c, clientContext: createSecureContext({ key: c.key, cert: c.chain, ca: bundle, minVersion: 'TLSv1.3' }) };
+    this.#current = next;
+    this.emit('certificate', next);
+  }
+
+  bundle(): Buffer {
+    return this.#bundle;
   }
 
   stop(): void {
@@ -118,7 +145,7 @@ export class WorkloadCertificate extends EventEmitter {
       const now = Date.now();
       const share = (this.#o.renewAt ?? 0.5) * (1 + (this.#o.jitter ?? 0.1) * (2 * Math.random() - 1));
       const renewIn = Math.max(1000, (c.notAfter - now) * share);
-      this.#log.info({ identity: c.identity, notAfter: new Date(c.notAfter).toISOString(), renewInMs: Math.round(renewIn) }, renewed ? 'certificate renewed' : 'certificate issued');
+      this.#log.info({ identity: c.identity, notAfter: new Date(c.notAfter).toISOString(), issuer: c.issuer, renewInMs: Math.round(renewIn) }, renewed ? 'certificate renewed' : 'certificate issued');
       this.emit('renewal', true);
       this.emit('certificate', c);
       this.#schedule(renewIn);
@@ -139,8 +166,9 @@ export class WorkloadCertificate extends EventEmitter {
     const notAfter = Date.parse(leaf.validTo);
     if (!(notAfter > Date.now())) throw new Error(`it expired at ${leaf.validTo}`);
     const keyPem = key.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const clientContext = createSecureContext({ key: keyPem, cert: chain, ca: this.#o.bundle, minVersion: 'TLSv1.3' });
-    return { identity, parts, key: keyPem, chain, notAfter, clientContext };
+    const clientContext = createSecureContext({ key: keyPem, cert: chain, ca: this.#bundle, minVersion: 'TLSv1.3' });
+    const issuer = pemCertificates(this.#bundle.toString('utf8')).map((p) => new X509Certificate(p)).find((r) => leaf.checkIssued(r) && leaf.verify(r.publicKey));
+    return { identity, parts, key: keyPem, chain, notAfter, issuer: issuer?.fingerprint256 ?? null, clientContext };
   }
 
   #failed(why: string): void {

@@ -22,8 +22,8 @@ export const NPM_VERSION = '11.19.1';
 const PRODUCT_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'bin', 'cli', 'proto', 'controller', 'sidecar'];
 /** Never part of the image's inputs: the console bundle is built inside the Dockerfile. */
 const NOT_INPUTS = new Set(['node_modules', 'dist']);
-/** The test apps on top of the product image: the demo's order app, the load it drives, and the caller that counts. */
-const TEST_APP_FILES = ['test/demo/order-app.ts', 'test/demo/orders.proto', 'test/demo/load.ts', 'test/fixtures/wait.ts', 'test/node/caller-app.ts'];
+/** The test apps on top of the product image: the demo's order app, the load it drives, the caller that counts, and the legacy HTTP stock app. */
+const TEST_APP_FILES = ['test/demo/order-app.ts', 'test/demo/orders.proto', 'test/demo/load.ts', 'test/fixtures/wait.ts', 'test/node/caller-app.ts', 'test/demo/stock-app.ts', 'test/demo/stock.proto'];
 
 export interface LocalImage {
   ref: string;

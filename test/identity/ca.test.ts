@@ -50,6 +50,27 @@ test('an unusable root stops the start with the reason instead of being replaced
   await assert.rejects(loadOrCreateRoot(open, 'cluster.local'), /accessible by other users.*chmod 700/);
 });
 
+test('during a rotation ca.pem holds two roots: the one ca-key.pem matches signs, both are the bundle, in either order', async () => {
+  const dir = path.join(tempDir('ca-two'), 'id');
+  const { ca: current } = await loadOrCreateRoot(dir, 'cluster.local');
+  const next = await CertificateAuthority.create('cluster.local');
+  for (const bundle of [current.rootPem + next.ca.rootPem, next.ca.rootPem + current.rootPem]) {
+    fs.writeFileSync(path.join(dir, 'ca.pem'), bundle, { mode: 0o600 });
+    const { ca } = await loadOrCreateRoot(dir, 'cluster.local');
+    assert.equal(ca.rootPem.trim(), current.rootPem.trim(), 'the key still matches the current root');
+    assert.equal(ca.trustBundlePem.match(/BEGIN CERTIFICATE/g)?.length, 2);
+    assert.ok(ca.trustBundlePem.startsWith(current.rootPem.trim()), 'the signing root first');
+  }
+  fs.writeFileSync(path.join(dir, 'ca-key.pem'), next.keyPem, { mode: 0o600 });
+  const { ca: switched } = await loadOrCreateRoot(dir, 'cluster.local');
+  assert.equal(switched.rootPem.trim(), next.ca.rootPem.trim(), 'the next key signs with the next root');
+  const leaf = new X509Certificate((await switched.signWorkload((await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])).publicKey as never, ID, 60_000)).cert);
+  assert.ok(leaf.checkIssued(new X509Certificate(next.ca.rootPem)));
+  const leafCa = await CertificateAuthority.create('cluster.local');
+  fs.writeFileSync(path.join(dir, 'ca.pem'), next.ca.rootPem + (await leafCa.ca.issueServing(['localhost'], ID, 60_000)).cert, { mode: 0o600 });
+  await assert.rejects(loadOrCreateRoot(dir, 'cluster.local'), /certificate 2 of 2 .* is not a CA certificate/);
+});
+
 test('a workload certificate names only its SPIFFE ID, for client and server auth, and never outlives the root', async () => {
   const { ca } = await CertificateAuthority.create('cluster.local');
   const key = await csrPublicKey(newKeyAndCsr().csr);

@@ -10,8 +10,8 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { ECHO_API, echoClient, type EchoClient } from '../fixtures/echo-client.ts';
-import { logsByIp, startEcho, startSidecar, stopAll } from '../fixtures/echo-mesh.ts';
-import { certify, identityFlags, readToken, startIdentityController, type IdentityController } from '../fixtures/identity.ts';
+import { logsByIp, startEcho } from '../fixtures/echo-mesh.ts';
+import { certify, readToken, startIdentityController, startMeshCaller, startMeshProvider, stopMesh, type IdentityController } from '../fixtures/identity.ts';
 import { tempDir, writePods, type TestPod } from '../fixtures/local-controller.ts';
 import { unary } from '../fixtures/policy.ts';
 import { waitUntil } from '../fixtures/wait.ts';
@@ -34,17 +34,13 @@ before(async () => {
   ctl = await startIdentityController({ podsFile, host: `${NET}.1`, lifetimeS: LIFETIME_S });
   await startEcho({ host: PROVIDER, port: 50051, name: 'orders', version: '1.4.0' });
   await Promise.all([
-    startSidecar({ ip: PROVIDER, discovery: ctl.identityTarget, appPort: 50051, provides: `${ECHO_API}@1.4.0`, podName: 'orders', extra: identityFlags(ctl, 'shop', 'orders') }),
-    startSidecar({ ip: CALLER, discovery: ctl.identityTarget, appPort: 50099, requires: `${ECHO_API}@^1.2`, podName: 'client', extra: identityFlags(ctl, 'shop', 'client') }),
+    startMeshProvider(ctl, PROVIDER, 'orders'),
+    startMeshCaller(ctl, CALLER, 'client'),
   ]);
   client = echoClient(`${CALLER}:15001`);
 });
 
-after(async () => {
-  client?.close();
-  await stopAll();
-  await ctl?.stop();
-});
+after(() => stopMesh(client, ctl));
 
 /** Established TCP connections to the provider's inbound port (only the caller sidecar dials it), as "address:port" of the dialling end. */
 function pooledConnections(): string[] {

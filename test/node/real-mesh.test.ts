@@ -15,7 +15,8 @@ import { onRealNode } from '../cluster/node.ts';
 import { harnessFor, CLUSTER_START_TIMEOUT_MS, type TestCluster } from '../harness/use-cluster.ts';
 import { waitForValue, waitUntil } from '../fixtures/wait.ts';
 import { ORDER_API } from '../demo/order-app.ts';
-import { CALLER_PORT, RANGE, SYSTEM_NS, callerDeployment, callerDo as callerRequest, describeCounts, installChart, isReady, podsOf, providerDeployment, type Counts, type PodJson } from './mesh-apps.ts';
+import { STOCK_API } from '../demo/stock-app.ts';
+import { CALLER_PORT, RANGE, SYSTEM_NS, appDeployment, callerDeployment, callerDo as callerRequest, describeCounts, installChart, isReady, podsOf, providerDeployment, type Counts, type PodJson } from './mesh-apps.ts';
 
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'the real node needs root';
@@ -216,6 +217,44 @@ test('a Job with an injected sidecar completes: its app makes a routed call and 
   assert.match(await kubectl(['-n', NS, 'logs', p!.metadata.name, '-c', 'app']), /^served by 1\.5\.0$/m);
   const sc = p!.status.initContainerStatuses?.find((s) => s.name === 'qbasis-sidecar') as unknown as { state: { terminated?: { exitCode: number } } };
   assert.ok(sc.state.terminated !== undefined, `the sidecar stopped after the app: ${JSON.stringify(sc)}`);
+});
+
+test('legacy HTTP/JSON apps join with annotations and a schema ConfigMap: a Job calls GET /v1/stock/{sku} through its gateway sidecar and a legacy provider answers through its own', { skip, timeout: 240_000 }, async () => {
+  await kubectl(['-n', NS, 'create', 'configmap', 'stock-schema', `--from-file=stock.proto=${join(import.meta.dirname, '..', 'demo', 'stock.proto')}`]);
+  const legacy = { 'qbasis.io/app-protocol': 'http', 'qbasis.io/schema': 'stock-schema' };
+  await apply(appDeployment({
+    ns: NS, name: 'stock-legacy', replicas: 1, image: testApps,
+    annotations: { ...legacy, 'qbasis.io/provides': `${STOCK_API}@1.0.0`, 'qbasis.io/app-port': '50051' },
+    args: ['test/demo/stock-app.ts', '--host', '127.0.0.1', '--port', '50051', '--pod', '$(POD_NAME)', '--version', '1.0.0'],
+  }));
+  await settled('stock-legacy', 1);
+  // The legacy caller speaks plain HTTP/JSON to localhost:15001 by the method's google.api.http route.
+  const script = [
+    "const r = await fetch('http://127.0.0.1:15001/v1/stock/abc', { signal: AbortSignal.timeout(10000) });",
+    'const body = await r.text();',
+    'console.log(`${r.status} ${body}`);',
+    "process.exit(r.status === 200 && JSON.parse(body).units === '21' ? 0 : 1);",
+  ].join('\n');
+  await apply({
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: 'legacy-call', namespace: NS },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        metadata: { labels: { app: 'legacy-call' }, annotations: { 'qbasis.io/inject': 'true', ...legacy, 'qbasis.io/requires': `${STOCK_API}@^1.0` } },
+        spec: onRealNode({
+          restartPolicy: 'Never',
+          containers: [{ name: 'app', image: testApps, imagePullPolicy: 'Never', command: ['/nodejs/bin/node', '--input-type=module', '-e', script] }],
+        }),
+      },
+    },
+  });
+  const done = await waitForValue('the legacy-call Job to finish', async () => (await kubectl(['-n', NS, 'get', 'job', 'legacy-call', '-o', 'jsonpath={.status.succeeded}/{.status.failed}'])).trim(), (v) => v.startsWith('1/') || v.endsWith('/1'), { timeoutMs: 150_000, intervalMs: 1_000 });
+  const [p] = await pods('app=legacy-call');
+  const log = await kubectl(['-n', NS, 'logs', p!.metadata.name, '-c', 'app']);
+  assert.equal(done.startsWith('1/'), true, `the Job failed: ${log}`);
+  assert.match(log, /^200 \{"sku":"abc","units":"21","servedBy":"stock-legacy-[a-z0-9-]+@1\.0\.0"\}$/m, log);
 });
 
 test('killing the leading controller pod: calls keep flowing, the other replica takes the Lease, and BasisServices stay current', { skip, timeout: 300_000 }, async () => {
