@@ -44,6 +44,25 @@ async function settled(name: string, replicas: number): Promise<PodJson[]> {
   return waitForValue(`deployment ${name} to have exactly ${replicas} Ready pods`, () => pods(`app=${name}`), (ps) => ps.length === replicas && ps.every(isReady), { timeoutMs: 120_000, intervalMs: 500 });
 }
 
+/** A Job on the real node, injected, whose app runs `script` (an ES module) with the image's node. */
+function injectedJob(name: string, annotations: Record<string, string>, script: string): object {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace: NS },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        metadata: { labels: { app: name }, annotations: { 'qbasis.io/inject': 'true', ...annotations } },
+        spec: onRealNode({
+          restartPolicy: 'Never',
+          containers: [{ name: 'app', image: testApps, imagePullPolicy: 'Never', command: ['/nodejs/bin/node', '--input-type=module', '-e', script] }],
+        }),
+      },
+    },
+  };
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const QBASIS = join(import.meta.dirname, '..', '..', 'bin', 'qbasis.ts');
 const runQbasis = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((resolve) => {
@@ -192,25 +211,8 @@ test('a Job with an injected sidecar completes: its app makes a routed call and 
     "  process.exit(!err && res.servedByVersion.startsWith('1.') ? 0 : 1);",
     '});',
   ].join('\n');
-  await apply({
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: { name: 'one-call', namespace: NS },
-    spec: {
-      backoffLimit: 0,
-      template: {
-        metadata: { labels: { app: 'one-call' }, annotations: {
-          'qbasis.io/inject': 'true',
-          // No app port: a pod that only calls needs none.
-          'qbasis.io/requires': `${ORDER_API}@${RANGE}`,
-        } },
-        spec: onRealNode({
-          restartPolicy: 'Never',
-          containers: [{ name: 'app', image: testApps, imagePullPolicy: 'Never', command: ['/nodejs/bin/node', '--input-type=module', '-e', script] }],
-        }),
-      },
-    },
-  });
+  // No app port: a pod that only calls needs none.
+  await apply(injectedJob('one-call', { 'qbasis.io/requires': `${ORDER_API}@${RANGE}` }, script));
   await kubectl(['-n', NS, 'wait', '--for=condition=Complete', 'job/one-call', '--timeout=120s']);
   const [p] = await pods('app=one-call');
   assert.equal(p!.status.phase, 'Succeeded');
@@ -235,21 +237,7 @@ test('legacy HTTP/JSON apps join with annotations and a schema ConfigMap: a Job 
     'console.log(`${r.status} ${body}`);',
     "process.exit(r.status === 200 && JSON.parse(body).units === '21' ? 0 : 1);",
   ].join('\n');
-  await apply({
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: { name: 'legacy-call', namespace: NS },
-    spec: {
-      backoffLimit: 0,
-      template: {
-        metadata: { labels: { app: 'legacy-call' }, annotations: { 'qbasis.io/inject': 'true', ...legacy, 'qbasis.io/requires': `${STOCK_API}@^1.0` } },
-        spec: onRealNode({
-          restartPolicy: 'Never',
-          containers: [{ name: 'app', image: testApps, imagePullPolicy: 'Never', command: ['/nodejs/bin/node', '--input-type=module', '-e', script] }],
-        }),
-      },
-    },
-  });
+  await apply(injectedJob('legacy-call', { ...legacy, 'qbasis.io/requires': `${STOCK_API}@^1.0` }, script));
   const done = await waitForValue('the legacy-call Job to finish', async () => (await kubectl(['-n', NS, 'get', 'job', 'legacy-call', '-o', 'jsonpath={.status.succeeded}/{.status.failed}'])).trim(), (v) => v.startsWith('1/') || v.endsWith('/1'), { timeoutMs: 150_000, intervalMs: 1_000 });
   const [p] = await pods('app=legacy-call');
   const log = await kubectl(['-n', NS, 'logs', p!.metadata.name, '-c', 'app']);
