@@ -51,7 +51,7 @@ let calls = 0;
 const CHROMIUM = '/usr/bin/chromium';
 
 before(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)`);
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (npm test installs it as root: test/harness/host-packages.sh)`);
   await buildConsolePage();
   fs.mkdirSync(OUTPUT, { recursive: true });
   podsFile = path.join(tempDir('console-browser'), 'pods.yaml');

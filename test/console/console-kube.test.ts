@@ -143,7 +143,7 @@ test('qbasis console port-forwards through the API server to the leader replica:
   assert.match(foreign, /^HTTP\/1\.1 421 /, 'a DNS-rebinding Host is refused through the forward too');
   assert.doesNotMatch(foreign, /"apis"/);
 
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)`);
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (npm test installs it as root: test/harness/host-packages.sh)`);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   try {
     const page = await browser.newPage();

@@ -102,7 +102,7 @@ test("the sidecar's hand-built CSR is accepted by @peculiar/x509 and by openssl 
   await csrPublicKey(csr);
   await csrPublicKey(Buffer.from(parsed.toString('pem')));
   const openssl = spawnSync('openssl', ['req', '-inform', 'DER', '-verify', '-noout'], { input: csr, encoding: 'utf8' });
-  assert.equal(openssl.error, undefined, `openssl must be installed (.ci/run installs it): ${openssl.error?.message}`);
+  assert.equal(openssl.error, undefined, `openssl must be installed (npm test installs it as root: test/harness/host-packages.sh): ${openssl.error?.message}`);
   assert.equal(openssl.status, 0, openssl.stderr);
   assert.match(openssl.stderr + openssl.stdout, /verify OK/i);
 });
