@@ -140,6 +140,13 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
     failureThreshold: failures,
     timeoutSeconds: 1,
   });
+  const mounts = [
+    ...(schema !== undefined ? [{ name: SCHEMA_VOLUME, mountPath: SCHEMA_MOUNT, readOnly: true }] : []),
+    ...(config.identity === undefined ? [] : [
+      { name: token.name, mountPath: token.mountPath, readOnly: true },
+      { name: bundle.name, mountPath: bundle.mountPath, readOnly: true },
+    ]),
+  ];
   return {
     name: SIDECAR_NAME,
     image: o.image,
@@ -157,15 +164,10 @@ export function sidecarContainer(annotations: Record<string, string>, config: In
     startupProbe: probe('/started', 1, 120),
     readinessProbe: probe('/ready', 2, 3),
     livenessProbe: probe('/live', 10, 3),
-    ...(schema !== undefined ? { volumeMounts: [{ name: SCHEMA_VOLUME, mountPath: SCHEMA_MOUNT, readOnly: true }] } : {}),
     resources: cleanResources(o.resources),
     securityContext: structuredClone(config.securityContext),
-    ...(config.identity === undefined ? {} : {
-      volumeMounts: [
-        { name: token.name, mountPath: token.mountPath, readOnly: true },
-        { name: bundle.name, mountPath: bundle.mountPath, readOnly: true },
-      ],
-    }),
+    // One list for every mount: a legacy app's schema and the identity volumes together.
+    ...(mounts.length > 0 ? { volumeMounts: mounts } : {}),
   } as V1Container;
 }
 
@@ -233,12 +235,11 @@ export function injectPod(pod: V1Pod, namespace: string, config: InjectionConfig
     warnings.push(`qbasis: ${ANNOTATIONS.schema} is used only with ${ANNOTATIONS.appProtocol}: "http"; ignored`);
   }
   const patch: JsonPatchOp[] = [];
+  const newVolumes: V1Volume[] = [];
   const schema = schemaConfigMap(annotations, problems);
   if (schema !== undefined) {
     // optional: false — a missing ConfigMap keeps the pod Pending with an event naming it, rather than a sidecar without its schema.
-    const volume = { name: SCHEMA_VOLUME, configMap: { name: schema, optional: false } };
-    if (pod.spec?.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: [volume] });
-    else patch.push({ op: 'add', path: '/spec/volumes/-', value: volume });
+    newVolumes.push({ name: SCHEMA_VOLUME, configMap: { name: schema, optional: false } });
   }
   // First among init containers: later init containers (migrations, warm-ups) can already call through it.
   if (pod.spec?.initContainers === undefined || pod.spec.initContainers.length === 0) {
@@ -255,8 +256,12 @@ export function injectPod(pod: V1Pod, namespace: string, config: InjectionConfig
       if (config.strict) return { action: 'refuse', message: `qbasis (strict): ${message}`, warnings: [] };
       return { action: 'skip', reason: message, warnings: [...warnings, `qbasis: ${message}; sidecar not injected`] };
     }
-    if (pod.spec?.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes });
-    else for (const v of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
+    newVolumes.push(...volumes);
+  }
+  // One add for a pod without volumes: two would each create the list, and the second would drop the first's.
+  if (newVolumes.length > 0) {
+    if (pod.spec?.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: newVolumes });
+    else for (const v of newVolumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });
   }
   if (pod.metadata?.annotations === undefined) {
     patch.push({ op: 'add', path: '/metadata/annotations', value: { [INJECTED_ANNOTATION]: INJECTOR_VERSION } });

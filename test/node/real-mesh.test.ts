@@ -229,7 +229,11 @@ test('legacy HTTP/JSON apps join with annotations and a schema ConfigMap: a Job 
     annotations: { ...legacy, 'qbasis.io/provides': `${STOCK_API}@1.0.0`, 'qbasis.io/app-port': '50051' },
     args: ['test/demo/stock-app.ts', '--host', '127.0.0.1', '--port', '50051', '--pod', '$(POD_NAME)', '--version', '1.0.0'],
   }));
-  await settled('stock-legacy', 1);
+  await settled('stock-legacy', 1).catch(async (err: unknown) => {
+    const [sp] = await pods('app=stock-legacy');
+    const logs = sp === undefined ? 'no pod' : (await c.kubectl(['-n', NS, 'logs', sp.metadata.name, '-c', 'qbasis-sidecar', '--tail=20'], { allowFailure: true })).stdout + (await c.kubectl(['-n', NS, 'logs', sp.metadata.name, '-c', 'app', '--tail=5'], { allowFailure: true })).stdout;
+    throw new Error(`${String(err)}; pod ${JSON.stringify(sp?.status)}; logs: ${logs}`);
+  });
   // The legacy caller speaks plain HTTP/JSON to localhost:15001 by the method's google.api.http route.
   const script = [
     "const r = await fetch('http://127.0.0.1:15001/v1/stock/abc', { signal: AbortSignal.timeout(10000) });",

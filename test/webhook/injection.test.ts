@@ -215,6 +215,14 @@ describe('sidecar injection with mesh identity', () => {
     assert.equal(applyPatch(pod(annotated), r2.action === 'inject' ? r2.patch : []).spec?.volumes?.length, 2);
   });
 
+  it('a legacy app with mesh identity gets the schema and the identity mounts together (one list, none lost)', () => {
+    const legacy = { ...annotated, 'qbasis.io/app-protocol': 'http', 'qbasis.io/schema': 'orders-schema' };
+    const r = injectPod(pod(legacy), 'shop', idConfig);
+    const out = applyPatch(pod(legacy), r.action === 'inject' ? r.patch : []);
+    assert.deepEqual(sidecars(out)[0]!.volumeMounts?.map((m) => m.name), ['qbasis-schema', 'qbasis-token', 'qbasis-trust-bundle']);
+    assert.deepEqual(out.spec?.volumes?.map((v) => v.name).sort(), ['qbasis-schema', 'qbasis-token', 'qbasis-trust-bundle']);
+  });
+
   it('a pod that already has a volume of that name gets no sidecar and a warning (refused under strict)', () => {
     const clash = pod(annotated, { volumes: [{ name: 'qbasis-token', emptyDir: {} }] });
     const r = injectPod(clash, 'shop', idConfig);
