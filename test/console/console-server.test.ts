@@ -107,16 +107,29 @@ test('a foreign or missing Host header is refused with 421 and a body that says 
 });
 
 /** Reads Server-Sent Events from the console: `next(pred)` resolves with the first matching event. */
-function events(): { next: (pred: (e: { event: string; data: unknown }) => boolean, timeoutMs?: number) => Promise<{ event: string; data: unknown; at: number }>; close: () => void; status: Promise<number> } {
+// `reconnect` retries a refused stream (503) for up to 5 s as EventSource would: the server frees the slot of a
+// stream the previous test closed only once it sees the socket close.
+function events(o: { reconnect?: boolean } = {}): { next: (pred: (e: { event: string; data: unknown }) => boolean, timeoutMs?: number) => Promise<{ event: string; data: unknown; at: number }>; close: () => void; status: Promise<number> } {
   const ac = new AbortController();
   const seen: { event: string; data: unknown; at: number }[] = [];
   let wake: () => void = () => {};
   let status: (n: number) => void = () => {};
+  let refused: number | undefined;
   const statusP = new Promise<number>((r) => (status = r));
   void (async () => {
-    const r = await fetch(`${base}/api/v1/events`, { signal: ac.signal });
+    const until = performance.now() + 5000;
+    let r = await fetch(`${base}/api/v1/events`, { signal: ac.signal });
+    while (o.reconnect === true && r.status === 503 && performance.now() < until) {
+      await r.body?.cancel();
+      await new Promise((t) => setTimeout(t, 100));
+      r = await fetch(`${base}/api/v1/events`, { signal: ac.signal });
+    }
     status(r.status);
-    if (r.status !== 200 || r.body === null) return;
+    if (r.status !== 200 || r.body === null) {
+      refused = r.status;
+      wake();
+      return;
+    }
     let buf = '';
     const dec = new TextDecoder();
     for await (const chunk of r.body) {
@@ -143,6 +156,7 @@ function events(): { next: (pred: (e: { event: string; data: unknown }) => boole
           const e = seen[read++]!;
           if (pred(e)) return e;
         }
+        if (refused !== undefined) throw new Error(`the event stream was refused with ${refused}`);
         const left = end - performance.now();
         if (left <= 0) throw new Error(`no matching event within ${timeoutMs} ms; got ${seen.map((e) => e.event).join(', ')}`);
         await new Promise<void>((r) => {
@@ -158,8 +172,8 @@ function events(): { next: (pred: (e: { event: string; data: unknown }) => boole
 }
 
 test('the event stream: a snapshot first, a pods-file change as an `api` event within 2 s, and at most --console-max-clients streams', async () => {
-  const a = events();
-  const b = events();
+  const a = events({ reconnect: true });
+  const b = events({ reconnect: true });
   try {
     const first = await a.next(() => true);
     assert.equal(first.event, 'snapshot');
@@ -179,7 +193,7 @@ test('the event stream: a snapshot first, a pods-file change as an `api` event w
 });
 
 test('the event stream coalesces: ten pods-file changes in about a second reach a page as a few events, the last one the final state', async () => {
-  const a = events();
+  const a = events({ reconnect: true });
   try {
     await a.next((e) => e.event === 'snapshot');
     const versions = ['1.6.0', '1.7.0', '1.8.0', '1.9.0', '1.10.0', '1.11.0', '1.12.0', '1.13.0', '1.14.0', '1.15.0'];
