@@ -82,7 +82,11 @@ export class PodsFileSource implements PodSource {
   #lastDuplicates = '';
   #goodPods = 0;
   #busyRetries = 0;
-  #parsing: Worker | undefined;
+  /** The parser thread, kept between parses (a cold one takes 2-3x as long: its JIT starts over). */
+  #parser: Worker | undefined;
+  #parsing = false;
+  /** When the bytes being parsed were read: the load's log line says how long parse and apply took. */
+  #readAt = 0;
   #again = false;
   #synced = false;
   #stopped = false;
@@ -130,7 +134,7 @@ export class PodsFileSource implements PodSource {
     this.#watcher?.close();
     if (this.#debounce !== undefined) clearTimeout(this.#debounce);
     if (this.#poll !== undefined) clearInterval(this.#poll);
-    if (this.#parsing instanceof Worker) await this.#parsing.terminate();
+    await this.#parser?.terminate();
   }
 
   #schedule(): void {
@@ -165,7 +169,7 @@ export class PodsFileSource implements PodSource {
   /** One check: stat; if changed, read (bounded), validate, parse, deliver. */
   #check(): void {
     if (this.#stopped || this.#sink === undefined) return;
-    if (this.#parsing !== undefined) {
+    if (this.#parsing) {
       this.#again = true; // looked at again when the parse in flight is done
       return;
     }
@@ -219,6 +223,7 @@ export class PodsFileSource implements PodSource {
     this.#lastKey = readKey;
     this.#racy = BigInt(Date.now()) * 1_000_000n - changedNs(readSt) < RACY_NS;
     this.#log.debug({ bytes: buf.length, racy: this.#racy }, 'pods file read');
+    this.#readAt = performance.now();
     const hash = createHash('sha256').update(buf).digest('hex');
     if (hash === this.#lastHash) return; // same bytes as last time (touch, racy re-read, rewrite of the same content)
     this.#lastHash = hash;
@@ -298,16 +303,27 @@ export class PodsFileSource implements PodSource {
     // terminated (nodejs/node#47224, seen here with a 256 MB cap), and the default heap limit (4 GB here)
     // is far above what a file at the default size limit needs (the worst shape measured, 1 MiB of
     // `[a,a,…]`, peaks at ~1 GB; a kubectl-style 1 MiB file parses within 64 MB).
-    const worker = new Worker(new URL('./pods-file-worker.ts', import.meta.url), { workerData: { text }, stdout: false, stderr: false });
-    this.#parsing = worker;
+    if (this.#parser === undefined) {
+      this.#parser = new Worker(new URL('./pods-file-worker.ts', import.meta.url), { stdout: false, stderr: false });
+      this.#parser.unref(); // idle, it must not keep the process up
+    }
+    const worker = this.#parser;
+    this.#parsing = true;
     this.#log.debug({ bytes: Buffer.byteLength(text) }, 'pods file parse started in a worker');
     let done = false;
-    const finish = (parsed: ParseReply): void => {
+    const finish = (parsed: ParseReply, broken: boolean): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      this.#parsing = undefined;
-      void worker.terminate();
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+      this.#parsing = false;
+      if (broken) {
+        // timed out, failed or gone: the next parse starts a fresh thread
+        if (this.#parser === worker) this.#parser = undefined;
+        void worker.terminate();
+      }
       if (this.#stopped) return;
       this.#apply(parsed);
       if (this.#again) {
@@ -315,11 +331,15 @@ export class PodsFileSource implements PodSource {
         this.#check();
       }
     };
-    const timer = setTimeout(() => finish({ ok: false, error: `parsing took longer than ${PARSE_TIMEOUT_MS / 1000} s and was stopped` }), PARSE_TIMEOUT_MS);
+    const onMessage = (m: ParseReply): void => finish(m, false);
+    const onError = (err: Error): void => finish({ ok: false, error: `parsing failed: ${err.message}` }, true);
+    const onExit = (code: number): void => finish({ ok: false, error: `the parser exited with code ${code} before answering` }, true);
+    const timer = setTimeout(() => finish({ ok: false, error: `parsing took longer than ${PARSE_TIMEOUT_MS / 1000} s and was stopped` }, true), PARSE_TIMEOUT_MS);
     timer.unref();
-    worker.once('message', (m: ParseReply) => finish(m));
-    worker.once('error', (err: Error) => finish({ ok: false, error: `parsing failed: ${err.message}` }));
-    worker.once('exit', (code) => finish({ ok: false, error: `the parser exited with code ${code} before answering` }));
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+    worker.once('exit', onExit);
+    worker.postMessage(text);
   }
 
   #apply(parsed: ParseReply): void {
@@ -332,6 +352,7 @@ export class PodsFileSource implements PodSource {
     this.#reportSkipped(skipped, skippedTotal);
     this.#reportDuplicates(pods);
     this.#reloads++;
+    const parsedAt = performance.now();
     this.#sink.resync(pods);
     // After the pods: NoSuchAPI is judged against what the file provides.
     this.#policies?.resync(policies);
@@ -339,7 +360,8 @@ export class PodsFileSource implements PodSource {
     this.#synced = true;
     this.#onSynced?.();
     this.#onSynced = undefined;
-    this.#log.info({ pods: pods.length, policies: policies.length, skipped: skippedTotal, reload: this.#reloads }, 'pods file loaded');
+    const parseMs = Math.round(parsedAt - this.#readAt);
+    this.#log.info({ pods: pods.length, policies: policies.length, skipped: skippedTotal, reload: this.#reloads, parseMs, applyMs: Math.round(performance.now() - parsedAt) }, 'pods file loaded');
   }
 
   /** Each distinct entry problem is logged once (not on every reload); a fixed entry can be reported again if it breaks again. */

@@ -174,6 +174,35 @@ test('a file over --pods-file-max-bytes is refused unread, and the last good sta
   }
 });
 
+test('YAML aliases that expand a small file past one value per byte (a billion laughs) are refused, keeping the last good state; an alias as YAML writers emit it is read', { timeout: 120_000 }, async () => {
+  const w = new WatchReader(ctl.target, API);
+  try {
+    const state: EndpointsByPod = new Map();
+    await goodState(w, state);
+    const mark = ctl.logs.length;
+    // 9 levels of 9 aliases each: under 1 KB of text, 9^9 values if walked as a tree.
+    const levels = ['l0: &l0 [x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) levels.push(`l${i}: &l${i} [${Array(9).fill(`*l${i - 1}`).join(', ')}]`);
+    const bomb = `${podsYaml([a, c]).replace(/^metadata:$/m, `bomb:\n${levels.map((l) => `  ${l}`).join('\n')}\nmetadata:`)}`;
+    assert.ok(bomb.length < 3000, `${bomb.length} bytes`);
+    replaceWith(bomb);
+    const err = await ctl.waitForLog(after_(mark, invalid('parse')), 30_000, 'the parse report');
+    assert.match(String(err.err), /^its YAML aliases \(\*name\) expand it past \d+ values \(one per byte of the file\); write shared values out, or alias less$/);
+    assert.match(err.msg, /keeping the last good state \(1 pods\)$/);
+    assert.equal((await fetch(`${ctl.admin}/ready`)).status, 200, 'still ready on the last good state');
+    assert.equal(state.has('orders-c'), false);
+
+    // The yaml library writes one object used twice as an anchor and an alias: that file is read as written out.
+    const labels = { app: 'orders' };
+    const shared = podsYaml([{ ...a, labels }, { ...c, labels }]);
+    assert.match(shared, /labels: \*\w+/, 'the writer used an alias');
+    replaceWith(shared);
+    await w.readUntil(state, () => state.get('orders-c')?.version === '1.5.0', 30_000);
+  } finally {
+    w.close();
+  }
+});
+
 test('a podIP that is not an IP literal is refused for that pod, naming it, the value and what is expected; the others are served', { timeout: 120_000 }, async () => {
   const w = new WatchReader(ctl.target, API);
   try {
