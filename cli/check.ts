@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import process from 'node:process';
 import tls from 'node:tls';
 import { KubeClient, isNotFound, loadKubeConfig } from '../controller/kube/kube-client.ts';
+import { ROOT_WARN_DAYS } from '../controller/console/mesh-snapshot.ts';
 import { parseOrExit, type CommandSpec } from './flags.ts';
 
 export const CHECK_COMMAND: CommandSpec = {
@@ -165,8 +166,6 @@ async function checkWebhookReachable(client: KubeClient, cfg: WebhookConfig | un
   return { ok: true, title, detail: `Service ${ref} has ${ready} ready endpoint${ready === 1 ? '' : 's'}` };
 }
 
-/** A root that expires sooner than this is a ✖: rotating it takes a rollout of every injected pod. */
-const ROOT_WARN_DAYS = 90;
 const DAY_MS = 86_400_000;
 
 type Deployment = { spec?: { replicas?: number; template?: { spec?: { containers?: { args?: string[] }[] } } }; status?: { readyReplicas?: number } };

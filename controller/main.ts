@@ -205,7 +205,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (consoleAt !== undefined) {
     components.push(
-      consoleAt.component({ registry, intake: policies, store: policyStore, mirror: mirrorResults, discovery, source, mode: localMode ? 'local' : 'kubernetes', ...(kube !== undefined ? { replica: kube.replica } : {}), logger }),
+      consoleAt.component({ registry, intake: policies, store: policyStore, mirror: mirrorResults, discovery, source, mode: localMode ? 'local' : 'kubernetes', ...(kube !== undefined ? { replica: kube.replica, basisServices: kube.basisServices } : {}), ...(identity !== undefined ? { identity: () => identity.health.view() } : {}), logger }),
     );
   }
   const metrics = controllerMetrics({ registry, discovery, source });

@@ -14,7 +14,7 @@ import { CallTraffic } from './call-traffic.ts';
 import { CallerPods } from './caller-pods.ts';
 import { ConsoleServer, DEFAULT_CONSOLE_PORT, parseConsoleAddress, type ConsoleAddress } from './console-server.ts';
 import { EVENT_STREAM_DEFAULTS } from './event-stream.ts';
-import type { ReplicaView } from './mesh-snapshot.ts';
+import type { BasisServicesHealth, IdentityHealthView, ReplicaView } from './mesh-snapshot.ts';
 import { MeshView } from './mesh-view.ts';
 
 export const CONSOLE_FLAG_SPECS: FlagSpec[] = [
@@ -41,6 +41,8 @@ export interface ConsoleDeps {
   mode: 'local' | 'kubernetes';
   /** Kubernetes mode: this replica and the leader, for the health block. */
   replica?: () => ReplicaView;
+  basisServices?: () => BasisServicesHealth | undefined;
+  identity?: () => IdentityHealthView;
   logger: Logger;
 }
 

@@ -4,6 +4,9 @@
 
 export const MESH_KIND = 'qbasis.io/console-mesh/v1';
 
+/** A root that expires sooner than this is a fault (qbasis check's ✖, the page's): rotating it takes a rollout of every injected pod. */
+export const ROOT_WARN_DAYS = 90;
+
 export interface WorkloadRef {
   namespace: string;
   name: string;
@@ -133,6 +136,39 @@ export interface HealthView {
   consoleClients: number;
   /** Kubernetes mode only: which replica answers, and whose sidecars its traffic figures hold. */
   replica?: ReplicaView;
+  /** Kubernetes mode only: the BasisServices the leader keeps, and those not Synced. */
+  basisServices?: BasisServicesHealth;
+  /** When mesh identity is on: root expiry, Certify's figures, certificates overdue for renewal. */
+  identity?: IdentityHealthView;
+}
+
+export interface BasisServicesHealth {
+  /** This replica writes them (the leader); a standby's figures are only what it last saw. */
+  writer: boolean;
+  total: number;
+  /** First 50. */
+  notSynced: { namespace: string; name: string; api: string; why: string }[];
+  notSyncedTotal: number;
+}
+
+export interface IdentityHealthView {
+  /** The root that signs (Unix ms). */
+  rootNotAfter: number;
+  /** Every root sidecars trust (several during a rotation), Unix ms, soonest first. */
+  trustedRootsNotAfter: number[];
+  leafLifetimeMs: number;
+  /** Certificates Certify signed since this replica started. */
+  issued: number;
+  /** Certify's refusals by QB_* code (a closed set). */
+  refused: Record<string, number>;
+  /**
+   * Pods past 3/4 of their certificate's lifetime with no new one (a sidecar renews at half-life ±10 %),
+   * soonest to expire first (first 50). Only certificates this replica signed.
+   */
+  overdue: { namespace: string; pod: string; identity: string; notAfter: number }[];
+  overdueTotal: number;
+  /** Of those, already expired: their calls fail at the handshake. */
+  expiredTotal: number;
 }
 
 /**

@@ -17,7 +17,7 @@ import type { PolicyIntake } from '../policy-intake.ts';
 import type { PolicyStore } from '../policy-store.ts';
 import { TRAFFIC_LIMITS, type CallTraffic } from './call-traffic.ts';
 import type { CallerPods } from './caller-pods.ts';
-import type { ApiView, CallerCell, CallerRow, HealthView, MeshSnapshot, PolicyView, ReplicaView, VersionColumn, WorkloadRef } from './mesh-snapshot.ts';
+import type { ApiView, BasisServicesHealth, CallerCell, IdentityHealthView, CallerRow, HealthView, MeshSnapshot, PolicyView, ReplicaView, VersionColumn, WorkloadRef } from './mesh-snapshot.ts';
 import { MESH_KIND } from './mesh-snapshot.ts';
 import { workloadKey } from './workload.ts';
 
@@ -35,9 +35,15 @@ export interface MeshSources {
   clients?: () => number;
   /** Kubernetes mode: this replica and the leader (kube/kube-mode.ts). */
   replica?: () => ReplicaView;
+  /** Kubernetes mode: BasisServices not Synced (undefined before the reconciler runs). */
+  basisServices?: () => BasisServicesHealth | undefined;
+  /** Mesh identity on: identity/identity-health.ts. */
+  identity?: () => IdentityHealthView;
 }
 
 const SHOWN_REJECTED = 100;
+
+const optional = <K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : ({ [k]: v } as { [P in K]: V }));
 const SHOWN_NOT_CONNECTED = 50;
 
 function compareVersions(a: string, b: string): number {
@@ -193,6 +199,8 @@ export class MeshView extends EventEmitter {
       trafficDropped: s.traffic.dropped,
       consoleClients: s.clients?.() ?? 0,
       ...(s.replica !== undefined ? { replica: s.replica() } : {}),
+      ...optional('basisServices', s.basisServices?.()),
+      ...optional('identity', s.identity?.()),
     };
   }
 

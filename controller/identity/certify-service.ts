@@ -10,6 +10,7 @@ import { isQbasisError, QbasisError, type ErrorCode } from '../../proto/errors.t
 import { MAX_TOKEN_BYTES, spiffeId, type CertifyRequest__Output, type CertifyResponse } from '../../proto/identity.ts';
 import type { CertificateAuthority } from './certificate-authority.ts';
 import { csrRequest } from './certificate-request.ts';
+import type { IdentityHealth } from './identity-health.ts';
 import type { IdentityMetrics } from './identity-metrics.ts';
 import type { PerKeyRate } from './rate-limit.ts';
 import type { TokenAuthenticator } from './token-authenticator.ts';
@@ -22,6 +23,8 @@ export interface CertifyOptions {
   lifetimeMs: number;
   rate: PerKeyRate;
   metrics: IdentityMetrics;
+  /** The console's health block: each pod's latest certificate, refusals. */
+  health?: IdentityHealth;
   log: Logger;
 }
 
@@ -77,6 +80,7 @@ export class CertifyService {
     }
     const issued = await this.#o.ca.signWorkload(key, id, this.#o.lifetimeMs);
     this.#log.info({ identity: id, pod: who, peer, serial: issued.serial, notAfter: issued.notAfter.toISOString() }, `certificate issued for ${id}`);
+    this.#o.health?.issued(p.namespace, p.pod, id, issued.notAfter);
     return {
       identity: id,
       certificateChain: [issued.cert],
@@ -88,6 +92,7 @@ export class CertifyService {
 
   #refused(q: QbasisError, peer: string): void {
     this.#o.metrics.refused(q.code);
+    this.#o.health?.refused(q.code);
     const second = Math.floor(performance.now() / 1000);
     if (second !== this.#logSecond) {
       if (this.#suppressed > 0) this.#log.warn({ suppressed: this.#suppressed }, `${this.#suppressed} more Certify refusals in the last second (not logged one by one)`);

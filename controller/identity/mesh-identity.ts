@@ -3,6 +3,7 @@
 // mode: TokenReview with the informer's pods), Certify and Discovery on the TLS port, and in
 // Kubernetes mode the trust-bundle ConfigMaps. main.ts tees the pod source into `sink` and runs
 // `component` (in Kubernetes mode after leader election has started: only the leader makes a root).
+import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ControllerComponent } from '../component.ts';
@@ -10,8 +11,11 @@ import type { DiscoveryServer } from '../discovery-server.ts';
 import type { PodSink } from '../pod-source.ts';
 import type { Registry } from '../../proto/prom.ts';
 import { spiffeId } from '../../proto/identity.ts';
+import { pemCertificates } from '../../proto/pem-certificates.ts';
+import { teeSink } from '../kube/tee-sink.ts';
 import type { CertificateAuthority } from './certificate-authority.ts';
 import { CertifyService } from './certify-service.ts';
+import { IdentityHealth } from './identity-health.ts';
 import { IdentityMetrics } from './identity-metrics.ts';
 import { IdentityServer } from './identity-server.ts';
 import type { IdentitySettings } from './identity-settings.ts';
@@ -41,10 +45,13 @@ export class MeshIdentity {
   readonly sink: PodSink;
   readonly component: ControllerComponent;
   readonly #metrics = new IdentityMetrics();
+  /** For the console's health block. */
+  readonly health: IdentityHealth;
 
-  private constructor(sink: PodSink, component: (m: IdentityMetrics) => ControllerComponent) {
-    this.sink = sink;
-    this.component = component(this.#metrics);
+  private constructor(sink: PodSink, component: (m: IdentityMetrics, h: IdentityHealth) => ControllerComponent) {
+    this.health = new IdentityHealth();
+    this.sink = teeSink(sink, this.health);
+    this.component = component(this.#metrics, this.health);
   }
 
   static async create(s: IdentitySettings, deps: { logger: Logger; discovery: DiscoveryServer; kube?: KubeIdentityDeps }): Promise<MeshIdentity> {
@@ -55,8 +62,8 @@ export class MeshIdentity {
       log.info({ dir: root.dir, bundle: path.join(root.dir, ROOT_CERT_FILE), created, notAfter: ca.notAfter.toISOString(), trustDomain: s.trustDomain },
         created ? 'mesh root created' : 'mesh root loaded');
       const tokens = new LocalTokens(root.dir, deps.logger);
-      return new MeshIdentity(tokens, (metrics) => {
-        const server = serve(s, ca, tokens, metrics, deps.discovery, log);
+      return new MeshIdentity(tokens, (metrics, health) => {
+        const server = serve(s, ca, tokens, metrics, health, deps.discovery, log);
         let up = false;
         return {
           name: 'identity server',
@@ -74,7 +81,7 @@ export class MeshIdentity {
     const pods = new MeshPods();
     const secret = new RootSecret({ api: kube.api, namespace: root.namespace, name: root.name, mode: root.mode, trustDomain: s.trustDomain, isLeader: kube.isLeader, log });
     const authenticator = new TokenReviewAuthenticator(kube.api, pods);
-    return new MeshIdentity(pods, (metrics) => {
+    return new MeshIdentity(pods, (metrics, health) => {
       const abort = new AbortController();
       let server: IdentityServer | undefined;
       let bundles: TrustBundleReconciler | undefined;
@@ -90,7 +97,7 @@ export class MeshIdentity {
             bundles = new TrustBundleReconciler({ api: kube.api, pods, bundle: () => ca.trustBundlePem, isLeader: kube.isLeader, log, resyncMs: kube.resyncMs });
             kube.onStartedLeading(() => bundles?.enqueueAll());
             bundles.start();
-            server = serve(s, ca, authenticator, metrics, deps.discovery, log);
+            server = serve(s, ca, authenticator, metrics, health, deps.discovery, log);
             await server.start();
             up = true;
           })().catch((err: unknown) => {
@@ -114,11 +121,12 @@ export class MeshIdentity {
 }
 
 /** Certify and Discovery on the TLS port, for the root `ca`. */
-function serve(s: IdentitySettings, ca: CertificateAuthority, authenticator: TokenAuthenticator, metrics: IdentityMetrics, discovery: DiscoveryServer, log: Logger): IdentityServer {
+function serve(s: IdentitySettings, ca: CertificateAuthority, authenticator: TokenAuthenticator, metrics: IdentityMetrics, health: IdentityHealth, discovery: DiscoveryServer, log: Logger): IdentityServer {
   metrics.rootExpires(ca.notAfter);
+  health.roots(ca.notAfter, pemCertificates(ca.trustBundlePem).map((pem) => new Date(new X509Certificate(pem).validTo)), s.lifetimeMs);
   // Steady rate: at least one a minute, and four per certificate lifetime (sidecars renew at half).
   const perSecond = Math.max(1 / 60, 4 / (s.lifetimeMs / 1000));
-  const certify = new CertifyService({ ca, authenticator, trustDomain: s.trustDomain, lifetimeMs: s.lifetimeMs, rate: new PerKeyRate(CERTIFY_BURST, perSecond), metrics, log });
+  const certify = new CertifyService({ ca, authenticator, trustDomain: s.trustDomain, lifetimeMs: s.lifetimeMs, rate: new PerKeyRate(CERTIFY_BURST, perSecond), metrics, health, log });
   const serving = new ServingCertificate({ ca, hosts: s.hosts, spiffeId: spiffeId({ trustDomain: s.trustDomain, namespace: s.namespace, serviceAccount: 'qbasis-controller' }), lifetimeMs: s.lifetimeMs, log });
   return new IdentityServer({ host: s.host, port: s.port, certify, discovery, serving, log });
 }

@@ -6,6 +6,7 @@
 // lists managed BasisServices to catch objects changed or deleted behind our back.
 import type { Logger } from 'pino';
 import { QbasisError } from '../../proto/errors.ts';
+import type { BasisServicesHealth } from '../console/mesh-snapshot.ts';
 import { ApiIdCollisions } from '../api-id-collisions.ts';
 import type { EndpointRegistry, ApiChange } from '../endpoint-registry.ts';
 import type { PolicyChange, PolicyStore } from '../policy-store.ts';
@@ -30,6 +31,9 @@ import { reconcileKey, splitKey } from './reconcile-key.ts';
 import { logResults, WorkQueue, type ReconcileResult } from './work-queue.ts';
 
 export const FIELD_MANAGER = 'qbasis-controller';
+
+const SHOWN_NOT_SYNCED = 50;
+
 
 interface BasisServiceObject {
   apiVersion?: string;
@@ -91,6 +95,8 @@ export class BasisServiceReconciler {
   /** Keys of the managed objects the last resync listed: a key outside it needs no GET before its create. */
   #listed: Set<string> | undefined;
   #started = false;
+  /** Keys whose last pass failed, and why (the console's health block). */
+  readonly #failing = new Map<string, string>();
 
   readonly #onRegistryChange = (c: ApiChange): void => {
     const now = new Set(this.#o.registry.list(c.api).map((e) => e.namespace));
@@ -125,6 +131,8 @@ export class BasisServiceReconciler {
       maxDelayMs: 30_000,
       onResult: (key, result, durationMs, err) => {
         opts.metrics?.onResult(key, result, durationMs);
+        if (result === 'error' || result === 'terminal') this.#failing.set(key, err instanceof Error ? err.message : String(err));
+        else this.#failing.delete(key);
         logged(key, result, durationMs, err);
       },
     });
@@ -152,6 +160,31 @@ export class BasisServiceReconciler {
     this.#o.policies?.off('change', this.#onPolicyChange);
     if (this.#resyncTimer !== undefined) clearInterval(this.#resyncTimer);
     await this.queue.stop();
+  }
+
+  /**
+   * BasisServices whose Synced condition is not True (as last written or read), or whose last write
+   * failed: the console's health block. Only the leader writes, so only its answer is complete.
+   */
+  health(): BasisServicesHealth {
+    const notSynced: BasisServicesHealth['notSynced'] = [];
+    let total = 0;
+    const add = (key: string, why: string): void => {
+      total++;
+      if (notSynced.length < SHOWN_NOT_SYNCED) {
+        const { namespace, api } = splitKey(key);
+        notSynced.push({ namespace, name: basisServiceName(api), api, why: why.slice(0, 300) });
+      }
+    };
+    for (const [key, k] of this.#known) {
+      const failed = this.#failing.get(key);
+      const c = k.status?.conditions?.find((x) => x.type === 'Synced');
+      if (failed !== undefined) add(key, `writing it failed (retried with backoff): ${failed}`);
+      else if (c === undefined) add(key, 'no Synced condition yet');
+      else if (c.status !== 'True') add(key, `Synced=${c.status} ${c.reason}: ${c.message}`);
+    }
+    for (const [key, err] of this.#failing) if (!this.#known.has(key)) add(key, `creating it failed (retried with backoff): ${err}`);
+    return { writer: this.#o.isLeader(), total: this.#known.size, notSynced, notSyncedTotal: total };
   }
 
   /** Enqueue every key the cache implies plus every managed object that exists (leader start, resync). */

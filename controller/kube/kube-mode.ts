@@ -16,6 +16,7 @@ import type { PolicyIntake } from '../policy-intake.ts';
 import type { PodSink, PodSource } from '../pod-source.ts';
 import { AnnotationEvents } from './annotation-events.ts';
 import { BasisPolicyReconciler } from './basis-policy-reconciler.ts';
+import type { BasisServicesHealth } from '../console/mesh-snapshot.ts';
 import { BasisServiceReconciler } from './basis-service-reconciler.ts';
 import { CallerIndex } from './caller-index.ts';
 import { InformerPodSource } from './informer-pod-source.ts';
@@ -71,6 +72,7 @@ export class KubeMode {
   #reportAddress: string | undefined;
   #forwarder: ReportForwarder | undefined;
   readonly #leadingHooks: Array<() => void> = [];
+  #bsvc: BasisServiceReconciler | undefined;
 
   /** `policies`: the intake main.ts made; the BasisPolicy informer feeds it. */
   constructor(flags: FlagValues, logger: Logger, policies: PolicyIntake) {
@@ -121,10 +123,13 @@ export class KubeMode {
     return { identity: this.#settings.identity, leader, isLeader, traffic: isLeader ? 'all' : 'this-replica' };
   };
 
+  /** For the console's health block: BasisServices not Synced (undefined until the component runs). */
+  basisServices = (): BasisServicesHealth | undefined => this.#bsvc?.health();
+
   /** `mirror`: the sidecars' mirror reports, summed into each BasisPolicy's status.mirror. */
   component(registry: EndpointRegistry, mirror?: MirrorResults): ControllerComponent {
     const s = this.#settings;
-    const reconciler = new BasisServiceReconciler({
+    const reconciler = (this.#bsvc = new BasisServiceReconciler({
       client: this.client,
       registry,
       callers: this.#callers,
@@ -139,7 +144,7 @@ export class KubeMode {
         onResult: (_key, result, ms) => this.#metrics.reconciled(result, ms),
         onWrite: (kind) => this.#metrics.wrote(kind),
       },
-    });
+    }));
     const events = new AnnotationEvents({
       client: this.client,
       registry,

@@ -125,6 +125,11 @@ test('qbasis console port-forwards through the API server to the leader replica:
   }, { timeoutMs: 60_000, intervalMs: 250 });
   assert.equal(direct.mode, 'kubernetes');
   assert.deepEqual(direct.health.replica, { identity: LEADER, leader: LEADER, isLeader: true, traffic: 'all' });
+  const bsvc = await pollFor('the leader\'s health to count its BasisService, Synced', async () => {
+    const b = (await mesh(consoleUrl(leader))).health.basisServices;
+    return b?.total === 1 ? b : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 250 });
+  assert.deepEqual(bsvc, { writer: true, total: 1, notSynced: [], notSyncedTotal: 0 });
 
   const { run, url } = await openConsole(['--namespace', ns]);
   assert.match(run.out(), new RegExp(`controller replica ${ns}/${LEADER} \\(the leader\\)`));
@@ -185,6 +190,7 @@ test('qbasis console port-forwards through the API server to the leader replica:
     return m.health.replica?.leader === LEADER ? m : undefined;
   }, { timeoutMs: 30_000, intervalMs: 250 });
   assert.deepEqual(sm.health.replica, { identity: STANDBY, leader: LEADER, isLeader: false, traffic: 'this-replica' });
+  assert.equal(sm.health.basisServices?.writer, false, 'a standby says it does not write BasisServices');
   assert.deepEqual(meshFacts(sm), meshFacts(direct), 'every replica shows the mesh from its own cache');
   s.run.proc.kill('SIGTERM');
   assert.equal(await s.run.exit, 0);

@@ -1,5 +1,67 @@
 // The controller's health as the console sees it, each fact with what to do about it.
-import type { HealthView } from '../mesh-snapshot.ts';
+import { ROOT_WARN_DAYS, type BasisServicesHealth, type HealthView, type IdentityHealthView } from '../mesh-snapshot.ts';
+
+const DAY_MS = 86_400_000;
+const day = (unixMs: number): string => new Date(unixMs).toISOString().slice(0, 10);
+const lifetime = (ms: number): string => (ms >= 3_600_000 ? `${Math.round(ms / 3_600_000)} h` : ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`);
+
+function BasisServicesFacts({ b }: { b: BasisServicesHealth }) {
+  const standby = b.writer ? '' : ' (this replica does not write them: the leader\'s console has the current answer)';
+  return (
+    <>
+      <dt>BasisServices not Synced</dt>
+      <dd class={b.notSyncedTotal > 0 ? 'no-text' : 'ok-text'} data-not-synced={b.notSyncedTotal}>
+        {b.notSyncedTotal === 0 ? (
+          `✔ none of ${b.total}${standby}`
+        ) : (
+          <>
+            ✖ {b.notSyncedTotal} of {b.total}{standby} — kubectl describe bsvc NAME -n NAMESPACE; the leader writes them:
+            <ul>
+              {b.notSynced.map((x) => (
+                <li data-bsvc={`${x.namespace}/${x.name}`}>
+                  <strong>{`${x.namespace}/${x.name}`}</strong> ({x.api}): {x.why}
+                </li>
+              ))}
+            </ul>
+          </>
+        )}
+      </dd>
+    </>
+  );
+}
+
+function IdentityFacts({ id, now }: { id: IdentityHealthView; now: number }) {
+  const left = Math.floor((id.rootNotAfter - now) / DAY_MS);
+  const refused = Object.entries(id.refused).map(([code, n]) => `${code} ${n}`).join(', ');
+  return (
+    <>
+      <dt>Mesh root</dt>
+      <dd class={left < ROOT_WARN_DAYS ? 'no-text' : 'ok-text'} data-root-days={left}>
+        {left < ROOT_WARN_DAYS ? '✖' : '✔'} expires {day(id.rootNotAfter)} ({left} days)
+        {left < ROOT_WARN_DAYS && ' — rotate it before then (docs/root-rotation.md): every certificate chains to it'}
+        {id.trustedRootsNotAfter.length > 1 && `; ${id.trustedRootsNotAfter.length} roots trusted (a rotation), until ${id.trustedRootsNotAfter.map(day).join(', ')}`}
+      </dd>
+      <dt>Workload certificates</dt>
+      <dd class={id.overdueTotal > 0 ? 'no-text' : 'ok-text'} data-overdue={id.overdueTotal}>
+        {id.issued} issued here ({lifetime(id.leafLifetimeMs)} each){refused !== '' && `, refused: ${refused}`};{' '}
+        {id.overdueTotal === 0 ? (
+          '✔ none overdue for renewal'
+        ) : (
+          <>
+            ✖ {id.overdueTotal} not renewed by three quarters of their lifetime{id.expiredTotal > 0 && ` (${id.expiredTotal} expired: their calls fail)`} — kubectl logs POD -c qbasis-sidecar says why Certify failed:
+            <ul>
+              {id.overdue.map((o) => (
+                <li data-pod={`${o.namespace}/${o.pod}`}>
+                  <strong>{`${o.namespace}/${o.pod}`}</strong> ({o.identity}) {o.notAfter <= now ? 'expired' : 'expires'} {new Date(o.notAfter).toISOString()}
+                </li>
+              ))}
+            </ul>
+          </>
+        )}
+      </dd>
+    </>
+  );
+}
 
 export function HealthPanel({ h }: { h: HealthView }) {
   return (
@@ -15,6 +77,8 @@ export function HealthPanel({ h }: { h: HealthView }) {
             </dd>
           </>
         )}
+        {h.basisServices !== undefined && <BasisServicesFacts b={h.basisServices} />}
+        {h.identity !== undefined && <IdentityFacts id={h.identity} now={Date.now()} />}
         <dt>Pod source</dt>
         <dd class={h.podSource.synced ? 'ok-text' : 'no-text'}>
           {h.podSource.kind}: {h.podSource.synced ? '✔ synced' : '✖ not synced (discovery waits for it; see the controller log)'}
