@@ -29,8 +29,9 @@ export interface IdentitySettings {
   lifetimeMs: number;
   /** SANs of the controller's own certificate. */
   hosts: string[];
-  /** The controller's SPIFFE ID (its namespace, service account qbasis-controller). */
+  /** The controller's SPIFFE ID: its namespace and service account ($POD_SERVICE_ACCOUNT from the chart). */
   namespace: string;
+  serviceAccount: string;
 }
 
 /** undefined: identity is off (no --identity-dir, no --identity-secret). */
@@ -57,6 +58,7 @@ export function identitySettings(flags: FlagValues, o: { localMode: boolean; dis
     lifetimeMs: Number(flags.get('cert-lifetime')) * 1000,
     hosts: [...new Set([...(wildcard ? [] : [o.discoveryAddress]), '127.0.0.1', 'localhost', ...extra])],
     namespace,
+    serviceAccount: process.env.POD_SERVICE_ACCOUNT || 'qbasis-controller',
   };
 }
 

@@ -127,6 +127,6 @@ function serve(s: IdentitySettings, ca: CertificateAuthority, authenticator: Tok
   // Steady rate: at least one a minute, and four per certificate lifetime (sidecars renew at half).
   const perSecond = Math.max(1 / 60, 4 / (s.lifetimeMs / 1000));
   const certify = new CertifyService({ ca, authenticator, trustDomain: s.trustDomain, lifetimeMs: s.lifetimeMs, rate: new PerKeyRate(CERTIFY_BURST, perSecond), metrics, health, log });
-  const serving = new ServingCertificate({ ca, hosts: s.hosts, spiffeId: spiffeId({ trustDomain: s.trustDomain, namespace: s.namespace, serviceAccount: 'qbasis-controller' }), lifetimeMs: s.lifetimeMs, log });
+  const serving = new ServingCertificate({ ca, hosts: s.hosts, spiffeId: spiffeId({ trustDomain: s.trustDomain, namespace: s.namespace, serviceAccount: s.serviceAccount }), lifetimeMs: s.lifetimeMs, log });
   return new IdentityServer({ host: s.host, port: s.port, certify, discovery, serving, log });
 }

@@ -245,6 +245,14 @@ describe('qbasis Helm chart on the real control plane', { timeout: CLUSTER_START
     assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
   });
 
+  it('the controller is told its own ServiceAccount, which its mesh SPIFFE ID names (the release prefixes it)', async () => {
+    const t = await cluster.helm(['template', release, CHART, ...KUBE_VERSION, '--namespace', releaseNs]);
+    const d = docs(t.stdout).find((x) => x.kind === 'Deployment') as unknown as { spec: { template: { spec: { serviceAccountName: string; containers: { env: { name: string; valueFrom?: unknown }[] }[] } } } };
+    assert.equal(d.spec.template.spec.serviceAccountName, `${fullname}-controller`);
+    const env = d.spec.template.spec.containers[0]!.env.find((e) => e.name === 'POD_SERVICE_ACCOUNT');
+    assert.deepEqual(env?.valueFrom, { fieldRef: { fieldPath: 'spec.serviceAccountName' } });
+  });
+
   it('with cert-manager: a Certificate instead of the Secret, CA injection annotation, controller only loads', async () => {
     const t = await cluster.helm(['template', release, CHART, ...KUBE_VERSION, '--namespace', releaseNs, '--set', 'webhook.certManager.enabled=true']);
     const all = docs(t.stdout);
