@@ -15,6 +15,7 @@ import { pickResponseBody } from './http-routes.ts';
 import { errorBody, httpStatusOf } from './http-status.ts';
 import type { JsonCodec } from './json-codec.ts';
 import type { MethodInfo } from './schema.ts';
+import { omittedHeader, type StatusDetails } from './status-details.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -28,6 +29,7 @@ export class CallerStream extends Duplex {
   readonly #ex: Exchange;
   readonly #method: MethodInfo;
   readonly #codec: JsonCodec;
+  readonly #details: StatusDetails;
   readonly #streaming: boolean;
   #request: Buffer | undefined;
   readonly #reader: GrpcMessageReader;
@@ -41,11 +43,12 @@ export class CallerStream extends Duplex {
   /** What the caller got, for the gateway's log: HTTP status and (on errors) the gRPC code. */
   outcome: { http: number; grpc: number; qb?: string } | undefined;
 
-  constructor(ex: Exchange, method: MethodInfo, codec: JsonCodec, request: Uint8Array, maxMessageBytes: number, deadlineMs: number | undefined) {
+  constructor(ex: Exchange, method: MethodInfo, codec: JsonCodec, details: StatusDetails, request: Uint8Array, maxMessageBytes: number, deadlineMs: number | undefined) {
     super({ allowHalfOpen: true });
     this.#ex = ex;
     this.#method = method;
     this.#codec = codec;
+    this.#details = details;
     this.#streaming = method.streaming === 'server_streaming';
     this.#request = grpcMessage(false, Buffer.from(request.buffer, request.byteOffset, request.byteLength));
     this.#reader = new GrpcMessageReader(maxMessageBytes, this.#onMessage);
@@ -175,14 +178,16 @@ export class CallerStream extends Duplex {
       ? [Status.INTERNAL, `${this.#method.path}: the provider answered OK without a message; expected one ${this.#method.output.typeName}`, 'QB_BAD_MESSAGE']
       : [code, message, qb];
     this.outcome = { http: httpStatusOf(status), grpc: status, ...(qbCode === undefined ? {} : { qb: qbCode }) };
+    const { details, omitted } = code === Status.OK ? { details: [], omitted: [] } : this.#details.fromTrailer(t['grpc-status-details-bin'], code);
     if (ex.headSent) {
-      // Server streaming that already answered 200: the error is the last line.
-      ex.end(`${JSON.stringify({ error: { code: status, message: msg, details: [] } })}\n`);
+      // Server streaming that already answered 200: the error is the last line (HTTP/1.1 has no trailers to name what was left out).
+      ex.end(`${JSON.stringify({ error: { code: status, message: msg, details } })}\n`);
       return;
     }
+    const left = omittedHeader(omitted);
     // qbasis-error-code: the mesh's own refusal (a stable QB_ code); without it, the provider's app answered the error.
-    ex.head(httpStatusOf(status), { 'content-type': 'application/json', 'grpc-status': String(status), ...(qbCode === undefined ? {} : { 'qbasis-error-code': qbCode }), ...meta });
-    ex.end(errorBody(status, msg === '' ? statusName(status) : msg));
+    ex.head(httpStatusOf(status), { 'content-type': 'application/json', 'grpc-status': String(status), ...(qbCode === undefined ? {} : { 'qbasis-error-code': qbCode }), ...left, ...meta });
+    ex.end(errorBody(status, msg === '' ? statusName(status) : msg, details));
   }
 }
 

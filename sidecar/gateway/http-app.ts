@@ -13,6 +13,7 @@ import type { Acquired } from '../connection.ts';
 import { encodeGrpcMessage, GrpcMessageReader, grpcMessage, parseTimeout } from '../grpc-wire.ts';
 import { HOP_BY_HOP } from './exchange.ts';
 import type { Gateway } from './gateway.ts';
+import { omittedHeader } from './status-details.ts';
 import { appRequest, wrapResponseBody, type AppRequest } from './http-routes.ts';
 import { appError } from './http-status.ts';
 import { JsonCodecError, jsonSyntaxOffset } from './json-codec.ts';
@@ -220,7 +221,9 @@ class ProviderStream extends Duplex {
       const body = Buffer.concat(chunks, size).toString('utf8');
       if (!ok) {
         const e = appError(status, body);
-        return this.#status(e.code, e.message, undefined, metadataOf(res));
+        const d = this.#app.gateway.details.toTrailer(body, e.code, e.message);
+        const extra = { ...(d.bin === undefined ? {} : { 'grpc-status-details-bin': d.bin }), ...omittedHeader(d.omitted) };
+        return this.#status(e.code, e.message, undefined, metadataOf(res), extra);
       }
       const bytes = this.#convert(m, body.trim() === '' ? '{}' : body, res, 'its answer');
       if (bytes === undefined) return;
@@ -315,11 +318,11 @@ class ProviderStream extends Duplex {
   }
 
   /** A final status: trailers-only before any message, else trailers. */
-  #status(code: number, message: string, qb: ErrorCode | undefined, metadata: OutgoingHttpHeaders = {}): void {
+  #status(code: number, message: string, qb: ErrorCode | undefined, metadata: OutgoingHttpHeaders = {}, extra: Record<string, string> = {}): void {
     if (this.#ended) return;
     this.#ended = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    const t: Record<string, string> = { 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) };
+    const t: Record<string, string> = { 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message), ...extra };
     if (qb !== undefined) t['qbasis-error-code'] = qb;
     if (this.#responded) {
       this.emit('trailers', t);

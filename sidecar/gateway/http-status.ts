@@ -54,9 +54,9 @@ export function grpcStatusOf(httpStatus: number): number {
   return Status.UNKNOWN;
 }
 
-/** google.rpc.Status as proto3 JSON. */
-export function errorBody(code: number, message: string): string {
-  return `${JSON.stringify({ code, message, details: [] })}\n`;
+/** google.rpc.Status as proto3 JSON (`details`: each an Any in proto3 JSON). */
+export function errorBody(code: number, message: string, details: readonly unknown[] = []): string {
+  return `${JSON.stringify({ code, message, details })}\n`;
 }
 
 /**

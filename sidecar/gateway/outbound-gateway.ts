@@ -161,7 +161,7 @@ export class OutboundGateway {
       return this.#refuse(ex, 'QB_API_NOT_PROVIDED', `${route.api} is not declared in --requires (qbasis.io/requires); declare it with a version range, e.g. ${route.api}@^1.0 (declared: ${declared})`, Status.FAILED_PRECONDITION);
     }
     const timeoutMs = parseTimeout(ex.headers['grpc-timeout']);
-    const down = new CallerStream(ex, m, codec, request, o.ctx.maxFrameBytes, timeoutMs);
+    const down = new CallerStream(ex, m, codec, o.gateway.details, request, o.ctx.maxFrameBytes, timeoutMs);
     new OutboundCall(o.ctx, down as unknown as ServerHttp2Stream, route, requestHeaders(ex, m.path), timeoutMs, false);
   }
 

@@ -261,8 +261,8 @@ function countAndCheck(files: FileDescriptorProto[], source: string, limits: Sch
 let builtinCache: Map<string, FileDescriptorProto> | undefined;
 
 /**
- * google/protobuf/*.proto (bufbuild's embedded copies, as protoc ships them) and google/api/{http,annotations}.proto
- * (compiled from the copies beside this file), by import name.
+ * google/protobuf/*.proto (bufbuild's embedded copies, as protoc ships them), google/api/{http,annotations}.proto
+ * and google/rpc/{status,error_details}.proto (compiled from the copies beside this file), by import name.
  */
 export function builtinFiles(): Map<string, FileDescriptorProto> {
   if (builtinCache !== undefined) return builtinCache;
@@ -271,7 +271,7 @@ export function builtinFiles(): Map<string, FileDescriptorProto> {
     m.set(d.proto.name, d.proto);
   }
   const dir = join(import.meta.dirname, 'google-api');
-  const parsed = ['google/api/http.proto', 'google/api/annotations.proto'].map((n) => parseProto(n, readFileSync(join(dir, n), 'utf8'), { maxNesting: DEFAULT_SCHEMA_LIMITS.maxNesting }));
+  const parsed = ['google/api/http.proto', 'google/api/annotations.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto'].map((n) => parseProto(n, readFileSync(join(dir, n), 'utf8'), { maxNesting: DEFAULT_SCHEMA_LIMITS.maxNesting }));
   for (const f of linkFiles(parsed, new Map(m))) m.set(f.name, f);
   builtinCache = m;
   return m;
@@ -279,4 +279,15 @@ export function builtinFiles(): Map<string, FileDescriptorProto> {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+let rpcCache: FileRegistry | undefined;
+
+/** google.rpc.Status and the standard error details, for error bodies whatever a schema imports. */
+export function rpcRegistry(): FileRegistry {
+  if (rpcCache !== undefined) return rpcCache;
+  const b = builtinFiles();
+  const names = ['google/protobuf/any.proto', 'google/protobuf/duration.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto'];
+  rpcCache = createFileRegistry(create(FileDescriptorSetSchema, { file: names.map((n) => b.get(n)!) }));
+  return rpcCache;
 }

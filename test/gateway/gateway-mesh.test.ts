@@ -14,6 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import { echoClient, ECHO_API, type EchoClient, type EchoResponse } from '../fixtures/echo-client.ts';
 import { startEcho, startLegacyEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
 import { REPO, startController, tempDir, writePods, type RunningController } from '../fixtures/local-controller.ts';
@@ -95,8 +96,42 @@ function grpcUnary(req: Record<string, unknown>, md = new grpc.Metadata(), opts:
   });
 }
 
-function grpcFails(req: Record<string, unknown>, opts: grpc.CallOptions = {}): Promise<grpc.ServiceError> {
-  return grpcUnary(req, new grpc.Metadata(), opts).then(() => assert.fail('expected the call to fail'), (e: grpc.ServiceError) => e);
+/** google.rpc.Status bytes → code, message, and each Any's type URL with an ErrorInfo's reason, domain and metadata. */
+function readStatus(bin: Buffer): { code: number; message: string; details: { typeUrl: string; fields: string[] }[] } {
+  const out = { code: 0, message: '', details: [] as { typeUrl: string; fields: string[] }[] };
+  const r = protobuf.Reader.create(bin);
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 === 1) out.code = r.int32();
+    else if (tag >>> 3 === 2) out.message = r.string();
+    else if (tag >>> 3 === 3) {
+      const any = protobuf.Reader.create(r.bytes());
+      const d = { typeUrl: '', fields: [] as string[] };
+      while (any.pos < any.len) {
+        const t = any.uint32();
+        if (t >>> 3 === 1) d.typeUrl = any.string();
+        else {
+          const info = protobuf.Reader.create(any.bytes());
+          while (info.pos < info.len) {
+            const f = info.uint32();
+            if (f >>> 3 === 3) {
+              const e = protobuf.Reader.create(info.bytes());
+              e.uint32();
+              const k = e.string();
+              e.uint32();
+              d.fields.push(`${k}=${e.string()}`);
+            } else d.fields.push(info.string());
+          }
+        }
+      }
+      out.details.push(d);
+    } else r.skipType(tag & 7);
+  }
+  return out;
+}
+
+function grpcFails(req: Record<string, unknown>, opts: grpc.CallOptions = {}, md = new grpc.Metadata()): Promise<grpc.ServiceError> {
+  return grpcUnary(req, md, opts).then(() => assert.fail('expected the call to fail'), (e: grpc.ServiceError) => e);
 }
 
 // ---- legacy caller → gRPC provider ----
@@ -134,7 +169,7 @@ test('server streaming answers application/x-ndjson, one JSON message per line (
   assert.ok(lines.every((l) => l.text === 'tick' && l.servedBy === 'echo-grpc@1.4.0'));
 });
 
-test('the provider\'s gRPC error is its HTTP status with {"code","message","details"}; the mesh\'s own refusals add qbasis-error-code', async () => {
+test('the provider\'s gRPC error is its HTTP status with {"code","message","details"} (grpc-status-details-bin as JSON, unknown detail types named in qbasis-details-omitted); the mesh\'s own refusals add qbasis-error-code', async () => {
   const nf = await call(LEGACY_TO_GRPC, 'POST', UNARY, JSON.stringify({ text: 'no such order', failCode: 5 }));
   assert.equal(nf.status, 404, nf.body);
   assert.deepEqual(nf.json(), { code: 5, message: 'no such order', details: [] });
@@ -145,6 +180,12 @@ test('the provider\'s gRPC error is its HTTP status with {"code","message","deta
   assert.equal(fp.json().code, 9);
   const un = await call(LEGACY_TO_GRPC, 'POST', UNARY, JSON.stringify({ text: 'busy', failCode: 14 }));
   assert.equal(un.status, 503);
+  // Rich error details (grpc-status-details-bin): a standard type as proto3 JSON, a type nobody knows named in a header.
+  const rich = await call(LEGACY_TO_GRPC, 'POST', UNARY, JSON.stringify({ text: 'sold out', failCode: 9 }), { 'x-echo-error-details': '1' });
+  assert.equal(rich.status, 400, rich.body);
+  assert.deepEqual(rich.json(), { code: 9, message: 'sold out', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'OUT_OF_STOCK', domain: 'echo.test', metadata: { sku: 'A-1' } }] });
+  assert.equal(rich.headers['qbasis-details-omitted'], 'type.googleapis.com/acme.internal.v1.Secret');
+  assert.equal(rich.headers['grpc-status-details-bin'], undefined, 'the binary trailer is not passed on as a header');
 });
 
 test('a deadline travels as grpc-timeout: the provider sees it, and the gateway answers 504 when it passes', async () => {
@@ -263,10 +304,18 @@ test('server streaming from a legacy provider: its NDJSON lines are the gRPC mes
   assert.ok(got.every((m) => m.text === 'lines' && m.served_by === 'echo-legacy@2.0.0'));
 });
 
-test('a legacy provider\'s HTTP error statuses map back to gRPC codes; HTML or a wrong field is INTERNAL naming the byte or field', async () => {
+test('a legacy provider\'s HTTP error statuses map back to gRPC codes and its JSON details to grpc-status-details-bin; HTML or a wrong field is INTERNAL naming the byte or field', async () => {
   const denied = await grpcFails({ text: 'go away', fail_code: 7 });
   assert.equal(denied.code, grpc.status.PERMISSION_DENIED);
   assert.equal(denied.details, 'go away');
+  // The app's JSON error details reach the gRPC caller as grpc-status-details-bin (read here with protobufjs, not the gateway's library).
+  const md = new grpc.Metadata();
+  md.set('x-echo-error-details', '1');
+  const rich = await grpcFails({ text: 'sold out', fail_code: 9 }, {}, md);
+  assert.deepEqual([rich.code, rich.details], [grpc.status.FAILED_PRECONDITION, 'sold out']);
+  const status = readStatus(rich.metadata.get('grpc-status-details-bin')[0] as Buffer);
+  assert.deepEqual(status, { code: 9, message: 'sold out', details: [{ typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', fields: ['OUT_OF_STOCK', 'echo.test', 'sku=A-1'] }] });
+  assert.equal(rich.metadata.get('qbasis-details-omitted')[0], 'type.googleapis.com/acme.internal.v1.Secret');
   const plain = await grpcFails({ fail_code: 99 });
   assert.equal(plain.code, grpc.status.NOT_FOUND, 'a plain 404 is NOT_FOUND');
   assert.match(plain.details, /the app answered HTTP 404: no such thing/);
@@ -318,6 +367,8 @@ test('legacy caller → legacy provider: unary by route, streaming and an error,
   const e = await call(LEGACY_TO_LEGACY, 'POST', UNARY, JSON.stringify({ text: 'conflict', failCode: 6 }));
   assert.equal(e.status, 409);
   assert.deepEqual(e.json(), { code: 6, message: 'conflict', details: [] }, 'the exact code survives HTTP → gRPC → HTTP');
+  const rich = await call(LEGACY_TO_LEGACY, 'POST', UNARY, JSON.stringify({ text: 'sold out', failCode: 9 }), { 'x-echo-error-details': '1' });
+  assert.deepEqual(rich.json().details, [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'OUT_OF_STOCK', domain: 'echo.test', metadata: { sku: 'A-1' } }], 'details survive JSON → grpc-status-details-bin → JSON');
   const html = await call(LEGACY_TO_LEGACY, 'POST', UNARY, JSON.stringify({ text: 'html' }));
   assert.equal(html.status, 500);
   assert.equal(html.headers['qbasis-error-code'], 'QB_APP_BAD_ANSWER');
