@@ -144,7 +144,7 @@ export class CallerStream extends Duplex {
       return;
     }
     const ex = this.#ex;
-    if (!ex.headSent) ex.head(200, { 'content-type': 'application/x-ndjson', ...this.#metadata });
+    if (!ex.headSent) ex.head(200, { 'content-type': 'application/x-ndjson', ...this.#metadata }, { trailers: true });
     if (!ex.write(`${json}\n`)) this.#blocked = true;
   };
 
@@ -166,8 +166,8 @@ export class CallerStream extends Duplex {
     if (code === Status.OK && (this.#streaming || this.#answer !== undefined)) {
       this.outcome = { http: 200, grpc: 0 };
       if (this.#streaming) {
-        if (!ex.headSent) ex.head(200, { 'content-type': 'application/x-ndjson', ...meta });
-        ex.end();
+        if (!ex.headSent) ex.head(200, { 'content-type': 'application/x-ndjson', ...meta }, { trailers: true });
+        ex.end(undefined, { 'grpc-status': '0', ...metadataOf(t) });
       } else {
         ex.head(200, { 'content-type': 'application/json', ...meta });
         ex.end(this.#answer);
@@ -180,8 +180,8 @@ export class CallerStream extends Duplex {
     this.outcome = { http: httpStatusOf(status), grpc: status, ...(qbCode === undefined ? {} : { qb: qbCode }) };
     const { details, omitted } = code === Status.OK ? { details: [], omitted: [] } : this.#details.fromTrailer(t['grpc-status-details-bin'], code);
     if (ex.headSent) {
-      // Server streaming that already answered 200: the error is the last line (HTTP/1.1 has no trailers to name what was left out).
-      ex.end(`${JSON.stringify({ error: { code: status, message: msg, details } })}\n`);
+      // Server streaming that already answered 200: the error is the last line, and the trailers (where the client takes them) say it too.
+      ex.end(`${JSON.stringify({ error: { code: status, message: msg, details } })}\n`, { 'grpc-status': String(status), ...(qbCode === undefined ? {} : { 'qbasis-error-code': qbCode }), ...omittedHeader(omitted), ...metadataOf(t) });
       return;
     }
     const left = omittedHeader(omitted);

@@ -15,9 +15,11 @@ export interface Exchange {
   readonly headSent: boolean;
   /** The response is complete, or the exchange is gone. */
   readonly done: boolean;
-  head(status: number, headers: OutgoingHttpHeaders): void;
+  /** `trailers`: the response may end with trailers (a stream: its trailing metadata and grpc-status). */
+  head(status: number, headers: OutgoingHttpHeaders, opts?: { trailers?: boolean }): void;
   write(chunk: string): boolean;
-  end(chunk?: string): void;
+  /** `trailers` reach an h2c client, and an HTTP/1.1 client that sent `TE: trailers` (chunked answers only). */
+  end(chunk?: string, trailers?: OutgoingHttpHeaders): void;
   onDrain(fn: () => void): void;
   /** The client went away before the response was complete. */
   onGone(fn: () => void): void;
@@ -48,7 +50,9 @@ export function h1Exchange(req: IncomingMessage, res: ServerResponse): Exchange 
       res.writeHead(status, headers);
     },
     write: (chunk) => res.write(chunk),
-    end: (chunk) => {
+    end: (chunk, trailers) => {
+      const te = req.headers.te;
+      if (trailers !== undefined && Object.keys(trailers).length > 0 && typeof te === 'string' && /(^|,)\s*trailers\s*(;|,|$)/i.test(te)) res.addTrailers(trailers as Record<string, string>);
       if (chunk === undefined) res.end();
       else res.end(chunk);
     },
@@ -67,6 +71,7 @@ export function h1Exchange(req: IncomingMessage, res: ServerResponse): Exchange 
 export function h2Exchange(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Exchange {
   let gone: (() => void) | undefined;
   let ended = false;
+  let waiting = false;
   stream.once('close', () => {
     if (!ended) gone?.();
   });
@@ -81,16 +86,19 @@ export function h2Exchange(stream: ServerHttp2Stream, headers: IncomingHttpHeade
     get done() {
       return ended || stream.destroyed || stream.closed;
     },
-    head: (status, h) => {
+    head: (status, h, opts) => {
       if (stream.destroyed || stream.closed) return;
       const out: OutgoingHttpHeaders = { ':status': status };
       for (const [k, v] of Object.entries(h)) if (!HOP_BY_HOP.has(k)) out[k] = v;
-      stream.respond(out);
+      waiting = opts?.trailers === true;
+      stream.respond(out, { waitForTrailers: waiting });
     },
     write: (chunk) => (stream.destroyed ? true : stream.write(chunk)),
-    end: (chunk) => {
+    end: (chunk, trailers) => {
       ended = true;
       if (stream.destroyed) return;
+      // A head sent waiting for trailers must be followed by them (none: an empty HEADERS frame).
+      if (waiting) stream.once('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
       if (chunk === undefined) stream.end();
       else stream.end(chunk);
     },

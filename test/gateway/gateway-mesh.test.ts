@@ -72,14 +72,14 @@ function configMapMount(dir: string): string {
   return dir;
 }
 
-interface HttpAnswer { status: number; headers: http.IncomingHttpHeaders; body: string; json: () => Record<string, unknown> }
+interface HttpAnswer { status: number; headers: http.IncomingHttpHeaders; trailers: NodeJS.Dict<string>; body: string; json: () => Record<string, unknown> }
 
 /** A legacy caller's HTTP/1.1 request to its sidecar's outbound port. */
 function call(ip: string, method: string, urlPath: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: ip, port: 15001, method, path: urlPath, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, agent: false, timeout: 20_000 }, (res) => {
       let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text, json: () => JSON.parse(text) as Record<string, unknown> }));
+      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, trailers: res.trailers, body: text, json: () => JSON.parse(text) as Record<string, unknown> }));
     });
     req.on('error', reject);
     req.end(body);
@@ -167,6 +167,26 @@ test('server streaming answers application/x-ndjson, one JSON message per line (
   const lines = r.body.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(lines.map((l) => l.index ?? 0), [0, 1, 2]);
   assert.ok(lines.every((l) => l.text === 'tick' && l.servedBy === 'echo-grpc@1.4.0'));
+  assert.deepEqual(r.trailers, {}, 'no trailers for a client that did not send TE: trailers');
+});
+
+test('a stream\'s trailing metadata and grpc-status reach a legacy caller as HTTP trailers: over HTTP/1.1 with TE: trailers, and over h2c', async () => {
+  const h1 = await call(LEGACY_TO_GRPC, 'GET', '/v1/echo/tick:stream?count=2', undefined, { te: 'trailers', 'x-echo-tag': 'h1' });
+  assert.equal(h1.status, 200, h1.body);
+  assert.deepEqual([h1.trailers['grpc-status'], h1.trailers['x-echo-tag']], ['0', 'h1']);
+  const s = http2.connect(`http://${LEGACY_TO_GRPC}:15001`);
+  try {
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const st = s.request({ ':method': 'GET', ':path': '/v1/echo/tick:stream?count=2', 'x-echo-tag': 'h2' });
+      let t: http2.IncomingHttpHeaders = {};
+      st.on('trailers', (h) => (t = h));
+      st.on('data', () => {}).on('end', () => resolve(t)).on('error', reject);
+      st.end();
+    });
+    assert.deepEqual([trailers['grpc-status'], trailers['x-echo-tag']], ['0', 'h2']);
+  } finally {
+    s.close();
+  }
 });
 
 test('the provider\'s gRPC error is its HTTP status with {"code","message","details"} (grpc-status-details-bin as JSON, unknown detail types named in qbasis-details-omitted); the mesh\'s own refusals add qbasis-error-code', async () => {
