@@ -18,7 +18,7 @@
 // goals of issue 13 by them; the absolute targets of issue 3 are kept beside them.
 //   npm run bench:sidecar
 //   env: BENCH_FIXED_S (20), BENCH_MAX_S (15), BENCH_RPS (1000), BENCH_ROUNDS (2), BENCH_WARMUP_S (3),
-//        BENCH_SETTLE_S (1), BENCH_PAIRS (direct,lean,qbasis,net,haproxy), BENCH_OUT (results file),
+//        BENCH_SETTLE_S (1), BENCH_PAIRS (direct,lean,qbasis,mtls,net,haproxy), BENCH_OUT (results file),
 //        QBASIS_SIDECAR_NODE_FLAGS (V8 flags of both Node pairs; default the sidecar's)
 // Addresses: 127.0.8.x (controller .1, provider pod .11 = echo app :50051 and provider sidecar, caller pod .12),
 // 127.0.9.x (lean B .11:15006, lean A .12:15001, HAProxy B .21:15006, HAProxy A .22:15001, net-relay B .31:15006,
@@ -36,6 +36,7 @@ import { ensureTools } from '../cluster/build.ts';
 import { TOOLS } from '../cluster/versions.ts';
 import { ECHO_API, ECHO_PROTO } from '../fixtures/echo-client.ts';
 import { startEcho, startSidecar, stopAll, type Proc } from '../fixtures/echo-mesh.ts';
+import { identityFlags, startIdentityController, type IdentityController } from '../fixtures/identity.ts';
 import { REPO, startController, tempDir, writePods } from '../fixtures/local-controller.ts';
 import { portOpen, waitUntil } from '../fixtures/wait.ts';
 import type { ProcStats } from './proc-stats-preload.ts';
@@ -53,7 +54,7 @@ const NET = '127.0.8';
 const NET2 = '127.0.9';
 const APP_PORT = 50051;
 const CLK_TCK = 100;
-const PAIR_NAMES = ['direct', 'lean', 'qbasis', 'net', 'haproxy'] as const;
+const PAIR_NAMES = ['direct', 'lean', 'qbasis', 'mtls', 'net', 'haproxy'] as const;
 type PairName = (typeof PAIR_NAMES)[number];
 type Role = 'caller' | 'provider';
 const ROLES: Role[] = ['caller', 'provider'];
@@ -240,7 +241,8 @@ class PreloadStats {
 // ---------------------------------------------------------------- pairs and phases
 
 interface ProxyProc { role: Role; pid: number; listen: string; node: boolean }
-interface Pair { name: PairName; target: string; proxies: ProxyProc[] }
+/** `appPid`: the echo app behind it, when not the shared one. */
+interface Pair { name: PairName; target: string; proxies: ProxyProc[]; appPid?: number }
 type PhaseKind = 'fixed' | 'max';
 
 interface ProxyRun {
@@ -284,7 +286,7 @@ async function runPhase(ctx: Ctx, pair: Pair, kind: PhaseKind, round: number): P
   for (const p of pair.proxies) if (p.node) await ctx.stats.take(p.pid); // start counting afresh
   const hwmReset = pair.proxies.map((p) => resetPeakRss(p.pid));
   const ticks0 = pair.proxies.map((p) => cpuTicks(p.pid));
-  const app0 = cpuTicks(ctx.echoPid);
+  const app0 = cpuTicks(pair.appPid ?? ctx.echoPid);
   const ours = (): number => selfTicks() + ctx.ourPids().reduce((a, pid) => a + (safeTicks(pid) ?? 0), 0);
   const machine0 = machineBusyTicks();
   const ours0 = ours();
@@ -295,7 +297,7 @@ async function runPhase(ctx: Ctx, pair: Pair, kind: PhaseKind, round: number): P
   const elapsedS = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   const ticks1 = pair.proxies.map((p) => cpuTicks(p.pid));
-  const app1 = cpuTicks(ctx.echoPid);
+  const app1 = cpuTicks(pair.appPid ?? ctx.echoPid);
   const otherVcpu = ((machineBusyTicks() - machine0) - (ours() - ours0)) / CLK_TCK / elapsedS;
   const proxies: Partial<Record<Role, ProxyRun>> = {};
   for (const [i, p] of pair.proxies.entries()) {
@@ -405,10 +407,12 @@ async function main(): Promise<void> {
   writePods(podsFile, [{ name: 'echo-bench', ip: provider, provides: `${ECHO_API}@1.0.0` }]);
   const ctl = await startController({ podsFile, host: `${NET}.1`, adminPort: 18081 });
   const sidecars: Proc[] = [];
+  let ictl: IdentityController | undefined;
   try {
     const echo = await startEcho({ host: provider, port: APP_PORT, name: 'echo-bench', version: '1.0.0' });
     const appAddr = `${provider}:${APP_PORT}`;
     const pairs: Pair[] = [{ name: 'direct', target: appAddr, proxies: [] }];
+    const mtlsPids: number[] = [];
 
     // The Node pass-through pairs: same V8 flags and malloc arenas as the sidecar, same compile cache.
     const nodeEnv = { ...process.env, ...preloadEnv, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? SIDECAR_MALLOC_ARENAS, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(os.tmpdir(), 'qbasis-node-compile-cache') };
@@ -441,6 +445,19 @@ async function main(): Promise<void> {
       sidecars.push(ps, cs);
       pairs.push({ name: 'qbasis', target: `${caller}:15001`, proxies: [{ role: 'caller', pid: cs.pid, listen: `${caller}:15001`, node: true }, { role: 'provider', pid: ps.pid, listen: `${provider}:15006`, node: true }] });
     }
+    if (wanted.includes('mtls')) {
+      // The qbasis pair with mesh identity: its own controller (--identity-dir) and echo app; the app-side hops stay plain text.
+      const mtlsPods = path.join(dir, 'pods-mtls.yaml');
+      writePods(mtlsPods, [{ name: 'echo-mtls', namespace: 'bench', ip: `${NET}.13`, provides: `${ECHO_API}@1.0.0`, serviceAccount: 'echo' }, { name: 'caller-mtls', namespace: 'bench', ip: `${NET}.14`, serviceAccount: 'caller' }]);
+      ictl = await startIdentityController({ podsFile: mtlsPods, host: `${NET}.2` });
+      const echo2 = await startEcho({ host: `${NET}.13`, port: APP_PORT, name: 'echo-mtls', version: '1.0.0' });
+      mtlsPids.push(ictl.proc.pid!, echo2.pid);
+      const id = (pod: string): string[] => ['--namespace', 'bench', ...identityFlags(ictl!, 'bench', pod), '--log-level', 'warn'];
+      const ps = await startSidecar({ ip: `${NET}.13`, discovery: ictl.identityTarget, appPort: APP_PORT, provides: `${ECHO_API}@1.0.0`, podName: 'echo-mtls', extra: id('echo-mtls'), env: preloadEnv });
+      const cs = await startSidecar({ ip: `${NET}.14`, discovery: ictl.identityTarget, appPort: APP_PORT, requires: `${ECHO_API}@^1.0`, podName: 'caller-mtls', extra: id('caller-mtls'), env: preloadEnv });
+      sidecars.push(ps, cs);
+      pairs.push({ name: 'mtls', target: `${NET}.14:15001`, appPid: mtlsPids[1], proxies: [{ role: 'caller', pid: cs.pid, listen: `${NET}.14:15001`, node: true }, { role: 'provider', pid: ps.pid, listen: `${NET}.13:15006`, node: true }] });
+    }
     if (wanted.includes('haproxy') && haproxyBin !== undefined) {
       const template = fs.readFileSync(HAPROXY_TEMPLATE, 'utf8');
       const b = `${NET2}.21:15006`;
@@ -458,7 +475,7 @@ async function main(): Promise<void> {
     }
     const ctx: Ctx = {
       ghzBin, stats, echoPid: echo.pid,
-      ourPids: () => [echo.pid, ctl.proc.pid!, ...pairs.flatMap((p) => p.proxies.map((x) => x.pid))],
+      ourPids: () => [echo.pid, ctl.proc.pid!, ...mtlsPids, ...pairs.flatMap((p) => p.proxies.map((x) => x.pid))],
     };
 
     process.stderr.write(`pairs: ${pairs.map((p) => p.name).join(', ')}; load average ${loadStart.join(' ')}; warming up (${WARMUP_S}s each)…\n`);
@@ -507,6 +524,7 @@ async function main(): Promise<void> {
     const l = S.lean;
     const h = S.haproxy;
     const n = S.net;
+    const t = S.mtls;
     type Sum = { fixed: PhaseSummary; max: PhaseSummary };
     // One pair against the floor (lean), and against HAProxy: the same figures for every pair compared.
     const vsFloor = (a: Sum, b: Sum): Record<string, number | null> => ({
@@ -528,6 +546,8 @@ async function main(): Promise<void> {
       lean_p99_vs_direct_p99: l ? ratio(l.fixed.p99_ms, S.direct!.fixed.p99_ms) : null,
       qbasis_vs_haproxy: q && h ? vsHaproxy(q, h) : null,
       net_vs_lean: n && l ? vsFloor(n, l) : null,
+      // Issue 16: what mutual TLS adds to the same sidecars (absolute ms for p50, as the issue states it).
+      mtls_vs_qbasis: t && q ? { ...vsFloor(t, q), added_p50_ms_delta: Math.round((num(t.fixed.added_p50_ms) - num(q.fixed.added_p50_ms)) * 1000) / 1000 } : null,
       net_vs_haproxy: n && h ? vsHaproxy(n, h) : null,
       max_rps_vs_direct: Object.fromEntries(pairs.filter((p) => p.name !== 'direct').map((p) => [p.name, S[p.name]!.max.rps_vs_direct])),
     };
@@ -539,6 +559,10 @@ async function main(): Promise<void> {
       'CPU per call <= 1.05x lean': num(q.fixed.pair_vcpu_per_1000rps) <= 1.05 * num(l.fixed.pair_vcpu_per_1000rps),
       'RSS <= 80 MB per sidecar at 1000 rps': ROLES.every((r) => num(q.fixed.proxies[r]?.rss_mb) <= 80),
       'max rate >= lean': q.max.rps >= l.max.rps,
+    } : null;
+    const mtlsGoals = t && q && !invalid.includes('mtls') && !invalid.includes('qbasis') ? {
+      'mTLS adds <= 0.15 ms to two-hop p50': num(t.fixed.added_p50_ms) - num(q.fixed.added_p50_ms) <= 0.15,
+      'mTLS adds <= 15 % CPU per sidecar': num(t.fixed.pair_vcpu_per_1000rps) <= 1.15 * num(q.fixed.pair_vcpu_per_1000rps),
     } : null;
     // Issue 3's absolute targets, kept for reference (this machine is shared: judge by the ratios).
     const absoluteGoals = q && !invalid.includes('qbasis') ? {
@@ -587,16 +611,18 @@ async function main(): Promise<void> {
       pairs: summary,
       ratios,
       goals,
+      mtls_goals: mtlsGoals,
       absolute_goals: absoluteGoals,
       runs: Object.fromEntries(runs),
     };
     const file = process.env.BENCH_OUT ?? path.join(REPO, 'test/bench/results/sidecar.json');
     fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-    process.stdout.write(table(pairs, summary, ratios, goals, absoluteGoals, loadStart, loadEnd, notes) + `\nwrote ${path.relative(REPO, file)}\n`);
+    process.stdout.write(table(pairs, summary, ratios, { ...(goals ?? {}), ...(mtlsGoals ?? {}) }, absoluteGoals, loadStart, loadEnd, notes) + `\nwrote ${path.relative(REPO, file)}\n`);
   } finally {
     await stopStarted();
     await stopAll();
     await ctl.stop();
+    await ictl?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -627,7 +653,7 @@ function table(
     'ratios (fixed-rate figures unless named max):',
     ...Object.entries(ratios).map(([k, v]) => `  ${k}: ${v !== null && typeof v === 'object' ? Object.entries(v).map(([a, b]) => `${a} ${String(b)}`).join(', ') : String(v)}`),
     '',
-    ...(goals ? ['goals (issue 13, against the floor):', ...Object.entries(goals).map(([g, ok]) => `  ${ok ? 'met    ' : 'NOT met'}  ${g}`)] : []),
+    ...(goals ? ['goals (issue 13 against the floor; issue 16 mTLS against plain qbasis):', ...Object.entries(goals).map(([g, ok]) => `  ${ok ? 'met    ' : 'NOT met'}  ${g}`)] : []),
     ...(absolute ? ['absolute targets (issue 3, for reference):', ...Object.entries(absolute).map(([g, ok]) => `  ${ok ? 'met    ' : 'NOT met'}  ${g}`)] : []),
     `load average: start ${loadStart.join(' ')}, end ${loadEnd.join(' ')}`,
     ...notes,
