@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const podsFile = path.join(tempDir('certify-bench'), 'pods.yaml');
   writePods(podsFile, pods);
   // Each pod may ask 10 times at once (the per-pod burst), so rounds stay within the rate limit.
-  const ctl = await startIdentityController({ podsFile, host: `${NET}.1`, args: ['--log-level', 'warn'] });
+  const ctl = await startIdentityController({ podsFile, host: `${NET}.1` });
   const rounds: { p50: number; p90: number; p99: number; max: number; stormMs: number; failed: number; controllerCpuMs: number }[] = [];
   try {
     const tokens = await Promise.all(pods.map((p) => readToken(ctl, p.namespace!, p.name)));
