@@ -75,10 +75,15 @@ export abstract class CallRelay {
   /** Takes a newly opened `up`: response, data, trailers, end and close are relayed from here on. */
   protected attachUp(up: ClientHttp2Stream, session: ClientHttp2Session): void {
     this.up = up;
-    up.on('response', this.#onUpResponse);
-    up.on('data', this.#onUpData);
+    // The body is read only once the headers were handled: Node emits 'response' a tick after the read
+    // that carried it, and under TLS the DATA of that same read is pushed before that tick. Read at
+    // once, a message went down before the headers (a bare :status 200, no content-type).
+    up.once('response', (headers: IncomingHttpHeaders, flags: number, raw: string[]) => {
+      up.on('data', this.#onUpData);
+      up.on('end', this.#onUpEnd);
+      this.#onUpResponse(headers, flags, raw);
+    });
     up.on('trailers', this.#onUpTrailers);
-    up.on('end', this.#onUpEnd);
     up.on('close', () => this.#onUpClose(up, session));
     up.on('error', noop);
   }
