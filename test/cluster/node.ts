@@ -61,9 +61,10 @@ interface HostRecord {
 /**
  * Paths the kubelet and containerd's CNI use whatever their flags say (the device-plugin socket dir and
  * the volume-plugin dir under /var/lib/kubelet and /usr/libexec/kubernetes, libcni's result cache under
- * /var/lib/cni): made by `up` when missing, so removed by `down` when `up` made them.
+ * /var/lib/cni, and its cni.lock under /etc/cni/net.d although our config dir is elsewhere): made by `up`
+ * when missing, so removed by `down` when `up` made them.
  */
-const HOST_DEFAULT_DIRS = ['/var/lib/kubelet', '/var/lib/cni', '/usr/libexec/kubernetes'];
+const HOST_DEFAULT_DIRS = ['/var/lib/kubelet', '/var/lib/cni', '/usr/libexec/kubernetes', '/etc/cni'];
 
 type Log = (line: string) => void;
 
