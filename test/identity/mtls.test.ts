@@ -3,9 +3,8 @@
 // Addresses: 127.0.101.x (controller .1; pod "alpha" .11 provides 1.4.0 and calls ^2; pod "beta" .12
 // provides 2.0.0 and calls ^1.2).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import tls from 'node:tls';
