@@ -183,6 +183,19 @@ export interface ReplicaView {
   isLeader: boolean;
   /** 'all': the leader (every sidecar's reports reach it); 'this-replica': only sidecars connected here. */
   traffic: 'all' | 'this-replica';
+  /**
+   * Every replica's pod (the controller's --replica-selector in its namespace, first 20 by name), read
+   * every few seconds; absent without the flag or before the first read.
+   */
+  replicas?: ReplicaPodView[];
+  /** Why the last read of the replicas failed (the list shown is then the one before). */
+  replicasError?: string;
+}
+
+export interface ReplicaPodView {
+  name: string;
+  /** 'ready', 'not ready', 'terminating' or the pod's phase. */
+  state: string;
 }
 
 export interface MeshSnapshot {

@@ -16,6 +16,7 @@ export const KUBE_FLAG_SPECS: FlagSpec[] = [
   { name: 'retry-period-ms', kind: 'int', default: '2000', help: 'lease acquire/renew interval' },
   { name: 'reconcile-workers', kind: 'int', default: '4', help: 'BasisService keys reconciled in parallel' },
   { name: 'resync-ms', kind: 'int', default: '60000', help: 'periodic re-check of every BasisService (0: off)' },
+  { name: 'replica-selector', kind: 'string', help: "label selector of this controller's own pods in the Lease namespace (the chart sets it): the console's health block lists them" },
 ];
 
 export interface LeaseSettings {
@@ -35,6 +36,9 @@ export interface KubeSettings {
   lease: LeaseSettings | undefined;
   reconcileWorkers: number;
   resyncMs: number;
+  /** The replicas' pods, by label selector in the Lease namespace (else $POD_NAMESPACE); undefined: not listed. */
+  replicaSelector: string | undefined;
+  replicaNamespace: string;
 }
 
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -67,7 +71,18 @@ export function kubeSettings(flags: FlagValues): KubeSettings {
     lease,
     reconcileWorkers,
     resyncMs: Number(flags.get('resync-ms') ?? '60000'),
+    replicaSelector: replicaSelector(flags.get('replica-selector')),
+    replicaNamespace: flags.get('lease-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
   };
+}
+
+// Equality-based and set-based label selectors, as kubectl -l takes them; bounded (it goes in a URL).
+const SELECTOR = /^[A-Za-z0-9._/=!,() -]{1,512}$/;
+
+function replicaSelector(v: string | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (!SELECTOR.test(v)) throw new FlagError(`--replica-selector '${v.slice(0, 80)}' is invalid: expected a label selector like app.kubernetes.io/component=controller,app.kubernetes.io/instance=qbasis (at most 512 characters of letters, digits and . _ / = ! , ( ) - and spaces)`);
+  return v;
 }
 
 function positive(flags: FlagValues, name: string): number {

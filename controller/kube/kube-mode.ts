@@ -25,6 +25,7 @@ import { kubeSettings, type KubeSettings } from './kube-flags.ts';
 import { KubeMetrics } from './kube-metrics.ts';
 import { LeaderElector } from './leader-elector.ts';
 import { PolicyInformer } from './policy-informer.ts';
+import { ReplicaList } from './replica-list.ts';
 import { TeedPodSource } from './tee-sink.ts';
 
 /**
@@ -73,6 +74,7 @@ export class KubeMode {
   #forwarder: ReportForwarder | undefined;
   readonly #leadingHooks: Array<() => void> = [];
   #bsvc: BasisServiceReconciler | undefined;
+  readonly #replicas: ReplicaList | undefined;
 
   /** `policies`: the intake main.ts made; the BasisPolicy informer feeds it. */
   constructor(flags: FlagValues, logger: Logger, policies: PolicyIntake) {
@@ -84,6 +86,8 @@ export class KubeMode {
       throw new FlagError(`cannot load Kubernetes config: ${err instanceof Error ? err.message : String(err)}`);
     }
     this.#settings = kubeSettings(flags);
+    const selector = this.#settings.replicaSelector;
+    this.#replicas = selector === undefined ? undefined : new ReplicaList({ client: this.client, logger, namespace: this.#settings.replicaNamespace, selector });
     this.#informer = new InformerPodSource({
       client: this.client,
       logger,
@@ -120,7 +124,11 @@ export class KubeMode {
   replica = (): ReplicaView => {
     const isLeader = this.isLeader();
     const leader = this.#elector === undefined ? (isLeader ? this.#settings.identity : null) : this.#elector.currentLeader() || null;
-    return { identity: this.#settings.identity, leader, isLeader, traffic: isLeader ? 'all' : 'this-replica' };
+    const view: ReplicaView = { identity: this.#settings.identity, leader, isLeader, traffic: isLeader ? 'all' : 'this-replica' };
+    const r = this.#replicas?.view();
+    if (r?.pods !== undefined) view.replicas = r.pods;
+    if (r?.error !== undefined) view.replicasError = r.error;
+    return view;
   };
 
   /** For the console's health block: BasisServices not Synced (undefined until the component runs). */
@@ -199,6 +207,7 @@ export class KubeMode {
         await policyReconciler.stop();
         await events.stop();
         await elector?.stop();
+        await this.#replicas?.stop();
         this.#forwarder?.close();
       },
     };

@@ -3,8 +3,8 @@
 // chart's labels). kwok's PortForward object sends that pod's port 15014 to the process's console, so
 // `qbasis console` goes the whole way a user's does: client-node's PortForward → the API server's
 // pods/portforward → the node's kubelet API (kwok) → the console. Checked through that forward: the same
-// snapshot and page as the console itself, the page in chromium, `qbasis plan remove` (answer and exit
-// code), a foreign Host refused, a standby saying so, and the errors for no replica, none ready and no
+// snapshot and page as the console itself, the page in chromium (with both replica pods listed, and one
+// going not ready), `qbasis plan remove` (answer and exit code), a foreign Host refused, a standby saying so, and the errors for no replica, none ready and no
 // console behind the port.
 // Addresses: 127.0.150.x (leader controller .1, standby .2; qbasis console listens on .5).
 import assert from 'node:assert/strict';
@@ -26,6 +26,8 @@ const LEADER = 'qbasis-controller-5d4f7c9b8-k2x7q';
 const STANDBY = 'qbasis-controller-5d4f7c9b8-p9w3z';
 const CHROMIUM = '/usr/bin/chromium';
 const REPLICA_LABELS = { 'app.kubernetes.io/name': 'qbasis', 'app.kubernetes.io/instance': 'qbasis', 'app.kubernetes.io/component': 'controller' };
+// what the chart passes as --replica-selector
+const REPLICA_SELECTOR = 'app.kubernetes.io/name=qbasis,app.kubernetes.io/instance=qbasis,app.kubernetes.io/component=controller';
 
 let cluster: TestCluster;
 const bed = kubeTestFile((c) => (cluster = c));
@@ -109,7 +111,7 @@ function meshFacts(m: MeshSnapshot): unknown {
 test('qbasis console port-forwards through the API server to the leader replica: the same snapshot and page, the page live in chromium, plan remove, foreign Host refused, a standby says so', async (t) => {
   await buildConsolePage();
   const ns = await cluster.namespace(t, 'console-kube');
-  const leader = await bed.controller({ namespace: ns, host: `${NET}.1`, identity: LEADER, args: ['--console', `${NET}.1:0`] });
+  const leader = await bed.controller({ namespace: ns, host: `${NET}.1`, identity: LEADER, args: ['--console', `${NET}.1:0`, '--replica-selector', REPLICA_SELECTOR] });
   await createPods(cluster, ns, [
     { name: LEADER, labels: REPLICA_LABELS },
     { name: STANDBY, labels: REPLICA_LABELS },
@@ -121,10 +123,12 @@ test('qbasis console port-forwards through the API server to the leader replica:
   const direct = await pollFor('the console to show both versions and the caller', async () => {
     const m = await mesh(consoleUrl(leader));
     const a = m.apis.find((x) => x.api === API);
-    return a?.versions.length === 2 && a.versions.every((v) => v.ready === 1) && a.callers.length === 1 && m.health.replica?.isLeader === true ? m : undefined;
+    const replicasReady = m.health.replica?.replicas?.length === 2 && m.health.replica.replicas.every((r) => r.state === 'ready');
+    return a?.versions.length === 2 && a.versions.every((v) => v.ready === 1) && a.callers.length === 1 && m.health.replica?.isLeader === true && replicasReady ? m : undefined;
   }, { timeoutMs: 60_000, intervalMs: 250 });
   assert.equal(direct.mode, 'kubernetes');
-  assert.deepEqual(direct.health.replica, { identity: LEADER, leader: LEADER, isLeader: true, traffic: 'all' });
+  const replicas = [{ name: LEADER, state: 'ready' }, { name: STANDBY, state: 'ready' }];
+  assert.deepEqual(direct.health.replica, { identity: LEADER, leader: LEADER, isLeader: true, traffic: 'all', replicas }, 'the health block lists both replica pods, by name');
   const bsvc = await pollFor('the leader\'s health to count its BasisService, Synced', async () => {
     const b = (await mesh(consoleUrl(leader))).health.basisServices;
     return b?.total === 1 ? b : undefined;
@@ -161,6 +165,14 @@ test('qbasis console port-forwards through the API server to the leader replica:
     await page.waitForSelector(`section[data-api="${API}"] th.version[data-version="2.0.0"]`, { timeout: 30_000 });
     await page.waitForSelector('.status.live', { timeout: 30_000 });
     assert.match((await page.locator(`dd[data-leader="${LEADER}"]`).textContent()) ?? '', /the leader/);
+    assert.match((await page.locator(`li[data-replica-pod="${LEADER}"]`).textContent()) ?? '', /✔ .*ready — the leader — this replica/);
+    assert.match((await page.locator(`li[data-replica-pod="${STANDBY}"]`).textContent()) ?? '', /✔ .*ready$/);
+    // a replica that stops being ready shows so on the open page (the list is read every 5 s)
+    await setPodReady(cluster, ns, STANDBY, false);
+    await page.waitForSelector(`li[data-replica-pod="${STANDBY}"][data-state="not ready"]`, { timeout: 20_000 });
+    assert.match((await page.locator(`li[data-replica-pod="${STANDBY}"]`).textContent()) ?? '', /◐ .*not ready/);
+    assert.match((await page.locator('dd', { has: page.locator('ul.replicas') }).textContent()) ?? '', /^1 of 2 ready/);
+    await setPodReady(cluster, ns, STANDBY, true);
     assert.equal(await page.locator('.replica-note').count(), 0, 'the leader has no partial-traffic note');
     assert.deepEqual(problems, [], 'nothing in the browser console');
   } finally {

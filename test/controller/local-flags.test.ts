@@ -36,6 +36,7 @@ const cases: Array<{ name: string; args: string[]; env?: Record<string, string>;
   { name: 'the Kubernetes-mode root Secret in local mode', args: ['--pods-file', file, '--identity-secret', 'root'], want: /--identity-secret 'root' is for Kubernetes mode; local mode \(--pods-file\) keeps the root in --identity-dir/ },
   { name: 'an identity dir in Kubernetes mode', args: ['--kubeconfig', KUBECONFIG, '--identity-dir', path.join(dir, 'id')], want: /--identity-dir '.*' is for local mode \(--pods-file\); Kubernetes mode keeps the root in a Secret: --identity-secret <name>/ },
   { name: 'a root Secret name that is not a name', args: ['--kubeconfig', KUBECONFIG, '--identity-secret', 'Root_CA'], want: /--identity-secret 'Root_CA' is invalid: expected a Secret name/ },
+  { name: 'a replica selector that would add to the URL', args: ['--kubeconfig', KUBECONFIG, '--replica-selector', 'app=x&watch=true'], want: /--replica-selector 'app=x&watch=true' is invalid: expected a label selector like app\.kubernetes\.io\/component=controller/ },
   { name: 'a trust domain that is not a DNS name', args: ['--pods-file', file, '--trust-domain', 'Cluster/Local'], want: /--trust-domain 'Cluster\/Local' is invalid: expected a trust domain such as cluster\.local/ },
 ];
 

@@ -1,5 +1,5 @@
 // The controller's health as the console sees it, each fact with what to do about it.
-import { ROOT_WARN_DAYS, type BasisServicesHealth, type HealthView, type IdentityHealthView } from '../mesh-snapshot.ts';
+import { ROOT_WARN_DAYS, type BasisServicesHealth, type HealthView, type IdentityHealthView, type ReplicaView } from '../mesh-snapshot.ts';
 
 const DAY_MS = 86_400_000;
 const day = (unixMs: number): string => new Date(unixMs).toISOString().slice(0, 10);
@@ -63,6 +63,32 @@ function IdentityFacts({ id, now }: { id: IdentityHealthView; now: number }) {
   );
 }
 
+// Each replica with its state in words and colour; the leader and this replica named, so an operator
+// sees at a glance which pod to read the logs of.
+function ReplicaPods({ r }: { r: ReplicaView }) {
+  const pods = r.replicas ?? [];
+  const ready = pods.filter((p) => p.state === 'ready').length;
+  return (
+    <>
+      <dt>Controller replicas</dt>
+      <dd class={r.replicasError !== undefined || ready < pods.length ? 'warn-text' : 'ok-text'}>
+        {pods.length > 0 && `${ready} of ${pods.length} ready`}
+        <ul class="replicas">
+          {pods.map((p) => (
+            <li data-replica-pod={p.name} data-state={p.state} class={p.state === 'ready' ? 'ok-text' : 'warn-text'}>
+              {p.state === 'ready' ? '✔ ' : '◐ '}
+              <strong>{p.name}</strong> {p.state}
+              {p.name === r.leader && ' — the leader'}
+              {p.name === r.identity && ' — this replica'}
+            </li>
+          ))}
+        </ul>
+        {r.replicasError !== undefined && <p class="warn-text">◐ {r.replicasError} (the list above is the last one read; the controller's ServiceAccount needs list on pods in its namespace)</p>}
+      </dd>
+    </>
+  );
+}
+
 export function HealthPanel({ h }: { h: HealthView }) {
   return (
     <section class="health" aria-labelledby="health-h">
@@ -75,6 +101,7 @@ export function HealthPanel({ h }: { h: HealthView }) {
               {h.replica.identity}
               {h.replica.isLeader ? ' — ✔ the leader (traffic from every sidecar)' : h.replica.leader === null ? ' — ◐ no leader yet (no Lease holder seen; statuses are not written)' : ` — standby; the leader is ${h.replica.leader} (traffic here: only sidecars connected to this replica)`}
             </dd>
+            {(h.replica.replicas !== undefined || h.replica.replicasError !== undefined) && <ReplicaPods r={h.replica} />}
           </>
         )}
         {h.basisServices !== undefined && <BasisServicesFacts b={h.basisServices} />}
