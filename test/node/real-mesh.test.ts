@@ -2,10 +2,11 @@
 // built here from the Dockerfile, the controller in-cluster (2 replicas, leader election, its webhook reached by
 // the API server through the Service and kube-proxy), and Deployments whose pods get the sidecar the webhook
 // injects, running as real containers. The apps are test/demo's order app and test/node/caller-app.ts (which
-// counts every call by the version that served it) from the test-apps image. One cluster for the file, serial.
+// counts every call by the version that served it) from the test-apps image; `qbasis console` and `plan remove`
+// port-forward through the kubelet into the controller container. One cluster for the file, serial.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import http2 from 'node:http2';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -247,6 +248,42 @@ test('legacy HTTP/JSON apps join with annotations and a schema ConfigMap: a Job 
   const log = await kubectl(['-n', NS, 'logs', p!.metadata.name, '-c', 'app']);
   assert.equal(done.startsWith('1/'), true, `the Job failed: ${log}`);
   assert.match(log, /^200 \{"sku":"abc","units":"21","servedBy":"stock-legacy-[a-z0-9-]+@1\.0\.0"\}$/m, log);
+});
+
+test('qbasis console and plan remove reach the in-cluster controller container through the kubelet\'s port-forward: the leader\'s snapshot lists the shop\'s caller and both replica pods, Ready', { skip, timeout: 180_000 }, async () => {
+  const ctl = (await getJson<{ items: PodJson[] }>(['-n', SYSTEM_NS, 'get', 'pods', '-l', 'app.kubernetes.io/component=controller'])).items.map((p) => p.metadata.name).sort();
+  const holder = (await kubectl(['-n', SYSTEM_NS, 'get', 'lease', 'qbasis-controller', '-o', 'jsonpath={.spec.holderIdentity}'])).trim();
+  const proc = spawn(process.execPath, [QBASIS, 'console', '--kubeconfig', state.kubeconfig, '--namespace', SYSTEM_NS, '--address', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  try {
+    const url = await waitForValue('qbasis console to print its URL', async () => {
+      if (proc.exitCode !== null) throw new Error(`qbasis console exited ${proc.exitCode}: ${err}`);
+      return /^(http:\/\/\S+)$/m.exec(out)?.[1] ?? '';
+    }, (u) => u !== '', { timeoutMs: 60_000, intervalMs: 200 });
+    type Mesh = { mode: string; apis: { api: string; callers: { workload: { namespace: string } }[] }[]; health: { replica?: { identity: string; isLeader: boolean; replicas?: { name: string; state: string }[] } } };
+    // the chart's replicas are listed once a console asks (read every 5 s)
+    const m = await waitForValue('the snapshot through the forward with both replicas', async () => (await (await fetch(`${url}api/v1/mesh`, { signal: AbortSignal.timeout(15_000) })).json()) as Mesh, (x) => (x.health.replica?.replicas?.length ?? 0) === 2, { timeoutMs: 60_000, intervalMs: 1_000 });
+    assert.equal(m.mode, 'kubernetes');
+    assert.equal(m.health.replica?.isLeader, true, 'qbasis console picks the leader');
+    assert.ok(holder.includes(m.health.replica!.identity), `the replica served (${m.health.replica!.identity}) holds the Lease (${holder})`);
+    assert.deepEqual(m.health.replica?.replicas, ctl.map((name) => ({ name, state: 'ready' })));
+    assert.ok(m.apis.find((a) => a.api === ORDER_API)?.callers.some((x) => x.workload.namespace === NS), `${ORDER_API} has the ${NS} caller`);
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/, 'the strict CSP through the forward too');
+  } finally {
+    proc.kill('SIGINT');
+  }
+  assert.equal(await exited, 0, `Ctrl-C ends it cleanly: ${err}`);
+  const strands = await runQbasis(['plan', 'remove', `${ORDER_API}@1.x`, '--kubeconfig', state.kubeconfig, '--namespace', SYSTEM_NS]);
+  assert.equal(strands.code, 1, strands.stdout + strands.stderr);
+  assert.match(strands.stdout, new RegExp(`${NS}/caller`));
+  const safe = await runQbasis(['plan', 'remove', `${ORDER_API}@9.x`, '--kubeconfig', state.kubeconfig, '--namespace', SYSTEM_NS]);
+  assert.equal(safe.code, 0, safe.stdout + safe.stderr);
 });
 
 test('killing the leading controller pod: calls keep flowing, the other replica takes the Lease, and BasisServices stay current', { skip, timeout: 300_000 }, async () => {
