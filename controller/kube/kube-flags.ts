@@ -55,11 +55,13 @@ export function kubeSettings(flags: FlagValues): KubeSettings {
     }
   }
   const reconcileWorkers = positive(flags, 'reconcile-workers');
+  // the controller's own namespace: its Lease and its replicas' pods are there
+  const ownNamespace = flags.get('lease-namespace') ?? process.env.POD_NAMESPACE ?? 'default';
   const lease: LeaseSettings | undefined =
     flags.get('leader-elect') === 'false'
       ? undefined
       : {
-          namespace: flags.get('lease-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
+          namespace: ownNamespace,
           name: flags.get('lease-name') ?? 'qbasis-controller',
           leaseDurationMs: positive(flags, 'lease-duration-ms'),
           renewDeadlineMs: positive(flags, 'renew-deadline-ms'),
@@ -72,7 +74,7 @@ export function kubeSettings(flags: FlagValues): KubeSettings {
     reconcileWorkers,
     resyncMs: Number(flags.get('resync-ms') ?? '60000'),
     replicaSelector: replicaSelector(flags.get('replica-selector')),
-    replicaNamespace: flags.get('lease-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
+    replicaNamespace: ownNamespace,
   };
 }
 
