@@ -2,7 +2,9 @@
 //   - First a `snapshot` (the whole mesh), then `api` (one API's view replaced), `api-removed`,
 //     `policies` and `health`, each only when it changed.
 //   - Coalesced: changes mark names dirty; at most one flush per `intervalMs` (500 ms), and each dirty
-//     view is serialised once per flush for every client.
+//     view is serialised once per flush for every client. A change of pods or policies (not traffic) is
+//     urgent: it has its own budget of one flush per `intervalMs`, so a rollout step shows at once
+//     even while traffic keeps the stream flushing every 500 ms, and a storm of changes still coalesces.
 //   - Bounded per client: a client whose socket holds more than `maxBufferedBytes` unsent gets nothing
 //     more until it drains; what changed meanwhile stays marked (at most one entry per API), so on
 //     'drain' it gets the latest state, never a backlog. One stuck for `stuckMs` is closed (its
@@ -46,13 +48,16 @@ export class EventStream {
   readonly #clients = new Set<Client>();
   #seq = 0;
   #flushTimer: NodeJS.Timeout | undefined;
+  #flushDue = 0;
+  #urgentPending = false;
+  #lastUrgentFlush = -Infinity;
   #lastFlush = 0;
   #tick: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #health = '';
-  readonly #onDirty = (what: string): void => {
+  readonly #onDirty = (what: string, urgent = false): void => {
     for (const c of this.#clients) c.pending.add(what);
-    this.#schedule();
+    this.#schedule(urgent);
   };
 
   constructor(o: EventStreamOptions) {
@@ -106,15 +111,23 @@ export class EventStream {
     return true;
   }
 
-  #schedule(): void {
-    if (this.#flushTimer !== undefined) return;
-    const wait = Math.max(0, this.#lastFlush + this.#o.intervalMs - performance.now());
+  #schedule(urgent: boolean): void {
+    const now = performance.now();
+    if (urgent) this.#urgentPending = true;
+    const due = Math.max(now, (urgent ? this.#lastUrgentFlush : this.#lastFlush) + this.#o.intervalMs);
+    if (this.#flushTimer !== undefined) {
+      if (this.#flushDue <= due) return;
+      clearTimeout(this.#flushTimer);
+    }
+    this.#flushDue = due;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
       this.#lastFlush = performance.now();
+      if (this.#urgentPending) this.#lastUrgentFlush = this.#lastFlush;
+      this.#urgentPending = false;
       const shared = new Map<string, Built>();
       for (const c of this.#clients) this.#write(c, shared);
-    }, wait);
+    }, due - now);
   }
 
   /** The event for one name, built once per flush (`shared`) for every client. */

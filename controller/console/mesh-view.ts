@@ -65,7 +65,8 @@ function notServedReason(range: string, versions: readonly VersionColumn[]): str
 
 /**
  * Events:
- *  'dirty' (what: string)   an API's view (its name), 'policies' or 'health' may have changed
+ *  'dirty' (what: string, urgent: boolean)   an API's view (its name), 'policies' or 'health' may have
+ *                                           changed; urgent: pods or policies did, not only traffic
  */
 export class MeshView extends EventEmitter {
   readonly #s: MeshSources;
@@ -97,31 +98,36 @@ export class MeshView extends EventEmitter {
       [s.store, this.#onPolicyApiChange],
       [s.callers, this.#onApis],
       [s.traffic, this.#onApi],
-      [s.mirror, this.#onPolicies],
+      [s.mirror, this.#onMirror],
     ];
   }
 
   /** Traffic: only an API's first figures mark it at once; the rest waits for the next bucket (tick). */
   readonly #onApi = (api: string): void => {
-    if ((this.#views.get(api)?.view.traffic.series.length ?? 0) === 0) this.#mark(api);
+    if ((this.#views.get(api)?.view.traffic.series.length ?? 0) === 0) this.#mark(api, false);
   };
-  readonly #onApis = (apis: string[]): void => apis.forEach((a) => this.#mark(a));
+  readonly #onApis = (apis: string[]): void => apis.forEach((a) => this.#mark(a, true));
   readonly #onApiChange = (c: { api: string }): void => {
-    this.#mark(c.api);
+    this.#mark(c.api, true);
     this.#onPolicies(); // a policy's NoSuchAPI comes and goes with providers
   };
   readonly #onPolicyApiChange = (c: { api: string }): void => {
-    this.#mark(c.api);
+    this.#mark(c.api, true);
     this.#onPolicies();
   };
   readonly #onPolicies = (): void => {
     this.#policies = undefined;
-    this.emit('dirty', 'policies');
+    this.emit('dirty', 'policies', true);
+  };
+  /** Mirror sums move with every report, like traffic. */
+  readonly #onMirror = (): void => {
+    this.#policies = undefined;
+    this.emit('dirty', 'policies', false);
   };
 
-  #mark(api: string): void {
+  #mark(api: string, urgent: boolean): void {
     this.#dirty.add(api);
-    this.emit('dirty', api);
+    this.emit('dirty', api, urgent);
   }
 
   /** At a new bucket, marks every API with traffic (their series move with the clock) and drops what aged out. */
@@ -129,8 +135,8 @@ export class MeshView extends EventEmitter {
     const b = bucketNow();
     if (b === this.#tickBucket) return;
     this.#tickBucket = b;
-    for (const api of this.#s.traffic.apis()) this.#mark(api);
-    for (const api of this.#s.traffic.gc()) this.#mark(api);
+    for (const api of this.#s.traffic.apis()) this.#mark(api, false);
+    for (const api of this.#s.traffic.gc()) this.#mark(api, false);
   }
 
   /** Every API anyone provides, requires or called, sorted. */

@@ -1,7 +1,7 @@
 // The console's one page: callers without a provider first, then the planner, each API (matrix,
 // chart, policies) and the health block.
 import { Component } from 'preact';
-import { useRef } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { useSeen } from './use-seen.ts';
 import type { ApiView, CallerRow, MeshSnapshot, PolicyView } from '../mesh-snapshot.ts';
 import type { PageState } from './mesh-state.ts';
@@ -120,6 +120,29 @@ function ReplicaNote({ mesh }: { mesh: MeshSnapshot }) {
   );
 }
 
+/** The list of APIs, folded away in a big mesh: its items are built only once it is opened. */
+function ApiIndex({ apis }: { apis: ApiView[] }) {
+  const [open, setOpen] = useState(apis.length <= SHOWN);
+  return (
+    <nav aria-label="APIs">
+      <details open={open} onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
+        <summary>
+          <h2>APIs ({apis.length})</h2>
+        </summary>
+        {open && (
+          <ul>
+            {apis.map((a) => (
+              <li>
+                <a href={`#${anchor(a.api)}`}>{a.api}</a>
+              </li>
+            ))}
+          </ul>
+        )}
+      </details>
+    </nav>
+  );
+}
+
 export function App({ state }: { state: PageState }) {
   const mesh = state.mesh;
   const orphans = mesh === null ? [] : mesh.policies.filter((p) => !mesh.apis.some((a) => a.policies.includes(`${p.namespace}/${p.name}`)));
@@ -137,20 +160,7 @@ export function App({ state }: { state: PageState }) {
         <main>
           <ReplicaNote mesh={mesh} />
           <Stranded mesh={mesh} />
-          <nav aria-label="APIs">
-            <details open={mesh.apis.length <= SHOWN}>
-              <summary>
-                <h2>APIs ({mesh.apis.length})</h2>
-              </summary>
-              <ul>
-                {mesh.apis.map((a) => (
-                  <li>
-                    <a href={`#${anchor(a.api)}`}>{a.api}</a>
-                  </li>
-                ))}
-              </ul>
-            </details>
-          </nav>
+          <ApiIndex apis={mesh.apis} />
           <PlannerPanel mesh={mesh} />
           {mesh.apis.map((a) => (
             <ApiSection key={a.api} api={a} policies={mesh.policies} />
