@@ -4,6 +4,7 @@
 // FieldMask's paths must be field paths (lowerCamelCase identifiers: "1.5s" and "a_b" are refused).
 // And the other way: a 64-bit integer in a string may have a fraction or an exponent if its value is whole
 // ("1.0", "1e3", as Go reads them); those are rewritten in place to plain digits, which the library reads.
+// A bare null for a repeated Value or NullValue field is refused, as Go does (its null is a value, not "unset").
 // One deliberate difference from Go: a 64-bit integer written as a JSON number that a double cannot hold
 // exactly (9007199254740993) is refused naming the field (Go reads the digits exactly; JSON.parse has rounded
 // them before any check sees them). 2^53 itself, and every integer a double holds, reads as Go reads it.
@@ -66,8 +67,15 @@ function message(m: DescMessage, json: JsonValue, path: string, registry: Regist
   for (const key in json) {
     const f = fields.get(key);
     const v = (json as Obj)[key]!;
-    if (f === undefined || v === null) continue;
+    if (f === undefined) continue;
     const here = path === '' ? key : `${path}.${key}`;
+    if (v === null) {
+      // null means "not set" for every field but those whose null is a value: a repeated Value or NullValue
+      // field then needs a list, so Go refuses a bare null there.
+      const t = f.fieldKind !== 'list' ? undefined : f.listKind === 'enum' ? f.enum.typeName : f.listKind === 'message' ? f.message.typeName : undefined;
+      if (t === 'google.protobuf.NullValue' || t === 'google.protobuf.Value') return { path: here, what: `null for a repeated ${t} field; expected a list, e.g. [null] (or leave the field out)` };
+      continue;
+    }
     const bad = field(f, json as Obj, key, here, registry);
     if (bad !== undefined) return bad;
   }
