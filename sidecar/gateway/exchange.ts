@@ -86,18 +86,20 @@ export function h2Exchange(stream: ServerHttp2Stream, headers: IncomingHttpHeade
     get done() {
       return ended || stream.destroyed || stream.closed;
     },
-    head: (status, h, opts) => {
+    head: (status, h) => {
       if (stream.destroyed || stream.closed) return;
       const out: OutgoingHttpHeaders = { ':status': status };
       for (const [k, v] of Object.entries(h)) if (!HOP_BY_HOP.has(k)) out[k] = v;
-      waiting = opts?.trailers === true;
-      stream.respond(out, { waitForTrailers: waiting });
+      // Always waits for trailers: a stream ended by its last DATA frame closes before that write's
+      // callback runs, and node:http2 then builds an ERR_STREAM_DESTROYED for it (~10 µs per answer).
+      waiting = true;
+      stream.respond(out, { waitForTrailers: true });
     },
     write: (chunk) => (stream.destroyed ? true : stream.write(chunk)),
     end: (chunk, trailers) => {
       ended = true;
       if (stream.destroyed) return;
-      // A head sent waiting for trailers must be followed by them (none: an empty HEADERS frame).
+      // A head sent waiting for trailers must be followed by them (none: node:http2 sends an empty DATA frame that ends the stream).
       if (waiting) stream.once('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
       if (chunk === undefined) stream.end();
       else stream.end(chunk);

@@ -3,11 +3,11 @@
 // JSON (by the method's route rule) on a bounded keep-alive pool, and turns the answer back into gRPC:
 // the JSON converted to protobuf, the app's HTTP status to a gRPC code, a body that is not the method's
 // response in JSON to INTERNAL naming the field or byte offset (QB_APP_BAD_ANSWER).
-import type http from 'node:http';
-import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { createRequire } from 'node:module';
 import { Duplex } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
+import type { Dispatcher, Pool } from 'undici';
 import { Status, type ErrorCode } from '../../proto/errors.ts';
 import type { Acquired } from '../connection.ts';
 import { encodeGrpcMessage, GrpcMessageReader, grpcMessage, parseTimeout } from '../grpc-wire.ts';
@@ -19,33 +19,38 @@ import { appError } from './http-status.ts';
 import { JsonCodecError, jsonSyntaxOffset } from './json-codec.ts';
 import type { MethodInfo } from './schema.ts';
 
-const { Agent, request } = createRequire(import.meta.url)('node:http') as typeof http;
+type Controller = Dispatcher.DispatchController;
 
 /** Connections to the app at most; more calls wait in the pool's queue. */
 export const APP_MAX_SOCKETS = 128;
 const END_STREAM = 0x1;
 const IDLE_SOCKET_MS = 4000;
 
-/** gRPC request headers that are not the caller's metadata. */
-const NOT_METADATA = new Set(['content-type', 'content-length', 'user-agent', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding']);
+/** gRPC request headers that are not the caller's metadata (undici refuses `expect`). */
+const NOT_METADATA = new Set(['content-type', 'content-length', 'user-agent', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'expect']);
 /** The app's response headers that are not metadata for the caller. */
 const NOT_APP_METADATA = new Set(['content-type', 'content-length', 'content-encoding', 'date', 'server', 'etag', 'last-modified', 'vary', 'cache-control', 'expires', 'age', 'accept-ranges']);
+
+/** Why a request was aborted on our side (its onResponseError is then ignored). */
+const CANCELLED = new Error('the call ended on the caller\'s side');
 
 export class HttpApp {
   readonly key: string;
   readonly #gateway: Gateway;
-  readonly #agent: http.Agent;
-  readonly #host: string;
-  readonly #port: number;
+  readonly #pool: Pool;
   readonly #session: ClientHttp2Session;
 
   constructor(host: string, port: number, gateway: Gateway) {
-    this.#host = host;
-    this.#port = port;
     this.key = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.#gateway = gateway;
-    // Idle connections are dropped after 4 s, before common servers' keep-alive timeouts (Node's 5 s) close them under a request.
-    this.#agent = new Agent({ keepAlive: true, maxSockets: APP_MAX_SOCKETS, maxFreeSockets: 32, scheduling: 'lifo', timeout: IDLE_SOCKET_MS });
+    // undici's pool (its dispatch API: no stream or request objects per call) costs about half of
+    // node:http's client per request here. Only the pool's module is loaded: undici's index also
+    // loads fetch, WebSocket and the caches, which a sidecar never uses.
+    const PoolClass = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof Pool;
+    // Idle connections are dropped after 4 s, before common servers' keep-alive timeouts (Node's 5 s)
+    // close them under a request; an app's shorter `keep-alive: timeout=` is honoured too. No timeouts
+    // of the pool's own: the call's deadline (grpc-timeout) bounds a request.
+    this.#pool = new PoolClass(`http://${this.key}`, { connections: APP_MAX_SOCKETS, pipelining: 1, keepAliveTimeout: IDLE_SOCKET_MS, keepAliveMaxTimeout: IDLE_SOCKET_MS, headersTimeout: 0, bodyTimeout: 0 });
     const session = { destroyed: false, request: (headers: string[]) => new ProviderStream(this, headers) };
     this.#session = session as unknown as ClientHttp2Session;
   }
@@ -60,12 +65,12 @@ export class HttpApp {
   }
 
   destroy(): void {
-    this.#agent.destroy();
+    this.#pool.destroy().catch(() => {});
   }
 
   /** @internal for ProviderStream */
-  send(opts: http.RequestOptions): http.ClientRequest {
-    return request({ ...opts, host: this.#host, port: this.#port, agent: this.#agent });
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+    this.#pool.dispatch(opts, handler);
   }
 
   get gateway(): Gateway {
@@ -73,7 +78,8 @@ export class HttpApp {
   }
 }
 
-class ProviderStream extends Duplex {
+/** One call: the stream InboundCall relays, and the undici handler of its HTTP request. */
+class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
   rstCode = 0;
   readonly #app: HttpApp;
   readonly #headers: string[];
@@ -82,13 +88,17 @@ class ProviderStream extends Duplex {
   readonly #reader: GrpcMessageReader;
   #message: Buffer | undefined;
   #messages = 0;
-  #req: http.ClientRequest | undefined;
-  #res: http.IncomingMessage | undefined;
+  #request: { r: AppRequest; headers: string[]; again: boolean } | undefined;
+  #ctl: Controller | undefined;
+  /** The app's answer: status and headers once they arrived. */
+  #code = 0;
+  #resHeaders: IncomingHttpHeaders = {};
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #lines = 0;
   #responded = false;
   #ended = false;
   #timer: NodeJS.Timeout | undefined;
-  #line = '';
-  #lines = 0;
 
   constructor(app: HttpApp, headers: string[]) {
     super({ allowHalfOpen: true });
@@ -108,7 +118,7 @@ class ProviderStream extends Duplex {
   }
 
   override _read(): void {
-    this.#res?.resume();
+    this.#ctl?.resume();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -131,13 +141,14 @@ class ProviderStream extends Duplex {
   close(): void {
     this.rstCode = 8; // NGHTTP2_CANCEL
     this.#ended = true;
-    this.#req?.destroy();
+    this.#ctl?.abort(CANCELLED);
     this.destroy();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#req?.destroy();
+    this.#ended = true;
+    this.#ctl?.abort(CANCELLED);
     cb(err);
   }
 
@@ -150,138 +161,156 @@ class ProviderStream extends Duplex {
       return this.#status(Status.INVALID_ARGUMENT, `${m.path}: the request is not a valid ${m.input.typeName}: ${(err as Error).message}`, 'QB_BAD_MESSAGE');
     }
     const r = appRequest(m, json);
-    const headers: OutgoingHttpHeaders = { accept: m.streaming === 'server_streaming' ? 'application/x-ndjson' : 'application/json' };
+    const headers = ['accept', m.streaming === 'server_streaming' ? 'application/x-ndjson' : 'application/json'];
     for (let i = 0; i < this.#headers.length; i += 2) {
       const k = this.#headers[i]!;
       if (k.charCodeAt(0) === 58 || HOP_BY_HOP.has(k) || NOT_METADATA.has(k)) continue;
-      const prev = headers[k];
-      headers[k] = prev === undefined ? this.#headers[i + 1]! : [...(Array.isArray(prev) ? prev : [String(prev)]), this.#headers[i + 1]!];
+      headers.push(k, this.#headers[i + 1]!);
     }
-    if (r.body !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = Buffer.byteLength(r.body);
-    }
+    if (r.body !== undefined) headers.push('content-type', 'application/json');
     const timeout = parseTimeout(headerOf(this.#headers, 'grpc-timeout'));
     if (timeout !== undefined) {
       this.#timer = setTimeout(() => {
-        this.#req?.destroy();
+        this.#ctl?.abort(CANCELLED);
         this.#status(Status.DEADLINE_EXCEEDED, `${m.path}: the app at ${this.#app.key} gave no answer within the deadline of ${Math.round(timeout)} ms`, 'QB_DEADLINE_EXCEEDED');
       }, timeout);
     }
-    this.#attempt(m, r, headers, false);
+    this.#request = { r, headers, again: false };
+    this.#app.dispatch({ method: r.method, path: r.path, headers, body: r.body ?? null }, this);
   }
 
-  #attempt(m: MethodInfo, r: AppRequest, headers: OutgoingHttpHeaders, again: boolean): void {
-    let req: http.ClientRequest;
-    try {
-      req = this.#app.send({ method: r.method, path: r.path, headers });
-    } catch (err) {
-      return this.#status(Status.INTERNAL, `${m.path}: the HTTP request to the app could not be built: ${(err as Error).message}`, 'QB_INTERNAL');
-    }
-    this.#req = req;
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (this.#ended) return;
-      if (!again && req.reusedSocket && this.#res === undefined && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-        // A kept-alive connection the app closed as idle just as the request went out: the app never read
-        // it (a server closes only connections with no request in progress), so it is sent once more.
-        return this.#attempt(m, r, headers, true);
-      }
-      if (err.code === 'ECONNREFUSED') {
-        // Nothing reached the app: the caller's sidecar may send the call to another endpoint.
-        this.#status(Status.UNAVAILABLE, `the app at ${this.#app.key} does not accept connections (nothing was sent to it): ${err.message}`, 'QB_APP_UNAVAILABLE');
-      } else {
-        this.#status(Status.UNAVAILABLE, `${m.path}: the HTTP request to the app at ${this.#app.key} failed: ${err.message}`, 'QB_UPSTREAM_FAILED');
-      }
-    });
-    req.on('response', (res) => this.#onResponse(m, res));
-    req.end(r.body);
+  // ---- the HTTP request's handler (undici's dispatch API) ----
+
+  onRequestStart(ctl: Controller): void {
+    if (this.#ended) return ctl.abort(CANCELLED);
+    this.#ctl = ctl;
   }
 
-  #onResponse(m: MethodInfo, res: http.IncomingMessage): void {
-    if (this.#ended) return void res.resume();
-    this.#res = res;
-    const status = res.statusCode ?? 0;
+  onResponseStart(ctl: Controller, code: number, headers: IncomingHttpHeaders): void {
+    if (this.#ended) return ctl.abort(CANCELLED);
+    if (code < 200) return; // 1xx: the answer follows
+    this.#code = code;
+    this.#resHeaders = headers;
+  }
+
+  onResponseData(ctl: Controller, chunk: Buffer): void {
+    if (this.#ended) return ctl.abort(CANCELLED);
+    const m = this.#method!;
     const limit = this.#app.gateway.maxBodyBytes;
-    const ok = status >= 200 && status < 300;
-    if (ok && m.streaming === 'server_streaming') return this.#streamLines(m, res);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        res.destroy();
-        this.#status(Status.RESOURCE_EXHAUSTED, `${m.path}: the app's answer is over the limit of ${limit} bytes (--max-frame-bytes)`, 'QB_APP_BAD_ANSWER');
-        return;
+    if (m.streaming === 'server_streaming' && this.#ok()) return this.#lineData(ctl, m, chunk, limit);
+    this.#size += chunk.length;
+    if (this.#size > limit) {
+      ctl.abort(CANCELLED);
+      return this.#status(Status.RESOURCE_EXHAUSTED, `${m.path}: the app's answer is over the limit of ${limit} bytes (--max-frame-bytes)`, 'QB_APP_BAD_ANSWER');
+    }
+    this.#chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.#ended) return;
+    const m = this.#method!;
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, this.#size).toString('utf8');
+    this.#chunks = [];
+    if (m.streaming === 'server_streaming' && this.#ok()) {
+      if (body !== '' && !this.#line(m, body)) return;
+      this.#respond();
+      return this.#finishOk();
+    }
+    if (!this.#ok()) {
+      const e = appError(this.#code, body);
+      const d = this.#app.gateway.details.toTrailer(body, e.code, e.message);
+      const extra = { ...(d.bin === undefined ? {} : { 'grpc-status-details-bin': d.bin }), ...omittedHeader(d.omitted) };
+      return this.#status(e.code, e.message, undefined, metadataOf(this.#resHeaders), extra);
+    }
+    const bytes = this.#convert(m, body.trim() === '' ? '{}' : body, 'its answer');
+    if (bytes === undefined) return;
+    this.#respond();
+    this.push(grpcMessage(false, asBuffer(bytes)));
+    this.#finishOk();
+  }
+
+  onResponseError(_ctl: Controller | null, err: Error & { code?: string; socket?: { bytesRead?: number } }): void {
+    if (this.#ended || err === CANCELLED) return;
+    const m = this.#method!;
+    const req = this.#request!;
+    const code = err.code ?? '';
+    if (this.#code === 0) {
+      // Before any answer. A connection the app closed as idle just as the request went out: it reset it
+      // with the request unread (ECONNRESET, EPIPE), or closed one it had answered on before (its bytes
+      // read > 0). The app never took this request, so it is sent once more, on another connection.
+      const reused = code === 'UND_ERR_SOCKET' && (err.socket?.bytesRead ?? 0) > 0;
+      if (!req.again && (code === 'ECONNRESET' || code === 'EPIPE' || reused)) {
+        req.again = true;
+        this.#ctl = undefined;
+        return this.#app.dispatch({ method: req.r.method, path: req.r.path, headers: req.headers, body: req.r.body ?? null }, this);
       }
-      chunks.push(c);
-    });
-    res.on('error', () => this.#status(Status.UNAVAILABLE, `${m.path}: the app at ${this.#app.key} broke off its answer`, 'QB_UPSTREAM_FAILED'));
-    res.on('end', () => {
-      if (this.#ended) return;
-      const body = Buffer.concat(chunks, size).toString('utf8');
-      if (!ok) {
-        const e = appError(status, body);
-        const d = this.#app.gateway.details.toTrailer(body, e.code, e.message);
-        const extra = { ...(d.bin === undefined ? {} : { 'grpc-status-details-bin': d.bin }), ...omittedHeader(d.omitted) };
-        return this.#status(e.code, e.message, undefined, metadataOf(res), extra);
+      if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+        // Nothing reached the app: the caller's sidecar may send the call to another endpoint.
+        return this.#status(Status.UNAVAILABLE, `the app at ${this.#app.key} does not accept connections (nothing was sent to it): ${err.message}`, 'QB_APP_UNAVAILABLE');
       }
-      const bytes = this.#convert(m, body.trim() === '' ? '{}' : body, res, 'its answer');
-      if (bytes === undefined) return;
-      this.#respond(res);
-      this.push(grpcMessage(false, asBuffer(bytes)));
-      this.#ok();
-    });
+      if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+        return this.#status(Status.INTERNAL, `${m.path}: the HTTP request to the app could not be built: ${err.message}`, 'QB_INTERNAL');
+      }
+      return this.#status(Status.UNAVAILABLE, `${m.path}: the HTTP request to the app at ${this.#app.key} failed: ${err.message}`, 'QB_UPSTREAM_FAILED');
+    }
+    const streamed = m.streaming === 'server_streaming' ? ' streamed' : '';
+    this.#status(Status.UNAVAILABLE, `${m.path}: the app at ${this.#app.key} broke off its${streamed} answer: ${err.message}`, 'QB_UPSTREAM_FAILED');
+  }
+
+  #ok(): boolean {
+    return this.#code >= 200 && this.#code < 300;
   }
 
   /** Server streaming: one JSON message per line (NDJSON), each sent on as it completes. */
-  #streamLines(m: MethodInfo, res: http.IncomingMessage): void {
-    const limit = this.#app.gateway.maxBodyBytes;
-    const errorField = m.output.fields.some((f) => f.jsonName === 'error');
-    res.setEncoding('utf8');
-    const line = (text: string): boolean => {
-      this.#lines++;
-      if (text.trim() === '') return true;
-      if (!errorField && text.startsWith('{"error"')) {
-        // The app's stream ends with an error, as this gateway writes it to legacy callers.
-        try {
-          const e = (JSON.parse(text) as { error: { code: number; message: string } }).error;
-          this.#status(Number.isInteger(e.code) && e.code >= 1 && e.code <= 16 ? e.code : Status.UNKNOWN, String(e.message ?? ''), undefined);
-          return false;
-        } catch {
-          // not the error line: converted (and refused) as a message below
-        }
-      }
-      const bytes = this.#convert(m, text, res, `line ${this.#lines} of its answer`);
-      if (bytes === undefined) return false;
-      this.#respond(res);
-      if (!this.push(grpcMessage(false, asBuffer(bytes)))) res.pause();
-      return true;
-    };
-    res.on('data', (c: string) => {
+  #lineData(ctl: Controller, m: MethodInfo, chunk: Buffer, limit: number): void {
+    let start = 0;
+    let nl: number;
+    while ((nl = chunk.indexOf(0x0a, start)) !== -1) {
+      // A newline byte is never inside a UTF-8 sequence: each line decodes on its own.
+      const part = chunk.subarray(start, nl);
+      const text = this.#chunks.length === 0 ? part.toString('utf8') : Buffer.concat([...this.#chunks, part]).toString('utf8');
+      this.#chunks = [];
+      this.#size = 0;
+      start = nl + 1;
+      if (!this.#line(m, text)) return ctl.abort(CANCELLED);
       if (this.#ended) return;
-      let text = this.#line + c;
-      let nl: number;
-      while ((nl = text.indexOf('\n')) !== -1) {
-        if (!line(text.slice(0, nl))) return void res.destroy();
-        text = text.slice(nl + 1);
-      }
-      if (text.length > limit) {
-        res.destroy();
+    }
+    if (start < chunk.length) {
+      this.#size += chunk.length - start;
+      if (this.#size > limit) {
+        ctl.abort(CANCELLED);
         return this.#status(Status.RESOURCE_EXHAUSTED, `${m.path}: line ${this.#lines + 1} of the app's answer is over the limit of ${limit} bytes`, 'QB_APP_BAD_ANSWER');
       }
-      this.#line = text;
-    });
-    res.on('error', () => this.#status(Status.UNAVAILABLE, `${m.path}: the app at ${this.#app.key} broke off its streamed answer`, 'QB_UPSTREAM_FAILED'));
-    res.on('end', () => {
-      if (this.#ended) return;
-      if (this.#line !== '' && !line(this.#line)) return;
-      this.#respond(res);
-      this.#ok();
-    });
+      this.#chunks.push(start === 0 ? chunk : chunk.subarray(start));
+    }
+    if (this.readableLength >= this.readableHighWaterMark) ctl.pause();
+  }
+
+  /** One line of a streamed answer: false after it ended the call. */
+  #line(m: MethodInfo, text: string): boolean {
+    this.#lines++;
+    if (text.trim() === '') return true;
+    const errorField = m.output.fields.some((f) => f.jsonName === 'error');
+    if (!errorField && text.startsWith('{"error"')) {
+      // The app's stream ends with an error, as this gateway writes it to legacy callers.
+      try {
+        const e = (JSON.parse(text) as { error: { code: number; message: string } }).error;
+        this.#status(Number.isInteger(e.code) && e.code >= 1 && e.code <= 16 ? e.code : Status.UNKNOWN, String(e.message ?? ''), undefined);
+        return false;
+      } catch {
+        // not the error line: converted (and refused) as a message below
+      }
+    }
+    const bytes = this.#convert(m, text, `line ${this.#lines} of its answer`);
+    if (bytes === undefined) return false;
+    this.#respond();
+    this.push(grpcMessage(false, asBuffer(bytes)));
+    return true;
   }
 
   /** The app's JSON as the method's response in protobuf; undefined after answering INTERNAL (QB_APP_BAD_ANSWER). */
-  #convert(m: MethodInfo, text: string, res: http.IncomingMessage, what: string): Uint8Array | undefined {
+  #convert(m: MethodInfo, text: string, what: string): Uint8Array | undefined {
     const codec = this.#app.gateway.codec;
     try {
       return codec.jsonToBinary(m.output, wrapResponseBody(m, text));
@@ -290,27 +319,27 @@ class ProviderStream extends Duplex {
         this.#status(Status.INTERNAL, `${m.path}: converting the app's answer failed: ${(err as Error).message}`, 'QB_INTERNAL');
         return undefined;
       }
-      const type = String(res.headers['content-type'] ?? 'none');
+      const type = String(this.#resHeaders['content-type'] ?? 'none');
       const why = err.path === '' && /^invalid JSON/.test(err.message)
         ? `is not JSON (content-type ${type}; invalid at byte ${jsonSyntaxOffset(text)}: ${JSON.stringify(text.slice(0, 40))})`
         : `is not a valid ${m.output.typeName}: ${err.message}`;
-      this.#status(Status.INTERNAL, `${m.path}: the app at ${this.#app.key} answered HTTP ${res.statusCode}, and ${what} ${why}`, 'QB_APP_BAD_ANSWER');
+      this.#status(Status.INTERNAL, `${m.path}: the app at ${this.#app.key} answered HTTP ${this.#code}, and ${what} ${why}`, 'QB_APP_BAD_ANSWER');
       return undefined;
     }
   }
 
-  #respond(res: http.IncomingMessage): void {
+  #respond(): void {
     if (this.#responded) return;
     this.#responded = true;
     const raw = [':status', '200', 'content-type', 'application/grpc'];
-    for (const [k, v] of Object.entries(metadataOf(res))) {
+    for (const [k, v] of Object.entries(metadataOf(this.#resHeaders))) {
       if (Array.isArray(v)) for (const x of v) raw.push(k, x);
       else raw.push(k, String(v));
     }
     this.emit('response', rawToObject(raw), 0, raw);
   }
 
-  #ok(): void {
+  #finishOk(): void {
     this.#ended = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.emit('trailers', { 'grpc-status': '0' });
@@ -354,9 +383,9 @@ function rawToObject(raw: string[]): Record<string, string> {
 }
 
 /** The app's response headers that are metadata for the caller (the rest describe the HTTP exchange). */
-function metadataOf(res: http.IncomingMessage): OutgoingHttpHeaders {
+function metadataOf(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(res.headers)) {
+  for (const [k, v] of Object.entries(headers)) {
     if (v === undefined || HOP_BY_HOP.has(k) || NOT_APP_METADATA.has(k) || k.startsWith('grpc-') || k.startsWith('qbasis-')) continue;
     out[k] = v;
   }

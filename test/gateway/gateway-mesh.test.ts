@@ -355,19 +355,30 @@ test('a gRPC deadline reaches the legacy app as grpc-timeout, and passes as DEAD
   const late = await grpcFails({ text: 'slow', delay_ms: 3000, tag: 'late-1' }, { deadline: Date.now() + 300 });
   assert.equal(late.code, grpc.status.DEADLINE_EXCEEDED);
   // The gateway aborted the HTTP request: the legacy app saw its client go away.
-  const cancelledTags = async (): Promise<string[]> => {
-    const r = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ host: LEGACY_POD, port: APP_PORT, method: 'POST', path: `/${ECHO_API}/Stats`, agent: false }, (res) => {
-        let b = '';
-        res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve(b));
-      });
-      req.on('error', reject);
-      req.end('{}');
-    });
-    return (JSON.parse(r) as { cancelledTags: string[] }).cancelledTags;
-  };
-  await waitUntil('the legacy app to see the expired call go away', async () => (await cancelledTags()).includes('late-1'), { timeoutMs: 4000 });
+  await waitUntil('the legacy app to see the expired call go away', async () => (await legacyStats()).cancelledTags.includes('late-1'), { timeoutMs: 4000 });
 });
+
+test('a legacy provider that closes a kept-alive connection just as a call arrives (FIN or RST, no answer) fails no call: it is sent once more on another connection', async () => {
+  for (const how of ['drop-once', 'reset-once']) {
+    await grpcUnary({ text: 'warm' }); // a connection that has answered, for the next call to reuse
+    const { res } = await grpcUnary({ text: how, tag: `${how}-1` });
+    assert.deepEqual([res.text, res.served_by], [how, 'echo-legacy@2.0.0']);
+  }
+  assert.deepEqual((await legacyStats()).dropped, [{ tag: 'drop-once-1', reused: true }, { tag: 'reset-once-1', reused: true }]);
+});
+
+/** The legacy echo app's own record, asked directly (not through the mesh). */
+async function legacyStats(): Promise<{ cancelledTags: string[]; dropped: { tag: string; reused: boolean }[] }> {
+  const r = await new Promise<string>((resolve, reject) => {
+    const req = http.request({ host: LEGACY_POD, port: APP_PORT, method: 'POST', path: `/${ECHO_API}/Stats`, agent: false }, (res) => {
+      let b = '';
+      res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve(b));
+    });
+    req.on('error', reject);
+    req.end('{}');
+  });
+  return JSON.parse(r) as { cancelledTags: string[]; dropped: { tag: string; reused: boolean }[] };
+}
 
 // ---- legacy → legacy ----
 
