@@ -97,6 +97,10 @@ export class HttpRoutes {
 export function appRequest(m: MethodInfo, json: string): AppRequest {
   const b = m.http;
   if (b === undefined) return { method: 'POST', path: m.path, body: json };
+  if (b.body === '*' && !b.segments.some((s) => s.kind === 'variable')) {
+    // The whole request is the body and the path takes nothing from it: the JSON as it is.
+    return { method: b.method, path: `/${fillTemplate(m.input, b.segments, {})}${b.verb === undefined ? '' : `:${b.verb}`}`, body: json };
+  }
   const value = JSON.parse(json) as Obj;
   const path = `/${fillTemplate(m.input, b.segments, value)}${b.verb === undefined ? '' : `:${b.verb}`}`;
   let body: string | undefined;

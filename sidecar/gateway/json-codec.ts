@@ -116,20 +116,24 @@ function scanStructure(text: string, max: number): Map<number, string> | undefin
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 34) {
+      // The closing quote: the next one with an even number of backslashes before it (indexOf runs
+      // natively over long strings, where a loop per character was most of this pass).
       const start = i;
-      let escaped = false;
-      for (i++; i < text.length; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 92) {
-          escaped = true;
-          i++;
-        } else if (d === 34) break;
+      for (;;) {
+        i = text.indexOf('"', i + 1);
+        if (i === -1) {
+          i = text.length;
+          break;
+        }
+        let k = i - 1;
+        while (k > start && text.charCodeAt(k) === 92) k--;
+        if ((i - 1 - k) % 2 === 0) break;
       }
       if (expectKey) {
         expectKey = false;
-        let key: string;
+        let key = text.slice(start + 1, i);
         try {
-          key = escaped ? (JSON.parse(text.slice(start, i + 1)) as string) : text.slice(start + 1, i);
+          if (key.includes('\\')) key = JSON.parse(text.slice(start, i + 1)) as string;
         } catch {
           return; // JSON.parse reports it
         }

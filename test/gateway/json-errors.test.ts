@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import fc from 'fast-check';
 import { JsonCodec, JsonCodecError } from '../../sidecar/gateway/json-codec.ts';
 import { loadSchema } from '../../sidecar/gateway/schema.ts';
 
@@ -87,6 +88,20 @@ test('bad JSON, a duplicate member and a body that is not an object are one clea
   assert.equal(refusal('{"status":1,"status":2}').message, 'duplicate member "status" in one object');
   assert.equal(refusal('{"st\\u0061tus":1,"status":2}').message, 'duplicate member "status" in one object');
   assert.equal(refusal('[1]').message, 'expected an object (qbasis.conformance.v1.Everything), got an array');
+});
+
+test('a duplicate member is found however the strings around it are escaped, and a map of any keys and values reads back exactly', () => {
+  // Strings full of quotes and backslashes: the duplicate check skips over each string without parsing it.
+  const text = fc.string({ unit: fc.constantFrom('"', '\\', '\\"', 'a', 'é', '\n', '\u0000', '😀', '/', '{', '}', ','), maxLength: 12 });
+  fc.assert(fc.property(fc.dictionary(text, text, { minKeys: 1, maxKeys: 6 }), (dict) => {
+    const map = { ...dict };
+    const json = JSON.stringify({ maps: { stringString: map } });
+    assert.deepEqual(JSON.parse(codec.binaryToJson(everything, codec.jsonToBinary(everything, json))), { maps: { stringString: map } });
+    const [k, v] = Object.entries(map)[0]!;
+    // The same key again, its first character written as a \u escape.
+    const again = k === '' ? '""' : `"\\u${k.charCodeAt(0).toString(16).padStart(4, '0')}${JSON.stringify(k.slice(1)).slice(1)}`;
+    assert.equal(refusal(`${json.slice(0, -3)},${again}:${JSON.stringify(v)}}}}`).message, `duplicate member ${JSON.stringify(k)} in one object`);
+  }), { numRuns: 300 });
 });
 
 test('a 64-bit integer as a JSON number a double cannot hold is refused naming the field; one it holds reads exactly', () => {
