@@ -1,4 +1,5 @@
 // `qbasis sidecar`: wires discovery → balancers → outbound, the inbound checks, admin and drain.
+import './gateway/uint8array-base64.ts'; // before @bufbuild/protobuf loads (see there)
 import module from 'node:module';
 import process from 'node:process';
 import { pino } from 'pino';

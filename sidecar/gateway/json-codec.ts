@@ -1,6 +1,7 @@
 // proto3 JSON ↔ protobuf binary with the API's schema, per the mapping (protobuf.dev/programming-guides/json):
 // @bufbuild/protobuf does the conversion (it passes the protobuf conformance suite; measured against Go's
 // protojson in test/gateway/), this file bounds the input and turns failures into one message naming the field.
+import './uint8array-base64.ts'; // before @bufbuild/protobuf loads (see there)
 import { fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type Registry } from '@bufbuild/protobuf';
 import { locateJsonError } from './json-error-path.ts';
 import { checkStrict } from './json-strict.ts';

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
+// First, as in the sidecar: @bufbuild/protobuf then writes bytes with the Buffer-backed toBase64 that ships.
+import '../../sidecar/gateway/uint8array-base64.ts';
 import { create, equals, fromBinary, toBinary, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
 import { JsonCodec } from '../../sidecar/gateway/json-codec.ts';
 import { loadSchema, type Schema } from '../../sidecar/gateway/schema.ts';
