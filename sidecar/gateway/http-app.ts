@@ -5,7 +5,7 @@
 // response in JSON to INTERNAL naming the field or byte offset (QB_APP_BAD_ANSWER).
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { createRequire } from 'node:module';
-import { Duplex } from 'node:stream';
+import { EventEmitter } from 'node:events';
 import { gunzipSync } from 'node:zlib';
 import type { Dispatcher, Pool } from 'undici';
 import { Status, type ErrorCode } from '../../proto/errors.ts';
@@ -78,9 +78,15 @@ export class HttpApp {
   }
 }
 
-/** One call: the stream InboundCall relays, and the undici handler of its HTTP request. */
-class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
+/**
+ * One call: the "client stream" InboundCall relays, and the undici handler of its HTTP request. Only what
+ * the relay uses of a ClientHttp2Stream (write, end, pause, resume, close; 'response', 'data', 'trailers',
+ * 'end', 'close'), on an EventEmitter: a Duplex's two stream states per call cost more than the rest.
+ */
+class ProviderStream extends EventEmitter implements Dispatcher.DispatchHandler {
   rstCode = 0;
+  writableEnded = false;
+  destroyed = false;
   readonly #app: HttpApp;
   readonly #headers: string[];
   readonly #method: MethodInfo | undefined;
@@ -97,11 +103,19 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
   #size = 0;
   #lines = 0;
   #responded = false;
+  /** The call's answer is decided (a status, or the last message): nothing more is taken from the app. */
   #ended = false;
+  /** undici is done with the request (answered, failed or aborted). */
+  #httpDone = false;
   #timer: NodeJS.Timeout | undefined;
+  /** Messages held while the relay paused this stream; then 'end', once they are out. */
+  #held: Buffer[] = [];
+  #paused = false;
+  #last = false;
+  #endEmitted = false;
 
   constructor(app: HttpApp, headers: string[]) {
-    super({ allowHalfOpen: true });
+    super();
     this.#app = app;
     this.#headers = headers;
     this.#path = headerOf(headers, ':path') ?? '';
@@ -117,39 +131,78 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
     }
   }
 
-  override _read(): void {
-    this.#ctl?.resume();
-  }
+  // ---- what the relay calls ----
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  /** The request, as gRPC messages: never pushes back (a message is bounded by the reader). */
+  write(chunk: Buffer): boolean {
+    if (this.#ended) return true;
     try {
       this.#reader.push(chunk);
     } catch (err) {
       this.#status(Status.RESOURCE_EXHAUSTED, (err as Error).message, 'QB_FRAME_TOO_LARGE');
     }
-    cb();
+    return true;
   }
 
-  override _final(cb: (err?: Error | null) => void): void {
-    cb();
+  /** The request is complete: the HTTP request goes out. */
+  end(): void {
+    if (this.writableEnded) return;
+    this.writableEnded = true;
     if (this.#ended || this.#method === undefined) return;
     if (this.#messages > 1) return this.#status(Status.INVALID_ARGUMENT, `${this.#path} takes one request message; got ${this.#messages}`, 'QB_BAD_MESSAGE');
     this.#send(this.#method, this.#message ?? Buffer.alloc(0));
+  }
+
+  pause(): void {
+    this.#paused = true;
+    if (!this.#httpDone) this.#ctl?.pause();
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    while (this.#held.length > 0 && !this.#paused) this.emit('data', this.#held.shift()!);
+    if (this.#paused) return;
+    if (this.#last) this.#emitEnd();
+    else if (!this.#httpDone) this.#ctl?.resume();
   }
 
   /** RST_STREAM, as the relay cancels: abort the HTTP request. */
   close(): void {
     this.rstCode = 8; // NGHTTP2_CANCEL
     this.#ended = true;
-    this.#ctl?.abort(CANCELLED);
-    this.destroy();
+    this.#destroy();
   }
 
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  /** A response message to the relay, or held while it paused this stream. */
+  #push(message: Buffer): void {
+    if (this.#paused || this.#held.length > 0) this.#held.push(message);
+    else this.emit('data', message);
+  }
+
+  /** The last message was pushed: 'end' once the held ones are out. */
+  #pushEnd(): void {
+    this.#last = true;
+    if (!this.#paused && this.#held.length === 0) this.#emitEnd();
+  }
+
+  #emitEnd(): void {
+    if (this.#endEmitted) return;
+    this.#endEmitted = true;
+    this.emit('end');
+    this.#destroy();
+  }
+
+  #destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
     this.#ended = true;
-    this.#ctl?.abort(CANCELLED);
-    cb(err);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (!this.#httpDone) {
+      this.#httpDone = true;
+      this.#ctl?.abort(CANCELLED);
+    }
+    process.nextTick(emitClose, this);
   }
 
   #send(m: MethodInfo, bytes: Buffer): void {
@@ -184,6 +237,7 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
   onRequestStart(ctl: Controller): void {
     if (this.#ended) return ctl.abort(CANCELLED);
     this.#ctl = ctl;
+    if (this.#paused) ctl.pause();
   }
 
   onResponseStart(ctl: Controller, code: number, headers: IncomingHttpHeaders): void {
@@ -207,6 +261,7 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.#httpDone = true;
     if (this.#ended) return;
     const m = this.#method!;
     const chunks = this.#chunks;
@@ -226,11 +281,12 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
     const bytes = this.#convert(m, body.trim() === '' ? '{}' : body, 'its answer');
     if (bytes === undefined) return;
     this.#respond();
-    this.push(grpcMessage(false, asBuffer(bytes)));
+    this.#push(grpcMessage(false, asBuffer(bytes)));
     this.#finishOk();
   }
 
   onResponseError(_ctl: Controller | null, err: Error & { code?: string; socket?: { bytesRead?: number } }): void {
+    this.#httpDone = true;
     if (this.#ended || err === CANCELLED) return;
     const m = this.#method!;
     const req = this.#request!;
@@ -243,6 +299,7 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
       if (!req.again && (code === 'ECONNRESET' || code === 'EPIPE' || reused)) {
         req.again = true;
         this.#ctl = undefined;
+        this.#httpDone = false;
         return this.#app.dispatch({ method: req.r.method, path: req.r.path, headers: req.headers, body: req.r.body ?? null }, this);
       }
       if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT') {
@@ -284,7 +341,6 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
       }
       this.#chunks.push(start === 0 ? chunk : chunk.subarray(start));
     }
-    if (this.readableLength >= this.readableHighWaterMark) ctl.pause();
   }
 
   /** One line of a streamed answer: false after it ended the call. */
@@ -305,7 +361,7 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
     const bytes = this.#convert(m, text, `line ${this.#lines} of its answer`);
     if (bytes === undefined) return false;
     this.#respond();
-    this.push(grpcMessage(false, asBuffer(bytes)));
+    this.#push(grpcMessage(false, asBuffer(bytes)));
     return true;
   }
 
@@ -343,7 +399,7 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
     this.#ended = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.emit('trailers', { 'grpc-status': '0' });
-    this.push(null);
+    this.#pushEnd();
   }
 
   /** A final status: trailers-only before any message, else trailers. */
@@ -355,7 +411,7 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
     if (qb !== undefined) t['qbasis-error-code'] = qb;
     if (this.#responded) {
       this.emit('trailers', t);
-      this.push(null);
+      this.#pushEnd();
       return;
     }
     this.#responded = true;
@@ -363,8 +419,12 @@ class ProviderStream extends Duplex implements Dispatcher.DispatchHandler {
     for (const [k, v] of Object.entries(metadata)) if (typeof v === 'string') raw.push(k, v);
     for (const [k, v] of Object.entries(t)) raw.push(k, v);
     this.emit('response', rawToObject(raw), END_STREAM, raw);
-    this.push(null);
+    this.#pushEnd();
   }
+}
+
+function emitClose(s: ProviderStream): void {
+  s.emit('close');
 }
 
 function asBuffer(b: Uint8Array): Buffer {

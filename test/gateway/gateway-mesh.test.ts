@@ -324,6 +324,21 @@ test('server streaming from a legacy provider: its NDJSON lines are the gRPC mes
   assert.ok(got.every((m) => m.text === 'lines' && m.served_by === 'echo-legacy@2.0.0'));
 });
 
+test('a legacy provider\'s long stream to a caller that stops reading for a while arrives whole and in order (backpressure through the gateway)', async () => {
+  const text = 'x'.repeat(5000);
+  const got: number[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const s = grpcCaller.ServerStream({ text, count: 1600, tag: 'burst' }, { deadline: Date.now() + 30_000 });
+    s.pause(); // ~8 MB written at once behind it: far more than the 1 MiB HTTP/2 windows between here and the app hold
+    setTimeout(() => s.resume(), 500);
+    s.on('data', (m: EchoResponse) => got.push(m.index ?? 0));
+    s.on('error', reject);
+    s.on('end', resolve);
+  });
+  assert.equal(got.length, 1600);
+  assert.ok(got.every((v, i) => v === i), 'every line once, in order');
+});
+
 test('a legacy provider\'s HTTP error statuses map back to gRPC codes and its JSON details to grpc-status-details-bin; HTML or a wrong field is INTERNAL naming the byte or field', async () => {
   const denied = await grpcFails({ text: 'go away', fail_code: 7 });
   assert.equal(denied.code, grpc.status.PERMISSION_DENIED);
