@@ -203,7 +203,8 @@ function fromRaw(raw: string[]): Headers {
 
 function metadataOf(h: Headers): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(h)) {
+  for (const k in h) {
+    const v = h[k];
     if (v === undefined || k.charCodeAt(0) === 58 || NOT_METADATA.has(k) || HOP_BY_HOP.has(k)) continue;
     out[k] = v;
   }

@@ -388,9 +388,12 @@ class ProviderStream extends EventEmitter implements Dispatcher.DispatchHandler 
     if (this.#responded) return;
     this.#responded = true;
     const raw = [':status', '200', 'content-type', 'application/grpc'];
-    for (const [k, v] of Object.entries(metadataOf(this.#resHeaders))) {
+    const h = this.#resHeaders;
+    for (const k in h) {
+      const v = h[k];
+      if (v === undefined || !isAppMetadata(k)) continue;
       if (Array.isArray(v)) for (const x of v) raw.push(k, x);
-      else raw.push(k, String(v));
+      else raw.push(k, v);
     }
     this.emit('response', rawToObject(raw), 0, raw);
   }
@@ -445,9 +448,13 @@ function rawToObject(raw: string[]): Record<string, string> {
 /** The app's response headers that are metadata for the caller (the rest describe the HTTP exchange). */
 function metadataOf(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || NOT_APP_METADATA.has(k) || k.startsWith('grpc-') || k.startsWith('qbasis-')) continue;
-    out[k] = v;
+  for (const k in headers) {
+    const v = headers[k];
+    if (v !== undefined && isAppMetadata(k)) out[k] = v;
   }
   return out;
+}
+
+function isAppMetadata(k: string): boolean {
+  return !HOP_BY_HOP.has(k) && !NOT_APP_METADATA.has(k) && !k.startsWith('grpc-') && !k.startsWith('qbasis-');
 }

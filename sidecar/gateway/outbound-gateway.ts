@@ -196,7 +196,9 @@ function pathOnly(url: string): string {
 /** The gRPC request headers OutboundCall passes on: the HTTP request's own headers become metadata. */
 function requestHeaders(ex: Exchange, path: string): string[] {
   const h = [':method', 'POST', ':scheme', 'http', ':path', path, ':authority', String(ex.headers[':authority'] ?? ex.headers.host ?? 'localhost'), 'content-type', 'application/grpc', 'te', 'trailers'];
-  for (const [k, v] of Object.entries(ex.headers)) {
+  const headers = ex.headers;
+  for (const k in headers) {
+    const v = headers[k];
     if (v === undefined || k.charCodeAt(0) === 58 || HOP_BY_HOP.has(k) || NOT_METADATA.has(k)) continue;
     if (Array.isArray(v)) for (const x of v) h.push(k, x);
     else h.push(k, v);
