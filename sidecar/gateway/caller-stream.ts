@@ -4,7 +4,7 @@
 // message with 200, NDJSON lines for server streaming, or the error's HTTP status with google.rpc.Status.
 // So the legacy caller's call takes exactly the path a gRPC caller's takes (routing, versions, policy,
 // retries, metrics), and only the ends are converted.
-import { Duplex } from 'node:stream';
+import { EventEmitter } from 'node:events';
 import { gunzipSync } from 'node:zlib';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { Status, statusName } from '../../proto/errors.ts';
@@ -22,10 +22,20 @@ type Headers = Record<string, string | string[] | undefined>;
 /** gRPC response headers and trailers that are not the app's metadata. */
 const NOT_METADATA = new Set([':status', 'content-type', 'content-length', 'grpc-status', 'grpc-message', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status-details-bin', 'qbasis-error-code', 'date']);
 
-export class CallerStream extends Duplex {
+/**
+ * Only what the relay and OutboundCall use of a ServerHttp2Stream, on an EventEmitter: the request as
+ * 'data' and 'end' once a 'data' listener is there (pause and resume honoured); respond, write (false
+ * and then 'drain' while the caller's side is full), end (which asks for trailers: 'wantTrailers'),
+ * sendTrailers, close; 'close' once. A Duplex's two stream states per call cost more than the rest.
+ */
+export class CallerStream extends EventEmitter {
   /** The relay reads these as it would a ServerHttp2Stream's. */
   readonly session = undefined;
   headersSent = false;
+  destroyed = false;
+  closed = false;
+  readableEnded = false;
+  writableEnded = false;
   readonly #ex: Exchange;
   readonly #method: MethodInfo;
   readonly #codec: JsonCodec;
@@ -40,11 +50,13 @@ export class CallerStream extends Duplex {
   #timer: NodeJS.Timeout | undefined;
   /** The last write to the caller filled its buffer: the relay's next message waits for 'drain'. */
   #blocked = false;
+  #paused = false;
+  #flowScheduled = false;
   /** What the caller got, for the gateway's log: HTTP status and (on errors) the gRPC code. */
   outcome: { http: number; grpc: number; qb?: string } | undefined;
 
   constructor(ex: Exchange, method: MethodInfo, codec: JsonCodec, details: StatusDetails, request: Uint8Array, maxMessageBytes: number, deadlineMs: number | undefined) {
-    super({ allowHalfOpen: true });
+    super();
     this.#ex = ex;
     this.#method = method;
     this.#codec = codec;
@@ -52,6 +64,7 @@ export class CallerStream extends Duplex {
     this.#streaming = method.streaming === 'server_streaming';
     this.#request = grpcMessage(false, Buffer.from(request.buffer, request.byteOffset, request.byteLength));
     this.#reader = new GrpcMessageReader(maxMessageBytes, this.#onMessage);
+    this.on('newListener', onNewListener);
     ex.onGone(() => this.destroy());
     if (deadlineMs !== undefined) {
       // A gRPC client ends its own call at its deadline; for a legacy caller the gateway does.
@@ -62,14 +75,38 @@ export class CallerStream extends Duplex {
     }
   }
 
-  // ---- the request: one message, then the end ----
+  // ---- the request: one message, then the end, as a stream's 'data' and 'end' ----
 
-  override _read(): void {
+  pause(): this {
+    this.#paused = true;
+    return this;
+  }
+
+  resume(): this {
+    this.#paused = false;
+    this.flowSoon();
+    return this;
+  }
+
+  /** @internal As a Readable does, one tick after a 'data' listener came or a resume. */
+  flowSoon(): void {
+    if (this.#flowScheduled || this.readableEnded) return;
+    this.#flowScheduled = true;
+    process.nextTick(flow, this);
+  }
+
+  /** @internal */
+  flow(): void {
+    this.#flowScheduled = false;
+    if (this.#paused || this.destroyed || this.readableEnded) return;
     const r = this.#request;
-    if (r === undefined) return;
-    this.#request = undefined;
-    this.push(r);
-    this.push(null);
+    if (r !== undefined) {
+      this.#request = undefined;
+      this.emit('data', r);
+      if (this.#paused || this.destroyed) return;
+    }
+    this.readableEnded = true;
+    this.emit('end');
   }
 
   // ---- what the relay sends down ----
@@ -86,8 +123,32 @@ export class CallerStream extends Duplex {
     this.#metadata = metadataOf(h);
   }
 
+  /** A response message (gRPC framing): false while the caller's side is full, then 'drain'. */
+  write(chunk: Buffer): boolean {
+    if (this.destroyed) return true;
+    try {
+      this.#reader.push(chunk);
+    } catch (err) {
+      this.#failAnswer((err as Error).message);
+      this.destroy();
+      return true;
+    }
+    if (!this.#blocked) return true;
+    this.#blocked = false;
+    this.#ex.onDrain(() => this.emit('drain'));
+    return false;
+  }
+
+  /** The response is complete: the relay answers 'wantTrailers' with sendTrailers, at once. */
+  end(): void {
+    if (this.writableEnded || this.destroyed) return;
+    this.writableEnded = true;
+    this.emit('wantTrailers');
+  }
+
   sendTrailers(trailers: Headers): void {
     this.#finish(trailers);
+    this.destroy();
   }
 
   /** RST_STREAM from the relay: the far end reset the call, or the relay ends an unread request. */
@@ -98,32 +159,16 @@ export class CallerStream extends Duplex {
     this.destroy();
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    try {
-      this.#reader.push(chunk);
-    } catch (err) {
-      this.#failAnswer((err as Error).message);
-      cb(err as Error);
-      return;
-    }
-    if (this.#blocked) {
-      this.#blocked = false;
-      this.#ex.onDrain(() => cb());
-    } else cb();
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    this.emit('wantTrailers'); // the relay answers with sendTrailers (synchronously)
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (!this.#finished && !this.#ex.done) {
       // Gone without a status (the relay cancelled after a failure of its own, already answered): close the answer.
       this.#finish(statusTrailers(Status.CANCELLED, `${this.#method.path}: the call was cancelled`, undefined));
     }
-    cb(err);
+    process.nextTick(emitClose, this);
   }
 
   // ---- conversion ----
@@ -209,4 +254,16 @@ function metadataOf(h: Headers): OutgoingHttpHeaders {
     out[k] = v;
   }
   return out;
+}
+
+function onNewListener(this: CallerStream, event: string | symbol): void {
+  if (event === 'data') this.flowSoon();
+}
+
+function flow(s: CallerStream): void {
+  s.flow();
+}
+
+function emitClose(s: CallerStream): void {
+  s.emit('close');
 }

@@ -170,6 +170,22 @@ test('server streaming answers application/x-ndjson, one JSON message per line (
   assert.deepEqual(r.trailers, {}, 'no trailers for a client that did not send TE: trailers');
 });
 
+test('a long NDJSON stream to a legacy caller that stops reading for a while arrives whole and in order (backpressure through the gateway)', async () => {
+  const text = 'y'.repeat(5000);
+  const lines = await new Promise<string[]>((resolve, reject) => {
+    const req = http.request({ host: LEGACY_TO_GRPC, port: 15001, method: 'GET', path: `/v1/echo/${text}:stream?count=1600`, agent: false, timeout: 30_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body.trimEnd().split('\n')));
+      res.pause(); // ~8 MB behind it
+      setTimeout(() => res.resume(), 500);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(lines.length, 1600);
+  assert.ok(lines.every((l, i) => ((JSON.parse(l) as { index?: number }).index ?? 0) === i), 'every line once, in order');
+});
+
 test('a stream\'s trailing metadata and grpc-status reach a legacy caller as HTTP trailers: over HTTP/1.1 with TE: trailers, and over h2c', async () => {
   const h1 = await call(LEGACY_TO_GRPC, 'GET', '/v1/echo/tick:stream?count=2', undefined, { te: 'trailers', 'x-echo-tag': 'h1' });
   assert.equal(h1.status, 200, h1.body);
