@@ -4,6 +4,7 @@
 // the JSON converted to protobuf, the app's HTTP status to a gRPC code, a body that is not the method's
 // response in JSON to INTERNAL naming the field or byte offset (QB_APP_BAD_ANSWER).
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { isUtf8 } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
 import { gunzipSync } from 'node:zlib';
@@ -16,7 +17,7 @@ import type { Gateway } from './gateway.ts';
 import { omittedHeader } from './status-details.ts';
 import { appRequest, wrapResponseBody, type AppRequest } from './http-routes.ts';
 import { appError } from './http-status.ts';
-import { JsonCodecError, jsonSyntaxOffset } from './json-codec.ts';
+import { JsonCodecError, jsonSyntaxOffset, utf8ErrorOffset } from './json-codec.ts';
 import type { MethodInfo } from './schema.ts';
 
 type Controller = Dispatcher.DispatchController;
@@ -265,8 +266,11 @@ class ProviderStream extends EventEmitter implements Dispatcher.DispatchHandler 
     if (this.#ended) return;
     const m = this.#method!;
     const chunks = this.#chunks;
-    const body = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, this.#size).toString('utf8');
+    const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size);
     this.#chunks = [];
+    // An error's text is only a message; an answer must be UTF-8, or JSON text it is not.
+    const body = this.#ok() ? this.#utf8(m, raw, m.streaming === 'server_streaming' ? `line ${this.#lines + 1} of its answer` : 'its answer') : raw.toString('utf8');
+    if (body === undefined) return;
     if (m.streaming === 'server_streaming' && this.#ok()) {
       if (body !== '' && !this.#line(m, body)) return;
       this.#respond();
@@ -326,11 +330,11 @@ class ProviderStream extends EventEmitter implements Dispatcher.DispatchHandler 
     while ((nl = chunk.indexOf(0x0a, start)) !== -1) {
       // A newline byte is never inside a UTF-8 sequence: each line decodes on its own.
       const part = chunk.subarray(start, nl);
-      const text = this.#chunks.length === 0 ? part.toString('utf8') : Buffer.concat([...this.#chunks, part]).toString('utf8');
+      const text = this.#utf8(m, this.#chunks.length === 0 ? part : Buffer.concat([...this.#chunks, part]), `line ${this.#lines + 1} of its answer`);
       this.#chunks = [];
       this.#size = 0;
       start = nl + 1;
-      if (!this.#line(m, text)) return ctl.abort(CANCELLED);
+      if (text === undefined || !this.#line(m, text)) return ctl.abort(CANCELLED);
       if (this.#ended) return;
     }
     if (start < chunk.length) {
@@ -363,6 +367,14 @@ class ProviderStream extends EventEmitter implements Dispatcher.DispatchHandler 
     this.#respond();
     this.#push(grpcMessage(false, asBuffer(bytes)));
     return true;
+  }
+
+  /** The app's answer as text; undefined after answering INTERNAL (QB_APP_BAD_ANSWER) for bytes that are not UTF-8. */
+  #utf8(m: MethodInfo, bytes: Buffer, what: string): string | undefined {
+    if (isUtf8(bytes)) return bytes.toString('utf8');
+    const type = String(this.#resHeaders['content-type'] ?? 'none');
+    this.#status(Status.INTERNAL, `${m.path}: the app at ${this.#app.key} answered HTTP ${this.#code}, and ${what} is not valid UTF-8 (content-type ${type}; at byte ${utf8ErrorOffset(bytes)}); JSON text must be UTF-8`, 'QB_APP_BAD_ANSWER');
+    return undefined;
   }
 
   /** The app's JSON as the method's response in protobuf; undefined after answering INTERNAL (QB_APP_BAD_ANSWER). */

@@ -100,8 +100,31 @@ function decodeUtf8(bytes: Uint8Array, max: number): string {
   try {
     return decoder.decode(bytes);
   } catch {
-    throw new JsonCodecError('', 'the JSON body is not valid UTF-8');
+    throw new JsonCodecError('', `the JSON body is not valid UTF-8 (at byte ${utf8ErrorOffset(bytes)})`);
   }
+}
+
+/** Where bytes first stop being UTF-8 (RFC 3629: no overlongs, surrogates or code points past U+10FFFF); -1 if they never do. */
+export function utf8ErrorOffset(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : 0;
+    if (n === 0) return i;
+    let cp = c & (0x3f >> n);
+    for (let k = 1; k <= n; k++) {
+      const d = b[i + k];
+      if (d === undefined || (d & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < (n === 1 ? 0x80 : n === 2 ? 0x800 : 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n + 1;
+  }
+  return -1;
 }
 
 /**

@@ -7,7 +7,7 @@
 //   in:   gRPC → caller sidecar → legacy provider's sidecar (converts) → legacy app   vs   the gRPC provider's sidecar in `grpc`
 // Reported: CPU per call of the converting sidecar (from /proc, all threads) in both forms and the difference
 // (goal ≤ +100 µs; also the median of the per-round differences), and the throughput ratio JSON / gRPC (goal ≥ 0.6).
-// Writes test/bench/results/gateway.json. Run: npm run bench:gateway  (BENCH_CALLS per phase, default 4000; BENCH_C, default 16; BENCH_ROUNDS, default 5)
+// Writes test/bench/results/gateway.json. Run: npm run bench:gateway  (BENCH_CALLS per phase, default 4000; BENCH_C, default 16; BENCH_ROUNDS, default 9)
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import os from 'node:os';
@@ -26,7 +26,7 @@ const CALLER = `${NET}.21`;
 const SCHEMA = path.join(REPO, 'test/fixtures/legacy/echo-http.proto');
 const CALLS = Number(process.env['BENCH_CALLS'] ?? 4000);
 const C = Number(process.env['BENCH_C'] ?? 16);
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 9);
 const PROFILE = process.env['BENCH_PROFILE'];
 const TICK_US = 1e6 / 100; // USER_HZ
 

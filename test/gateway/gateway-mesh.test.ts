@@ -374,6 +374,10 @@ test('a legacy provider\'s HTTP error statuses map back to gRPC codes and its JS
   assert.equal(html.code, grpc.status.INTERNAL);
   assert.match(html.details, /answered HTTP 200, and its answer is not JSON \(content-type text\/html; invalid at byte 0/);
   assert.equal(html.metadata.get('qbasis-error-code')[0], 'QB_APP_BAD_ANSWER');
+  const utf8 = await grpcFails({ text: 'bad-utf8' });
+  assert.equal(utf8.code, grpc.status.INTERNAL);
+  assert.match(utf8.details, /answered HTTP 200, and its answer is not valid UTF-8 \(content-type application\/json; at byte 10\)/);
+  assert.equal(utf8.metadata.get('qbasis-error-code')[0], 'QB_APP_BAD_ANSWER');
   const field = await grpcFails({ text: 'bad-field' });
   assert.equal(field.code, grpc.status.INTERNAL);
   assert.match(field.details, /is not a valid qbasis\.test\.echo\.v1\.EchoResponse: .*colour/);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import fc from 'fast-check';
-import { JsonCodec, JsonCodecError } from '../../sidecar/gateway/json-codec.ts';
+import { JsonCodec, JsonCodecError, utf8ErrorOffset } from '../../sidecar/gateway/json-codec.ts';
 import { loadSchema } from '../../sidecar/gateway/schema.ts';
 
 const schema = loadSchema(join(import.meta.dirname, '..', 'fixtures', 'gateway'));
@@ -16,7 +16,7 @@ function decode(bin: Uint8Array): Record<string, any> {
   return fromBinary(everything, bin) as unknown as Record<string, any>;
 }
 
-function refusal(json: string, c = codec): JsonCodecError {
+function refusal(json: string | Uint8Array, c = codec): JsonCodecError {
   try {
     c.jsonToBinary(everything, json);
   } catch (e) {
@@ -102,6 +102,30 @@ test('a duplicate member is found however the strings around it are escaped, and
     const again = k === '' ? '""' : `"\\u${k.charCodeAt(0).toString(16).padStart(4, '0')}${JSON.stringify(k.slice(1)).slice(1)}`;
     assert.equal(refusal(`${json.slice(0, -3)},${again}:${JSON.stringify(v)}}}}`).message, `duplicate member ${JSON.stringify(k)} in one object`);
   }), { numRuns: 300 });
+});
+
+test('bytes that are not UTF-8 are refused naming the first bad byte, exactly where a strict decoder stops', () => {
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  const valid = (b: Uint8Array): boolean => {
+    try {
+      strict.decode(b);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // Random bytes, and valid text with one byte changed (overlongs, surrogates, truncated sequences).
+  const bytes = fc.oneof(fc.uint8Array({ maxLength: 24 }), fc.tuple(fc.string({ unit: 'grapheme', maxLength: 8 }), fc.nat(40), fc.integer({ min: 0, max: 255 })).map(([t, at, v]) => {
+    const b = new TextEncoder().encode(t);
+    if (b.length > 0) b[at % b.length] = v;
+    return b;
+  }));
+  fc.assert(fc.property(bytes, (b) => {
+    const at = utf8ErrorOffset(b);
+    assert.equal(at === -1, valid(b));
+    if (at !== -1) assert.ok(valid(b.subarray(0, at)) && !valid(b.subarray(0, at + 4 <= b.length ? at + 4 : b.length)), `bad at ${at}`);
+  }), { numRuns: 2000 });
+  assert.match(refusal(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d])).message, /^the JSON body is not valid UTF-8 \(at byte 2\)$/);
 });
 
 test('a 64-bit integer as a JSON number a double cannot hold is refused naming the field; one it holds reads exactly', () => {
