@@ -95,7 +95,7 @@ export class MeshView extends EventEmitter {
     const s = this.#s;
     return [
       [s.registry, this.#onApiChange],
-      [s.store, this.#onPolicyApiChange],
+      [s.store, this.#onApiChange],
       [s.callers, this.#onApis],
       [s.traffic, this.#onApi],
       [s.mirror, this.#onMirror],
@@ -107,23 +107,18 @@ export class MeshView extends EventEmitter {
     if ((this.#views.get(api)?.view.traffic.series.length ?? 0) === 0) this.#mark(api, false);
   };
   readonly #onApis = (apis: string[]): void => apis.forEach((a) => this.#mark(a, true));
+  /** A provider or a policy changed for an API: that API at once, and the policies (a policy's NoSuchAPI comes and goes with providers). */
   readonly #onApiChange = (c: { api: string }): void => {
     this.#mark(c.api, true);
-    this.#onPolicies(); // a policy's NoSuchAPI comes and goes with providers
+    this.#policiesDirty(true);
   };
-  readonly #onPolicyApiChange = (c: { api: string }): void => {
-    this.#mark(c.api, true);
-    this.#onPolicies();
-  };
-  readonly #onPolicies = (): void => {
+  /** Mirror sums move with every report, like traffic: they wait for the stream's next flush. */
+  readonly #onMirror = (): void => this.#policiesDirty(false);
+
+  #policiesDirty(urgent: boolean): void {
     this.#policies = undefined;
-    this.emit('dirty', 'policies', true);
-  };
-  /** Mirror sums move with every report, like traffic. */
-  readonly #onMirror = (): void => {
-    this.#policies = undefined;
-    this.emit('dirty', 'policies', false);
-  };
+    this.emit('dirty', 'policies', urgent);
+  }
 
   #mark(api: string, urgent: boolean): void {
     this.#dirty.add(api);

@@ -121,7 +121,10 @@ async function main(): Promise<void> {
     const pids = { caller: caller.pid, grpc_provider: grpcSide.pid, legacy_provider: legacySide.pid, caller_in: callerIn.pid };
     const loads: number[] = [loadAvg()];
     for (let r = 0; r < ROUNDS; r++) {
-      for (const phase of ['grpc_out', 'json_out', 'grpc_in_legacy'] as Phase[]) {
+      // Odd rounds run the phases in reverse: a trend in the machine's speed during a round (JIT, other load)
+      // then favours each form equally often.
+      const phases: Phase[] = ['grpc_out', 'json_out', 'grpc_in_legacy'];
+      for (const phase of r % 2 === 0 ? phases : phases.reverse()) {
         const t0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuTicks(p)]));
         const res = await drive(phase === 'grpc_in_legacy' ? inSession : outSession, phase === 'json_out' ? forms.json : forms.grpc, CALLS);
         const cpuUs = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, ((cpuTicks(p) - t0[k]!) * TICK_US) / CALLS]));
