@@ -36,6 +36,13 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]);
 }
 
+/** VmRSS and VmHWM (peak) of a process, MB. */
+function rssMb(pid: number): { rss: number; peak: number } {
+  const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? 0);
+  return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
+}
+
 function loadAvg(): number {
   return Number(os.loadavg()[0]!.toFixed(2));
 }
@@ -133,6 +140,9 @@ async function main(): Promise<void> {
       }
       loads.push(loadAvg());
     }
+    // Memory after the rounds: the converting sidecars beside the gRPC ones (the same code; http mode also loads
+    // the schema, the codec and undici's pool).
+    const memory = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, rssMb(p)]));
     outSession.close();
     inSession.close();
     const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -159,6 +169,7 @@ async function main(): Promise<void> {
         provider_sidecar_cpu_us_per_call: { grpc_app: inGrpc, legacy_http_app: inLegacy, added: Number((inLegacy - inGrpc).toFixed(1)), added_paired_median: paired('grpc_in_legacy', 'legacy_provider', 'grpc_out', 'grpc_provider') },
         throughput_calls_per_s: { grpc_app: m('grpc_out', (s) => s.rate), legacy_http_app: m('grpc_in_legacy', (s) => s.rate) },
       },
+      rss_mb: memory,
       failed: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.reduce((a, s) => a + s.failed, 0)])),
       goals: { added_cpu_us_per_call_max: 100, throughput_ratio_min: 0.6 },
       samples,
@@ -166,7 +177,7 @@ async function main(): Promise<void> {
     const file = path.join(REPO, 'test/bench/results/gateway.json');
     fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     if (PROFILE !== undefined) await Promise.all([caller.stop(), legacySide.stop()]);
-    process.stdout.write(`${JSON.stringify({ outbound: result.outbound, inbound: result.inbound, failed: result.failed, load: loads }, null, 2)}\nwrote ${file}\n`);
+    process.stdout.write(`${JSON.stringify({ outbound: result.outbound, inbound: result.inbound, rss_mb: memory, failed: result.failed, load: loads }, null, 2)}\nwrote ${file}\n`);
   } finally {
     await stopAll();
     await ctl.stop();
