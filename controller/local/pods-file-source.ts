@@ -16,7 +16,8 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { PodInfo, PodSink, PodSource } from '../pod-source.ts';
 import type { PolicyIntake } from '../policy-intake.ts';
-import { describeInvalidUtf8, hasNoContent, invalidUtf8Offset, parseToReply, shown, type ParseReply, type SkippedEntry } from './pods-file-parse.ts';
+import { invalidUtf8Offset } from '../../proto/utf8.ts';
+import { describeInvalidUtf8, hasNoContent, parseToReply, shown, type ParseReply, type SkippedEntry } from './pods-file-parse.ts';
 
 export { parsePodsFile, PodsFileError, type SkippedEntry } from './pods-file-parse.ts';
 

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { gunzipSync } from 'node:zlib';
 import type { Dispatcher, Pool } from 'undici';
 import { Status, type ErrorCode } from '../../proto/errors.ts';
+import { invalidUtf8Offset } from '../../proto/utf8.ts';
 import type { Acquired } from '../connection.ts';
 import { encodeGrpcMessage, GrpcMessageReader, grpcMessage, parseTimeout } from '../grpc-wire.ts';
 import { HOP_BY_HOP } from './exchange.ts';
@@ -17,7 +18,7 @@ import type { Gateway } from './gateway.ts';
 import { omittedHeader } from './status-details.ts';
 import { appRequest, wrapResponseBody, type AppRequest } from './http-routes.ts';
 import { appError } from './http-status.ts';
-import { JsonCodecError, jsonSyntaxOffset, utf8ErrorOffset } from './json-codec.ts';
+import { JsonCodecError, jsonSyntaxOffset } from './json-codec.ts';
 import type { MethodInfo } from './schema.ts';
 
 type Controller = Dispatcher.DispatchController;
@@ -103,6 +104,8 @@ class ProviderStream extends EventEmitter implements Dispatcher.DispatchHandler 
   #chunks: Buffer[] = [];
   #size = 0;
   #lines = 0;
+  /** The response message has a field named `error` (then `{"error":…}` lines are messages): looked up once. */
+  #errorField: boolean | undefined;
   #responded = false;
   /** The call's answer is decided (a status, or the last message): nothing more is taken from the app. */
   #ended = false;
@@ -351,8 +354,7 @@ class ProviderStream extends EventEmitter implements Dispatcher.DispatchHandler 
   #line(m: MethodInfo, text: string): boolean {
     this.#lines++;
     if (text.trim() === '') return true;
-    const errorField = m.output.fields.some((f) => f.jsonName === 'error');
-    if (!errorField && text.startsWith('{"error"')) {
+    if (text.startsWith('{"error"') && !(this.#errorField ??= m.output.fields.some((f) => f.jsonName === 'error'))) {
       // The app's stream ends with an error, as this gateway writes it to legacy callers.
       try {
         const e = (JSON.parse(text) as { error: { code: number; message: string } }).error;
@@ -373,7 +375,7 @@ class ProviderStream extends EventEmitter implements Dispatcher.DispatchHandler 
   #utf8(m: MethodInfo, bytes: Buffer, what: string): string | undefined {
     if (isUtf8(bytes)) return bytes.toString('utf8');
     const type = String(this.#resHeaders['content-type'] ?? 'none');
-    this.#status(Status.INTERNAL, `${m.path}: the app at ${this.#app.key} answered HTTP ${this.#code}, and ${what} is not valid UTF-8 (content-type ${type}; at byte ${utf8ErrorOffset(bytes)}); JSON text must be UTF-8`, 'QB_APP_BAD_ANSWER');
+    this.#status(Status.INTERNAL, `${m.path}: the app at ${this.#app.key} answered HTTP ${this.#code}, and ${what} is not valid UTF-8 (content-type ${type}; at byte ${invalidUtf8Offset(bytes)}); JSON text must be UTF-8`, 'QB_APP_BAD_ANSWER');
     return undefined;
   }
 

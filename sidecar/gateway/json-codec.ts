@@ -3,6 +3,7 @@
 // protojson in test/gateway/), this file bounds the input and turns failures into one message naming the field.
 import './uint8array-base64.ts'; // before @bufbuild/protobuf loads (see there)
 import { fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type Registry } from '@bufbuild/protobuf';
+import { invalidUtf8Offset } from '../../proto/utf8.ts';
 import { locateJsonError } from './json-error-path.ts';
 import { checkStrict } from './json-strict.ts';
 import { fixNumbers, stringifyKeepingNegativeZero } from './json-numbers.ts';
@@ -100,31 +101,8 @@ function decodeUtf8(bytes: Uint8Array, max: number): string {
   try {
     return decoder.decode(bytes);
   } catch {
-    throw new JsonCodecError('', `the JSON body is not valid UTF-8 (at byte ${utf8ErrorOffset(bytes)})`);
+    throw new JsonCodecError('', `the JSON body is not valid UTF-8 (at byte ${invalidUtf8Offset(bytes)})`);
   }
-}
-
-/** Where bytes first stop being UTF-8 (RFC 3629: no overlongs, surrogates or code points past U+10FFFF); -1 if they never do. */
-export function utf8ErrorOffset(b: Uint8Array): number {
-  let i = 0;
-  while (i < b.length) {
-    const c = b[i]!;
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : 0;
-    if (n === 0) return i;
-    let cp = c & (0x3f >> n);
-    for (let k = 1; k <= n; k++) {
-      const d = b[i + k];
-      if (d === undefined || (d & 0xc0) !== 0x80) return i;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    if (cp < (n === 1 ? 0x80 : n === 2 ? 0x800 : 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-    i += n + 1;
-  }
-  return -1;
 }
 
 /**

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import fc from 'fast-check';
-import { JsonCodec, JsonCodecError, utf8ErrorOffset } from '../../sidecar/gateway/json-codec.ts';
+import { invalidUtf8Offset } from '../../proto/utf8.ts';
+import { JsonCodec, JsonCodecError } from '../../sidecar/gateway/json-codec.ts';
 import { loadSchema } from '../../sidecar/gateway/schema.ts';
 
 const schema = loadSchema(join(import.meta.dirname, '..', 'fixtures', 'gateway'));
@@ -121,7 +122,7 @@ test('bytes that are not UTF-8 are refused naming the first bad byte, exactly wh
     return b;
   }));
   fc.assert(fc.property(bytes, (b) => {
-    const at = utf8ErrorOffset(b);
+    const at = invalidUtf8Offset(b);
     assert.equal(at === -1, valid(b));
     if (at !== -1) assert.ok(valid(b.subarray(0, at)) && !valid(b.subarray(0, at + 4 <= b.length ? at + 4 : b.length)), `bad at ${at}`);
   }), { numRuns: 2000 });
